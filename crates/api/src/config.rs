@@ -1,0 +1,40 @@
+//! Settings of a running server (the binary fills them from flags and `DIALTONE_…`).
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// First part of every token: `dt` gives `dt_live_…`.
+    pub key_brand: String,
+    /// Active keys allowed per organization.
+    pub key_cap: usize,
+    /// Requests per second per key; bursts of twice this are allowed.
+    pub rate_limit_per_key: u32,
+    /// Secret under which token digests are computed. Must be the same on every node.
+    pub server_secret: SecretString,
+    /// How often batched usage counters are written.
+    pub usage_flush_interval: Duration,
+    /// How often other nodes' (and operator commands') key changes are picked up.
+    pub key_poll_interval: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy: bool,
+}
+
+impl ServerConfig {
+    pub fn new(server_secret: SecretString) -> Self {
+        ServerConfig {
+            key_brand: "dt".to_owned(),
+            key_cap: 25,
+            rate_limit_per_key: 100,
+            server_secret,
+            usage_flush_interval: Duration::from_secs(10),
+            key_poll_interval: Duration::from_millis(250),
+            max_body_bytes: 256 * 1024,
+            trust_proxy: false,
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! `/v1/contacts` and `/v1/contacts/{id}/notes`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use dialtone_domain::contacts::{Contact, ContactInput, ContactPatch};
+use dialtone_domain::id::looks_like;
+use dialtone_domain::notes::{Note, NoteInput};
+use dialtone_domain::page::{Page, PageRequest};
+use dialtone_domain::{Error, Result};
+use dialtone_store::ContactFilter;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Tenant;
+use crate::error::{ApiResult, Json, Query};
+use crate::keys::PageQuery;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListContactsQuery {
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `meta.next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Case-insensitive text in the name, email, phone number or company.
+    pub search: Option<String>,
+    /// Exact E.164 number.
+    pub phone_number: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// The answer to a delete.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    #[schema(example = "contact")]
+    pub object: &'static str,
+    pub deleted: bool,
+}
+
+fn contact_id(id: &str) -> Result<&str> {
+    if looks_like("ct", id) {
+        Ok(id)
+    } else {
+        Err(Error::NotFound {
+            resource: "contact",
+        })
+    }
+}
+
+/// List contacts
+#[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ListContactsQuery),
+    responses((status = 200, description = "Contacts, newest first", body = Page<Contact>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<ListContactsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let filter = ContactFilter {
+        search: q.search.filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()),
+        phone_number: q.phone_number,
+        email: q.email,
+        external_id: q.external_id,
+    };
+    let rows = state.store.scoped(&t.scope).list_contacts(&filter, &page).await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |c| &c.id)))
+}
+
+/// Create a contact
+#[utoipa::path(post, path = "/v1/contacts", tag = "contacts", request_body = ContactInput,
+    responses((status = 201, description = "The new contact", body = Contact),
+              (status = 409, description = "external_id already used", body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    t: Tenant,
+    Json(input): Json<ContactInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = input.normalize()?;
+    let contact = state.store.scoped(&t.scope).create_contact(input).await?;
+    Ok((StatusCode::CREATED, axum::Json(contact)))
+}
+
+/// Retrieve a contact
+#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "ct_…")),
+    responses((status = 200, description = "The contact", body = Contact)))]
+pub async fn get(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let contact = state.store.scoped(&t.scope).get_contact(contact_id(&id)?).await?;
+    Ok(axum::Json(contact))
+}
+
+/// Update a contact
+///
+/// Fields left out stay as they are; `null` clears a field. `PUT` does the same.
+#[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "ct_…")), request_body = ContactPatch,
+    responses((status = 200, description = "The updated contact", body = Contact)))]
+pub async fn update(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Json(patch): Json<ContactPatch>,
+) -> ApiResult<impl IntoResponse> {
+    let store = state.store.scoped(&t.scope);
+    let current = store.get_contact(contact_id(&id)?).await?;
+    let next = patch.apply(&current)?;
+    Ok(axum::Json(store.update_contact(&id, next).await?))
+}
+
+/// Update a contact (same as `PATCH`)
+#[utoipa::path(put, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "ct_…")), request_body = ContactPatch,
+    responses((status = 200, description = "The updated contact", body = Contact)))]
+pub async fn replace(
+    state: State<AppState>,
+    t: Tenant,
+    id: Path<String>,
+    patch: Json<ContactPatch>,
+) -> ApiResult<impl IntoResponse> {
+    update(state, t, id, patch).await
+}
+
+/// Delete a contact
+///
+/// Deletes the contact and its notes.
+#[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "ct_…")),
+    responses((status = 200, description = "Deleted", body = Deleted)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.scoped(&t.scope).delete_contact(contact_id(&id)?).await?;
+    Ok(axum::Json(Deleted {
+        id,
+        object: "contact",
+        deleted: true,
+    }))
+}
+
+/// List a contact's notes
+#[utoipa::path(get, path = "/v1/contacts/{id}/notes", tag = "contacts",
+    params(("id" = String, Path, description = "ct_…"), PageQuery),
+    responses((status = 200, description = "Notes, newest first", body = Page<Note>)))]
+pub async fn list_notes(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_contact_notes(contact_id(&id)?, &page)
+        .await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |n| &n.id)))
+}
+
+/// Add a note to a contact
+#[utoipa::path(post, path = "/v1/contacts/{id}/notes", tag = "contacts",
+    params(("id" = String, Path, description = "ct_…")), request_body = NoteInput,
+    responses((status = 201, description = "The new note", body = Note)))]
+pub async fn create_note(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Json(input): Json<NoteInput>,
+) -> ApiResult<impl IntoResponse> {
+    input.validate()?;
+    let note = state
+        .store
+        .scoped(&t.scope)
+        .create_contact_note(contact_id(&id)?, &input.content, &t.principal.key_id)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(note)))
+}

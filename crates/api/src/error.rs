@@ -1,0 +1,199 @@
+//! How errors look on the wire: the one place a [`Error`] becomes an HTTP response.
+//!
+//! Policy: every error body is `{"statusCode", "error", "message", …}` with a stable
+//! `error` code; 401 is exactly `{"statusCode":401,"message":"Unauthorized",
+//! "error":"Unauthorized"}`; internal causes are logged with the request id and never
+//! echoed. Body and query rejections from axum are turned into the same shape by the
+//! [`Json`] and [`Query`] extractors of this module.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dialtone_domain::{Error, FieldError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The error body of every non-2xx answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    #[serde(rename = "statusCode")]
+    #[schema(example = 403)]
+    pub status_code: u16,
+    #[schema(example = "INSUFFICIENT_PERMISSIONS")]
+    pub error: &'static str,
+    pub message: String,
+    /// The permission that was missing (403 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "contacts:write")]
+    pub required_permission: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// The exact 401 body (seed 001).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UnauthorizedBody {
+    #[serde(rename = "statusCode")]
+    #[schema(example = 401)]
+    pub status_code: u16,
+    #[schema(example = "Unauthorized")]
+    pub message: &'static str,
+    #[schema(example = "Unauthorized")]
+    pub error: &'static str,
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Validation { .. } => StatusCode::BAD_REQUEST,
+        Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = status_of(&e);
+        if let Error::Unauthorized = e {
+            let mut resp = (
+                status,
+                axum::Json(UnauthorizedBody {
+                    status_code: 401,
+                    message: "Unauthorized",
+                    error: "Unauthorized",
+                }),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+        let message = match &e {
+            Error::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                "An internal error occurred. The request id identifies it in the logs.".to_owned()
+            }
+            Error::Unavailable => "The database is unavailable; retry shortly.".to_owned(),
+            Error::NotFound { resource } => format!("No such {resource}."),
+            other => other.to_string(),
+        };
+        let (required_permission, details) = match &e {
+            Error::Forbidden {
+                required_permission,
+                ..
+            } => (required_permission.map(|p| p.to_string()), None),
+            Error::Validation { details, .. } => (None, serde_json::to_value(details).ok()),
+            Error::Conflict { details, .. } => (None, details.clone()),
+            _ => (None, None),
+        };
+        let mut resp = (
+            status,
+            axum::Json(ErrorBody {
+                status_code: status.as_u16(),
+                error: e.code(),
+                message,
+                required_permission,
+                details,
+            }),
+        )
+            .into_response();
+        if let Error::RateLimited { retry_after_secs } = e {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        resp
+    }
+}
+
+/// `axum::Json` with rejections in dialtone's error shape.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(ApiError(json_rejection(rejection))),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> Error {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType(
+            "Send the body as JSON with Content-Type: application/json.".to_owned(),
+        ),
+        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::PayloadTooLarge
+        }
+        JsonRejection::JsonSyntaxError(e) => Error::Validation {
+            message: format!("The body is not valid JSON: {}", e.body_text()),
+            details: vec![],
+        },
+        JsonRejection::JsonDataError(e) => {
+            let text = e.body_text();
+            let message = text
+                .split_once(": ")
+                .map(|(_, m)| m.to_owned())
+                .unwrap_or(text);
+            Error::Validation {
+                message: format!("The body does not match the expected shape: {message}"),
+                details: vec![FieldError {
+                    field: "body".to_owned(),
+                    message,
+                }],
+            }
+        }
+        other => Error::Validation {
+            message: other.body_text(),
+            details: vec![],
+        },
+    }
+}
+
+/// `axum::extract::Query` with rejections in dialtone's error shape.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError(Error::Validation {
+                    message: format!("Invalid query string: {}", e.body_text()),
+                    details: vec![],
+                }))
+            }
+            Err(other) => Err(ApiError(Error::Validation {
+                message: other.body_text(),
+                details: vec![],
+            })),
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! API keys: the service that issues, rotates and revokes them (used by the REST
+//! routes here and by the operator CLI), and the `/v1/api-keys` and `/v1/me` routes.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use dialtone_domain::auth::{Actor, ApiKey, KeyRequest, Principal, plan_new_key, plan_rotation};
+use dialtone_domain::id::{looks_like, new_id};
+use dialtone_domain::keys::{KeyDigester, generate};
+use dialtone_domain::page::{Page, PageRequest};
+use dialtone_domain::tenancy::Mode;
+use dialtone_domain::time::{Timestamp, now, rfc3339};
+use dialtone_domain::{Error, Result};
+use dialtone_store::{NewKeyRow, Store};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, Json, Query};
+use crate::state::AppState;
+
+/// Issues keys: generates the token, stores only its digest, enforces the cap.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyIssuer<'a> {
+    pub store: &'a Store,
+    pub digester: &'a KeyDigester,
+    pub brand: &'a str,
+    pub cap: usize,
+}
+
+/// A key just created: the only moment its secret exists outside the caller.
+pub struct CreatedKey {
+    pub key: ApiKey,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyIssuer<'_> {
+    pub async fn create(&self, actor: Actor<'_>, org_id: &str, req: KeyRequest) -> Result<CreatedKey> {
+        let spec = plan_new_key(actor, org_id, req, now())?;
+        self.issue(&spec, None).await
+    }
+
+    /// Replaces `old` with a new key of the same name, permissions and scope. The old
+    /// key stays valid until revoked, or until `old_expires_at` when given.
+    pub async fn rotate(
+        &self,
+        actor: Actor<'_>,
+        old: &ApiKey,
+        old_expires_at: Option<Timestamp>,
+    ) -> Result<CreatedKey> {
+        let at = now();
+        if !old.is_active(at) {
+            return Err(Error::Conflict {
+                message: format!("API key {} is {} and cannot be rotated.", old.id, old.status(at)),
+                details: None,
+            });
+        }
+        let spec = plan_rotation(actor, old, at)?;
+        let retire = old_expires_at.map(|t| {
+            let t = t.max(at);
+            (old.id.as_str(), old.expires_at.map_or(t, |e| e.min(t)))
+        });
+        self.issue(&spec, retire).await
+    }
+
+    async fn issue(
+        &self,
+        spec: &dialtone_domain::auth::KeySpec,
+        retire: Option<(&str, Timestamp)>,
+    ) -> Result<CreatedKey> {
+        let token = generate(self.brand, spec.mode);
+        let digest = self.digester.digest(token.secret.expose_secret());
+        let id = new_id("key");
+        let row = NewKeyRow {
+            id: &id,
+            digest: &digest,
+            prefix: &token.prefix,
+            last_four: &token.last_four,
+        };
+        let key = self.store.insert_key(spec, row, self.cap, retire).await?;
+        Ok(CreatedKey {
+            key,
+            secret: token.secret,
+        })
+    }
+}
+
+/// An API key as the API shows it: never the secret, only its last four characters.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    #[schema(example = "key_01jd5x7c2m8n4p6q8r0s2t4v6w")]
+    pub id: String,
+    #[schema(example = "api_key")]
+    pub object: &'static str,
+    pub name: String,
+    pub mode: Mode,
+    pub livemode: bool,
+    /// True when the key holds no `:write` permission.
+    pub read_only: bool,
+    #[schema(value_type = Vec<String>, example = json!(["contacts:read", "calls:read"]))]
+    pub permissions: Vec<String>,
+    /// `organization` for a key that works in every workspace, else `workspace`.
+    pub scope: &'static str,
+    pub workspace_id: Option<String>,
+    #[schema(example = "abcd")]
+    pub last_four: String,
+    /// How the key is displayed after creation, e.g. `dt_live_…abcd`.
+    pub redacted: String,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    pub created_by: String,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Timestamp>,
+    pub rotated_from: Option<String>,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Timestamp>,
+    pub last_ip: Option<String>,
+    /// Authenticated requests in the last 30 days.
+    pub requests_30d: i64,
+}
+
+impl ApiKeyView {
+    pub fn new(key: &ApiKey, at: Timestamp) -> Self {
+        ApiKeyView {
+            id: key.id.clone(),
+            object: "api_key",
+            name: key.name.clone(),
+            mode: key.mode,
+            livemode: key.mode.is_live(),
+            read_only: key.read_only(),
+            permissions: key.permissions.to_strings(),
+            scope: if key.workspace_id.is_some() {
+                "workspace"
+            } else {
+                "organization"
+            },
+            workspace_id: key.workspace_id.clone(),
+            last_four: key.last_four.clone(),
+            redacted: key.masked(),
+            status: key.status(at),
+            created_at: key.created_at,
+            created_by: key.created_by.clone(),
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            rotated_from: key.rotated_from.clone(),
+            last_used_at: key.last_used_at,
+            last_ip: key.last_ip.clone(),
+            requests_30d: key.requests_30d,
+        }
+    }
+}
+
+/// The answer to a creation or rotation: the key and, this once, its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKeyView {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// The full key. Shown only in this response; store it now.
+    #[schema(example = "dt_live_4eC39HqLyjWDarjtT1zdp7dc3bW2Xk9Qa1B2c3")]
+    pub secret: String,
+}
+
+impl CreatedKeyView {
+    pub fn new(created: &CreatedKey) -> Self {
+        CreatedKeyView {
+            key: ApiKeyView::new(&created.key, now()),
+            secret: created.secret.expose_secret().to_owned(),
+        }
+    }
+}
+
+/// `POST /v1/api-keys`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    #[schema(example = "Reporting script")]
+    pub name: String,
+    /// Every `:read` permission and nothing else.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `live` or `test`; defaults to the calling key's mode.
+    pub mode: Option<String>,
+    /// Defaults to full access, or every `:read` with `read_only`.
+    pub permissions: Option<Vec<String>>,
+    /// Scope the key to one workspace; omit for an organization key.
+    pub workspace_id: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyBody {
+    /// When the old key stops working: `now` or an RFC 3339 time. Omit to keep it
+    /// valid until you revoke it.
+    #[schema(value_type = Option<String>, example = "now")]
+    pub old_key_expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `meta.next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The calling key, as `GET /v1/me` shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeView {
+    #[schema(example = "api_key")]
+    pub object: &'static str,
+    pub key_id: String,
+    pub organization_id: String,
+    /// The key's workspace, or `null` for an organization key.
+    pub workspace_id: Option<String>,
+    /// Where an organization key acts without a `Dialtone-Workspace` header.
+    pub default_workspace_id: String,
+    pub scope: &'static str,
+    pub mode: Mode,
+    pub livemode: bool,
+    pub read_only: bool,
+    pub permissions: Vec<String>,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl MeView {
+    pub fn new(p: &Principal) -> Self {
+        MeView {
+            object: "api_key",
+            key_id: p.key_id.clone(),
+            organization_id: p.org_id.clone(),
+            workspace_id: p.workspace_id.clone(),
+            default_workspace_id: p.default_workspace_id.clone(),
+            scope: if p.workspace_id.is_some() {
+                "workspace"
+            } else {
+                "organization"
+            },
+            mode: p.mode,
+            livemode: p.mode.is_live(),
+            read_only: !p.permissions.has_any_write(),
+            permissions: p.permissions.to_strings(),
+            expires_at: p.expires_at,
+        }
+    }
+}
+
+fn issuer(state: &AppState) -> KeyIssuer<'_> {
+    KeyIssuer {
+        store: &state.store,
+        digester: &state.digester,
+        brand: &state.config.key_brand,
+        cap: state.config.key_cap,
+    }
+}
+
+/// Loads a key the caller may see, with this node's unflushed usage merged in.
+async fn visible_key(state: &AppState, caller: &Principal, id: &str) -> Result<ApiKey> {
+    let not_found = Error::NotFound { resource: "api_key" };
+    if !looks_like("key", id) {
+        return Err(not_found);
+    }
+    let mut key = state.store.get_key(&caller.org_id, id).await?;
+    if !caller.can_see_key(&key) {
+        return Err(not_found);
+    }
+    state.usage.merge_into(&mut key);
+    Ok(key)
+}
+
+/// Identify the calling key
+#[utoipa::path(get, path = "/v1/me", tag = "api_keys",
+    responses((status = 200, description = "The calling key", body = MeView)))]
+pub async fn me(Caller(p): Caller) -> impl IntoResponse {
+    axum::Json(MeView::new(&p))
+}
+
+/// Create an API key
+///
+/// The answer holds `secret`, the full key, this once. A key can only create keys
+/// within its own permissions, mode, workspace and lifetime.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api_keys", request_body = CreateKeyBody,
+    responses((status = 201, description = "The new key, with its secret", body = CreatedKeyView),
+              (status = 409, description = "The organization's key limit is reached", body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Json(body): Json<CreateKeyBody>,
+) -> ApiResult<impl IntoResponse> {
+    let req = KeyRequest {
+        name: body.name,
+        read_only: body.read_only,
+        mode: body.mode.as_deref().map(str::parse).transpose()?,
+        permissions: body.permissions,
+        workspace_id: body.workspace_id,
+        expires_at: body.expires_at.map(dialtone_domain::time::truncate),
+    };
+    let created = issuer(&state)
+        .create(Actor::Key(&p), &p.org_id, req)
+        .await?;
+    tracing::info!(key_id = %created.key.id, by = %p.key_id, "api key created");
+    Ok((StatusCode::CREATED, axum::Json(CreatedKeyView::new(&created))))
+}
+
+/// List API keys
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api_keys", params(PageQuery),
+    responses((status = 200, description = "Keys, newest first", body = Page<ApiKeyView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let mode = (p.mode == Mode::Test).then_some(Mode::Test);
+    let keys = state
+        .store
+        .list_keys(&p.org_id, p.workspace_id.as_deref(), mode, &page)
+        .await?;
+    let at = now();
+    let page = Page::from_rows(keys, &page, |k| &k.id).map(|mut k| {
+        state.usage.merge_into(&mut k);
+        ApiKeyView::new(&k, at)
+    });
+    Ok(axum::Json(page))
+}
+
+/// Retrieve an API key
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api_keys",
+    params(("id" = String, Path, description = "key_…")),
+    responses((status = 200, description = "The key", body = ApiKeyView)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let key = visible_key(&state, &p, &id).await?;
+    Ok(axum::Json(ApiKeyView::new(&key, now())))
+}
+
+/// Revoke an API key
+///
+/// Immediate and permanent: the next request with the key gets 401.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api_keys",
+    params(("id" = String, Path, description = "key_…")),
+    responses((status = 200, description = "The revoked key", body = ApiKeyView)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    visible_key(&state, &p, &id).await?;
+    let key = state.store.revoke_key(&p.org_id, &id).await?;
+    state.key_cache.evict(&id);
+    tracing::info!(key_id = %id, by = %p.key_id, "api key revoked");
+    Ok(axum::Json(ApiKeyView::new(&key, now())))
+}
+
+/// Rotate an API key
+///
+/// Issues a replacement with the same name, permissions and scope. The old key keeps
+/// working until you revoke it, or until `old_key_expires_at`.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api_keys",
+    params(("id" = String, Path, description = "key_…")),
+    request_body(content = Option<RotateKeyBody>),
+    responses((status = 201, description = "The replacement key, with its secret", body = CreatedKeyView)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let body: RotateKeyBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKeyBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::validation("body", format!("The body does not match the expected shape: {e}"))
+        })?
+    };
+    let old_expires_at = match body.old_key_expires_at.as_deref() {
+        None => None,
+        Some("now") => Some(now()),
+        Some(t) => Some(dialtone_domain::time::truncate(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|_| {
+                    Error::validation(
+                        "old_key_expires_at",
+                        "old_key_expires_at must be \"now\" or an RFC 3339 time",
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        )),
+    };
+    let old = visible_key(&state, &p, &id).await?;
+    let created = issuer(&state)
+        .rotate(Actor::Key(&p), &old, old_expires_at)
+        .await?;
+    state.key_cache.evict(&id);
+    tracing::info!(key_id = %id, new_key_id = %created.key.id, by = %p.key_id, "api key rotated");
+    Ok((StatusCode::CREATED, axum::Json(CreatedKeyView::new(&created))))
+}

@@ -1,0 +1,27 @@
+//! The dialtone HTTP server.
+//!
+//! [`App::start`] takes a bound listener and a [`Store`] and serves the REST API under
+//! `/v1`, the OpenAPI document and docs page, `/healthz`, `/readyz` and `/metrics`,
+//! and runs the background tasks (usage flushing, key-change polling).
+//!
+//! Map of the crate:
+//! - [`router`]: every route in one table, with the permission each needs;
+//! - [`auth`]: bearer-key authentication, the key cache, usage counting, rate limits;
+//! - [`keys`]: the API-key service (also used by the CLI) and its routes;
+//! - [`contacts`]: contacts and contact notes;
+//! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
+//! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
+
+pub mod auth;
+pub mod config;
+pub mod contacts;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod router;
+mod state;
+
+pub use config::ServerConfig;
+pub use state::{App, AppState};

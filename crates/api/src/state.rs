@@ -1,0 +1,205 @@
+//! The shared state of a server and its lifecycle: start, background tasks, shutdown.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, RwLock};
+
+use dialtone_domain::keys::KeyDigester;
+use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::{Error, Result};
+use dialtone_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::cache::KeyCache;
+use crate::auth::ratelimit::RateLimiter;
+use crate::auth::usage::UsageCounter;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub store: Store,
+    pub config: ServerConfig,
+    pub digester: KeyDigester,
+    pub key_cache: KeyCache,
+    pub usage: UsageCounter,
+    pub rate_limiter: RateLimiter,
+    pub metrics: Metrics,
+    workspaces_seen: RwLock<HashSet<(String, String)>>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ServerConfig) -> Self {
+        AppState(Arc::new(Inner {
+            digester: KeyDigester::new(&config.server_secret),
+            rate_limiter: RateLimiter::new(config.rate_limit_per_key),
+            store,
+            config,
+            key_cache: KeyCache::default(),
+            usage: UsageCounter::default(),
+            metrics: Metrics::new(),
+            workspaces_seen: RwLock::new(HashSet::new()),
+        }))
+    }
+
+    /// Checks that a workspace belongs to an organization (remembered once seen:
+    /// workspaces are never moved between organizations).
+    pub async fn check_workspace(&self, org_id: &str, workspace_id: &str) -> Result<()> {
+        let pair = (org_id.to_owned(), workspace_id.to_owned());
+        if self
+            .workspaces_seen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&pair)
+        {
+            return Ok(());
+        }
+        self.store.get_workspace(org_id, workspace_id).await?;
+        self.workspaces_seen
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pair);
+        Ok(())
+    }
+
+    /// Writes the usage counted in memory; counts are put back if the write fails.
+    pub async fn flush_usage(&self) -> Result<()> {
+        let deltas = self.usage.drain();
+        if let Err(e) = self.store.flush_usage(&deltas).await {
+            self.usage.restore(deltas);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Applies key changes recorded since `since`; returns the newest change time seen.
+    async fn poll_key_changes(&self, since: Timestamp, applied: &mut HashSet<(String, Timestamp)>) -> Result<Timestamp> {
+        // Re-read a margin before the watermark: on PostgreSQL a change can commit
+        // after a later-stamped one. Evicting twice is harmless; `applied` avoids it.
+        let margin = chrono::TimeDelta::seconds(2);
+        let changes = self.store.key_changes_since(since - margin).await?;
+        let mut newest = since;
+        for c in changes {
+            newest = newest.max(c.changed_at);
+            if applied.insert((c.key_id.clone(), c.changed_at)) {
+                self.key_cache.evict(&c.key_id);
+            }
+        }
+        applied.retain(|(_, at)| *at >= newest - margin);
+        Ok(newest)
+    }
+}
+
+/// A running server.
+pub struct App {
+    pub state: AppState,
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl App {
+    /// Serves on `listener` (bind port 0 in tests) and starts the background tasks.
+    pub async fn start(listener: TcpListener, store: Store, config: ServerConfig) -> Result<App> {
+        let addr = listener.local_addr().map_err(Error::internal)?;
+        let state = AppState::new(store, config);
+        let router = crate::router::build(state.clone());
+        let (shutdown, mut rx) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+        });
+        let tasks = vec![
+            tokio::spawn(usage_flusher(state.clone(), shutdown.subscribe())),
+            tokio::spawn(key_change_poller(state.clone(), shutdown.subscribe())),
+        ];
+        Ok(App {
+            state,
+            addr,
+            shutdown,
+            server,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, finishes in-flight requests, writes pending usage.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Err(e) = self.server.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.state.flush_usage().await {
+            tracing::error!(error = %e, "could not write usage counters at shutdown");
+        }
+    }
+
+    /// Waits until the server stops on its own (it only does on error).
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        match (&mut self.server).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+async fn usage_flusher(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.usage_flush_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = state.flush_usage().await {
+            tracing::warn!(error = %e, "usage flush failed; will retry");
+        }
+    }
+}
+
+async fn key_change_poller(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.key_poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watermark = now();
+    let mut applied = HashSet::new();
+    let mut last_prune = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match state.poll_key_changes(watermark, &mut applied).await {
+            Ok(w) => watermark = w,
+            Err(e) => tracing::warn!(error = %e, "polling key changes failed; will retry"),
+        }
+        if last_prune.elapsed() > std::time::Duration::from_secs(3600) {
+            last_prune = std::time::Instant::now();
+            if let Err(e) = state.store.prune_key_changes(now() - chrono::TimeDelta::days(1)).await {
+                tracing::warn!(error = %e, "pruning key changes failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Command-line interface: flags, environment, and what each command does.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use dialtone_api::keys::{ApiKeyView, CreatedKeyView, KeyIssuer};
+use dialtone_api::{App, ServerConfig};
+use dialtone_domain::auth::{Actor, KeyRequest};
+use dialtone_domain::keys::{KeyDigester, generate_server_secret, valid_brand};
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::tenancy::Mode;
+use dialtone_domain::time::now;
+use dialtone_store::Store;
+use secrecy::{ExposeSecret, SecretString};
+use tracing_subscriber::EnvFilter;
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Parser)]
+#[command(name = "dialtone", version, about = "The self-hosted public API of a calling platform")]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Where the SQLite database (and its secret) live.
+    #[arg(long, env = "DIALTONE_DATA_DIR", default_value = "./dialtone-data", global = true)]
+    data_dir: PathBuf,
+    /// Use PostgreSQL instead of SQLite (wins over --data-dir).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
+    /// Secret for key digests; the same on every node. Default (SQLite): generated
+    /// once into <data-dir>/secret.key. Required with PostgreSQL.
+    #[arg(long, env = "DIALTONE_SECRET_KEY", hide_env_values = true, global = true)]
+    secret_key: Option<String>,
+    /// First part of every key: `dt` gives dt_live_…
+    #[arg(long, env = "DIALTONE_KEY_BRAND", default_value = "dt", global = true)]
+    key_brand: String,
+    /// Active API keys allowed per organization.
+    #[arg(long, env = "DIALTONE_KEY_CAP", default_value_t = 25, global = true)]
+    key_cap: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (and run the background workers).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit (serve does this too).
+    Migrate,
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Workspaces of an organization.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// API keys, straight on the database (bootstrap and break-glass).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[arg(long, env = "DIALTONE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Requests per second per key (bursts of twice this).
+    #[arg(long, env = "DIALTONE_RATE_LIMIT_PER_KEY", default_value_t = 100)]
+    rate_limit_per_key: u32,
+    /// How often usage counters are written, in milliseconds.
+    #[arg(long, env = "DIALTONE_USAGE_FLUSH_MS", default_value_t = 10_000)]
+    usage_flush_ms: u64,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "DIALTONE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    max_body_bytes: usize,
+    /// Trust X-Forwarded-For for the client address (only behind your own proxy).
+    #[arg(long, env = "DIALTONE_TRUST_PROXY")]
+    trust_proxy: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organization (with its default workspace).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List organizations.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace in an organization.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key; prints its secret once.
+    Create(CreateKeyArgs),
+    /// List an organization's keys.
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key, effective on every server within a second.
+    Revoke {
+        key_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CreateKeyArgs {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    name: String,
+    /// Scope the key to one workspace (default: an organization key).
+    #[arg(long)]
+    workspace: Option<String>,
+    /// A test key: simulated calls, test data only.
+    #[arg(long)]
+    test: bool,
+    /// Every :read permission and nothing else.
+    #[arg(long)]
+    read_only: bool,
+    /// Comma-separated, e.g. contacts:read,calls:write (default: full access).
+    #[arg(long, value_delimiter = ',')]
+    permissions: Option<Vec<String>>,
+    /// RFC 3339 time after which the key stops working.
+    #[arg(long)]
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Reads the server secret: the flag/env, else `<data-dir>/secret.key` (SQLite only),
+/// created on first start with owner-only permissions.
+fn server_secret(g: &Global) -> Result<SecretString, AnyError> {
+    if let Some(s) = &g.secret_key {
+        if s.len() < 16 {
+            return Err("DIALTONE_SECRET_KEY must be at least 16 characters".into());
+        }
+        return Ok(SecretString::from(s.clone()));
+    }
+    if g.database_url.is_some() {
+        return Err("with DATABASE_URL, set DIALTONE_SECRET_KEY too (the same value on every node), e.g. `openssl rand -base64 48`".into());
+    }
+    let path = g.data_dir.join("secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(SecretString::from(s.trim().to_owned())),
+        Ok(_) => Err(format!("{} is empty", path.display()).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&g.data_dir)?;
+            let secret = generate_server_secret();
+            write_private(&path, secret.expose_secret())?;
+            Ok(secret)
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display()).into()),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+async fn open_store(g: &Global) -> Result<Store, AnyError> {
+    Ok(match &g.database_url {
+        Some(url) => Store::open_postgres(url).await?,
+        None => Store::open_sqlite(&g.data_dir).await?,
+    })
+}
+
+/// Opens the store and checks the secret is the one this database was set up with
+/// (otherwise every existing key would be refused, silently).
+async fn open(g: &Global) -> Result<(Store, SecretString), AnyError> {
+    if !valid_brand(&g.key_brand) {
+        return Err("--key-brand must be 1 to 16 lowercase letters or digits, starting with a letter".into());
+    }
+    let secret = server_secret(g)?;
+    let store = open_store(g).await?;
+    let check = hex_digest(&KeyDigester::new(&secret), "dialtone secret check");
+    let stored = store.setting_or_insert("secret_check", &check).await?;
+    if stored != check {
+        return Err("the server secret does not match the one this database was created with; set DIALTONE_SECRET_KEY to the original value".into());
+    }
+    Ok((store, secret))
+}
+
+fn hex_digest(d: &KeyDigester, s: &str) -> String {
+    d.digest(s).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), AnyError> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> Result<(), AnyError> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Serve(args) => serve(g, args).await,
+        Command::Migrate => {
+            open(g).await?.0.close().await;
+            eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::Org(OrgCommand::Create { name, json }) => {
+            let (store, _) = open(g).await?;
+            let org = store.create_org(name.trim()).await?;
+            if json {
+                print_json(&org)?;
+            } else {
+                println!("created organization {} (default workspace {})", org.id, org.default_workspace_id);
+                println!("next: dialtone keys create --org {} --name \"My first key\"", org.id);
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Org(OrgCommand::List { json }) => {
+            let (store, _) = open(g).await?;
+            let orgs = store.list_orgs().await?;
+            if json {
+                print_json(&orgs)?;
+            } else {
+                for o in orgs {
+                    println!("{}\t{}\t{}", o.id, o.default_workspace_id, o.name);
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Workspace(WorkspaceCommand::Create { org, name, json }) => {
+            let (store, _) = open(g).await?;
+            let ws = store.create_workspace(&org, name.trim()).await?;
+            if json {
+                print_json(&ws)?;
+            } else {
+                println!("created workspace {} in {}", ws.id, ws.org_id);
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Keys(cmd) => keys(g, cmd).await,
+    }
+}
+
+async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
+    let (store, secret) = open(g).await?;
+    let result = match cmd {
+        KeysCommand::Create(a) => {
+            let digester = KeyDigester::new(&secret);
+            let issuer = KeyIssuer {
+                store: &store,
+                digester: &digester,
+                brand: &g.key_brand,
+                cap: g.key_cap,
+            };
+            store.get_org(&a.org).await?;
+            let req = KeyRequest {
+                name: a.name,
+                read_only: a.read_only,
+                mode: Some(if a.test { Mode::Test } else { Mode::Live }),
+                permissions: a.permissions,
+                workspace_id: a.workspace,
+                expires_at: a.expires_at.map(dialtone_domain::time::truncate),
+            };
+            let created = issuer.create(Actor::Operator, &a.org, req).await?;
+            if a.json {
+                print_json(&CreatedKeyView::new(&created))
+            } else {
+                println!("{}", created.secret.expose_secret());
+                eprintln!(
+                    "created {} ({}); the key above is shown once, store it now",
+                    created.key.id,
+                    if created.key.read_only() { "read-only" } else { "full access" }
+                );
+                Ok(())
+            }
+        }
+        KeysCommand::List { org, json } => {
+            let at = now();
+            let mut all = Vec::new();
+            let mut page = PageRequest::new(Some(100), None)?;
+            loop {
+                let rows = store.list_keys(&org, None, None, &page).await?;
+                let more = rows.len() > 100;
+                all.extend(rows.into_iter().take(100));
+                match (more, all.last()) {
+                    (true, Some(last)) => page.before_id = Some(last.id.clone()),
+                    _ => break,
+                }
+            }
+            let views: Vec<ApiKeyView> = all.iter().map(|k| ApiKeyView::new(k, at)).collect();
+            if json {
+                print_json(&views)
+            } else {
+                for v in views {
+                    println!("{}\t{}\t{}\t{}\t{}", v.id, v.redacted, v.status, if v.read_only { "read-only" } else { "full" }, v.name);
+                }
+                Ok(())
+            }
+        }
+        KeysCommand::Revoke { key_id, json } => {
+            let key = store.revoke_key_any_org(&key_id).await?;
+            if json {
+                print_json(&ApiKeyView::new(&key, now()))
+            } else {
+                println!("revoked {}", key.id);
+                Ok(())
+            }
+        }
+    };
+    store.close().await;
+    result
+}
+
+async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
+    init_logging(args.log_format == "json");
+    let (store, secret) = open(g).await?;
+    let first_run = store.list_orgs().await?.is_empty();
+    let mut config = ServerConfig::new(secret);
+    config.key_brand = g.key_brand.clone();
+    config.key_cap = g.key_cap;
+    config.rate_limit_per_key = args.rate_limit_per_key;
+    config.usage_flush_interval = Duration::from_millis(args.usage_flush_ms.max(50));
+    config.max_body_bytes = args.max_body_bytes;
+    config.trust_proxy = args.trust_proxy;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let mut app = App::start(listener, store.clone(), config).await?;
+    let backend = match &g.database_url {
+        Some(_) => "PostgreSQL".to_owned(),
+        None => format!("SQLite in {}", g.data_dir.display()),
+    };
+    tracing::info!(addr = %app.addr, %backend, "dialtone listening");
+    if first_run {
+        let data = match &g.database_url {
+            Some(_) => String::new(),
+            None => format!(" --data-dir {}", g.data_dir.display()),
+        };
+        eprintln!(
+            "\nWelcome to dialtone. There is no organization yet; create one and a first key:\n\n  \
+             dialtone org create --name \"My company\"{data}\n  \
+             dialtone keys create --org org_… --name \"First key\"{data}\n\n\
+             The key is printed once by that command (never logged). Then:\n  \
+             curl -H \"Authorization: Bearer dt_live_…\" http://{}/v1/me\n",
+            app.addr
+        );
+    }
+    tokio::select! {
+        r = app.wait() => r?,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            app.shutdown().await;
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

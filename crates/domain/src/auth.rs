@@ -1,0 +1,393 @@
+//! Who is calling and what they may do: the one place permissions are decided.
+//!
+//! A [`Principal`] is an authenticated API key. REST handlers, MCP tools and the
+//! dashboard all call [`Principal::require`] and [`Principal::scope`]; key creation and
+//! rotation go through [`plan_new_key`], which enforces that a key can only create
+//! keys within its own permissions, mode, scope and lifetime.
+
+use crate::error::{Error, Result, Validator};
+use crate::permissions::{Permission, Permissions, Resource};
+use crate::tenancy::{Mode, Scope};
+use crate::time::Timestamp;
+
+/// An API key as stored (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub org_id: String,
+    /// `None` for an organization-level key.
+    pub workspace_id: Option<String>,
+    pub name: String,
+    pub mode: Mode,
+    pub permissions: Permissions,
+    /// `{brand}_{mode}_`, so the key can be shown as `dt_live_…abcd`.
+    pub prefix: String,
+    pub last_four: String,
+    pub created_at: Timestamp,
+    /// `key_…` of the key that created it, `user_…`, or `cli`.
+    pub created_by: String,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// The key this one replaced, when it came from a rotation.
+    pub rotated_from: Option<String>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_ip: Option<String>,
+    pub requests_30d: i64,
+}
+
+impl ApiKey {
+    pub fn read_only(&self) -> bool {
+        !self.permissions.has_any_write()
+    }
+
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+
+    pub fn status(&self, now: Timestamp) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if !self.is_active(now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+
+    /// What the key looks like after creation: `dt_live_…abcd`.
+    pub fn masked(&self) -> String {
+        format!("{}…{}", self.prefix, self.last_four)
+    }
+}
+
+/// The authenticated caller of a request: one active API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub org_id: String,
+    /// `None` for an organization-level key.
+    pub workspace_id: Option<String>,
+    /// Where an organization-level key acts when no `Dialtone-Workspace` is sent.
+    pub default_workspace_id: String,
+    pub mode: Mode,
+    pub permissions: Permissions,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Principal {
+    pub fn from_key(key: &ApiKey, default_workspace_id: String) -> Self {
+        Principal {
+            key_id: key.id.clone(),
+            org_id: key.org_id.clone(),
+            workspace_id: key.workspace_id.clone(),
+            default_workspace_id,
+            mode: key.mode,
+            permissions: key.permissions,
+            expires_at: key.expires_at,
+        }
+    }
+
+    /// Refuses with 403 `INSUFFICIENT_PERMISSIONS` unless the key holds `p`.
+    pub fn require(&self, p: Permission) -> Result<()> {
+        if self.permissions.allows(p) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(p))
+        }
+    }
+
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+
+    /// The scope a request acts in. `requested` is the `Dialtone-Workspace` header.
+    ///
+    /// A workspace key may only name its own workspace. For an organization key the
+    /// caller must still check that the named workspace belongs to the organization.
+    pub fn scope(&self, requested: Option<&str>) -> Result<Scope> {
+        let workspace_id = match (&self.workspace_id, requested) {
+            (Some(own), None) => own.clone(),
+            (Some(own), Some(asked)) if asked == own => own.clone(),
+            (Some(own), Some(_)) => {
+                return Err(Error::Forbidden {
+                    message: format!(
+                        "This API key belongs to workspace {own} and cannot act in another workspace."
+                    ),
+                    required_permission: None,
+                });
+            }
+            (None, None) => self.default_workspace_id.clone(),
+            (None, Some(asked)) => asked.to_owned(),
+        };
+        Ok(Scope {
+            org_id: self.org_id.clone(),
+            workspace_id,
+            mode: self.mode,
+        })
+    }
+
+    /// Whether this key may see (and so manage) another key of its organization.
+    /// Workspace keys see their workspace's keys; test keys see test keys only.
+    pub fn can_see_key(&self, key: &ApiKey) -> bool {
+        key.org_id == self.org_id
+            && (self.workspace_id.is_none() || key.workspace_id == self.workspace_id)
+            && (self.mode == Mode::Live || key.mode == Mode::Test)
+    }
+}
+
+/// Who asks for a new key.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// An operator at the command line: may create any key of the organization.
+    Operator,
+    /// A user of the dashboard: may create any key of their organization.
+    User(&'a str),
+    /// An API key with `api_keys:write`: only keys within its own reach.
+    Key(&'a Principal),
+}
+
+impl Actor<'_> {
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Operator => "cli".to_owned(),
+            Actor::User(id) => (*id).to_owned(),
+            Actor::Key(p) => p.key_id.clone(),
+        }
+    }
+}
+
+/// A request for a new key, as the API, the CLI and the dashboard receive it.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRequest {
+    pub name: String,
+    pub read_only: bool,
+    pub mode: Option<Mode>,
+    pub permissions: Option<Vec<String>>,
+    pub workspace_id: Option<String>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A key creation that passed every rule; storage still enforces the cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    pub org_id: String,
+    pub name: String,
+    pub mode: Mode,
+    pub permissions: Permissions,
+    pub workspace_id: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub created_by: String,
+    pub rotated_from: Option<String>,
+}
+
+pub const KEY_NAME_MAX: usize = 100;
+
+/// Decides whether `actor` may create the key `req` asks for, and what it will be.
+pub fn plan_new_key(
+    actor: Actor<'_>,
+    org_id: &str,
+    req: KeyRequest,
+    now: Timestamp,
+) -> Result<KeySpec> {
+    let name = req.name.trim().to_owned();
+    let mut v = Validator::new();
+    v.check(!name.is_empty(), "name", "name must not be empty");
+    v.max_len("name", Some(&name), KEY_NAME_MAX);
+    let mut permissions = match &req.permissions {
+        None if req.read_only => Permissions::read_only(),
+        None => Permissions::full(),
+        Some(list) => match Permissions::parse_list(list.iter().map(String::as_str)) {
+            Ok(p) => p,
+            Err(Error::Validation { details, .. }) => {
+                for d in details {
+                    v.push(&d.field, d.message);
+                }
+                Permissions::NONE
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    if let Some(list) = &req.permissions {
+        v.check(!list.is_empty(), "permissions", "permissions must not be empty");
+        if req.read_only && permissions.has_any_write() {
+            v.push(
+                "permissions",
+                "a read-only key cannot hold a :write permission",
+            );
+        }
+    }
+    if let Some(e) = req.expires_at {
+        v.check(e > now, "expires_at", "expires_at must be in the future");
+    }
+    v.finish()?;
+
+    let mut mode = req.mode.unwrap_or(Mode::Live);
+    let mut workspace_id = req.workspace_id;
+    let mut expires_at = req.expires_at;
+    if let Actor::Key(p) = actor {
+        if req.mode.is_none() {
+            mode = p.mode;
+        }
+        if let Some(missing) = permissions.first_missing_from(p.permissions) {
+            return Err(Error::Forbidden {
+                message: format!(
+                    "An API key can only create keys within its own permissions; this key lacks {missing}."
+                ),
+                required_permission: Some(missing),
+            });
+        }
+        if p.mode == Mode::Test && mode == Mode::Live {
+            return Err(scope_error("A test key cannot create a live key."));
+        }
+        if let Some(own) = &p.workspace_id {
+            match &workspace_id {
+                None => workspace_id = Some(own.clone()),
+                Some(asked) if asked == own => {}
+                Some(_) => {
+                    return Err(scope_error(
+                        "A workspace key can only create keys in its own workspace.",
+                    ));
+                }
+            }
+        }
+        if let Some(limit) = p.expires_at {
+            match expires_at {
+                None => expires_at = Some(limit),
+                Some(e) if e <= limit => {}
+                Some(_) => {
+                    return Err(scope_error(
+                        "A key cannot create a key that outlives it (expires_at is later than this key's).",
+                    ));
+                }
+            }
+        }
+    }
+    permissions = Permissions::from_iter(permissions.iter());
+    Ok(KeySpec {
+        org_id: org_id.to_owned(),
+        name,
+        mode,
+        permissions,
+        workspace_id,
+        expires_at,
+        created_by: actor.label(),
+        rotated_from: None,
+    })
+}
+
+/// The replacement of `old` in a rotation: same name, mode, permissions and scope,
+/// subject to the same rules as any new key.
+pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<KeySpec> {
+    let req = KeyRequest {
+        name: old.name.clone(),
+        read_only: false,
+        mode: Some(old.mode),
+        permissions: Some(old.permissions.to_strings()),
+        workspace_id: old.workspace_id.clone(),
+        expires_at: old.expires_at.filter(|e| *e > now),
+    };
+    let mut spec = plan_new_key(actor, &old.org_id, req, now)?;
+    spec.rotated_from = Some(old.id.clone());
+    Ok(spec)
+}
+
+fn scope_error(message: &str) -> Error {
+    Error::Forbidden {
+        message: message.to_owned(),
+        required_permission: None,
+    }
+}
+
+/// The permission an operation on a resource needs.
+pub fn needs(resource: Resource, write: bool) -> Permission {
+    if write {
+        Permission::write(resource)
+    } else {
+        Permission::read(resource)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::now;
+
+    fn principal(perms: Permissions, ws: Option<&str>, mode: Mode) -> Principal {
+        Principal {
+            key_id: "key_a".into(),
+            org_id: "org_a".into(),
+            workspace_id: ws.map(str::to_owned),
+            default_workspace_id: "ws_default".into(),
+            mode,
+            permissions: perms,
+            expires_at: None,
+        }
+    }
+
+    fn req(perms: Option<&[&str]>) -> KeyRequest {
+        KeyRequest {
+            name: "k".into(),
+            permissions: perms.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_to_full_access_and_read_only_toggle_means_every_read() {
+        let spec = plan_new_key(Actor::Operator, "org_a", req(None), now()).expect("ok");
+        assert!(spec.permissions.is_full());
+        let mut r = req(None);
+        r.read_only = true;
+        let spec = plan_new_key(Actor::Operator, "org_a", r, now()).expect("ok");
+        assert_eq!(spec.permissions, Permissions::read_only());
+    }
+
+    #[test]
+    fn read_only_with_a_write_permission_is_invalid() {
+        let mut r = req(Some(&["contacts:write"]));
+        r.read_only = true;
+        let err = plan_new_key(Actor::Operator, "org_a", r, now()).expect_err("invalid");
+        assert!(matches!(err, Error::Validation { .. }));
+    }
+
+    #[test]
+    fn a_key_cannot_create_a_broader_key() {
+        let p = principal(
+            Permissions::parse_list(["contacts:read", "api_keys:write"]).expect("valid"),
+            None,
+            Mode::Live,
+        );
+        let err = plan_new_key(Actor::Key(&p), "org_a", req(None), now()).expect_err("broader");
+        assert!(matches!(err, Error::Forbidden { .. }));
+        let ok = plan_new_key(Actor::Key(&p), "org_a", req(Some(&["contacts:read"])), now());
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn scope_mode_and_lifetime_are_inherited_limits() {
+        let mut p = principal(Permissions::full(), Some("ws_1"), Mode::Test);
+        let spec = plan_new_key(Actor::Key(&p), "org_a", req(None), now()).expect("ok");
+        assert_eq!(spec.workspace_id.as_deref(), Some("ws_1"));
+        assert_eq!(spec.mode, Mode::Test);
+        let mut r = req(None);
+        r.workspace_id = Some("ws_2".into());
+        assert!(plan_new_key(Actor::Key(&p), "org_a", r, now()).is_err());
+        let mut r = req(None);
+        r.mode = Some(Mode::Live);
+        assert!(plan_new_key(Actor::Key(&p), "org_a", r, now()).is_err());
+        let limit = now() + chrono::TimeDelta::hours(1);
+        p.expires_at = Some(limit);
+        let spec = plan_new_key(Actor::Key(&p), "org_a", req(None), now()).expect("ok");
+        assert_eq!(spec.expires_at, Some(limit));
+    }
+
+    #[test]
+    fn workspace_keys_stay_in_their_workspace() {
+        let p = principal(Permissions::full(), Some("ws_1"), Mode::Live);
+        assert_eq!(p.scope(None).expect("own").workspace_id, "ws_1");
+        assert!(p.scope(Some("ws_2")).is_err());
+        let org = principal(Permissions::full(), None, Mode::Live);
+        assert_eq!(org.scope(None).expect("default").workspace_id, "ws_default");
+        assert_eq!(org.scope(Some("ws_2")).expect("named").workspace_id, "ws_2");
+    }
+}

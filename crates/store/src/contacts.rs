@@ -1,0 +1,353 @@
+//! Contacts and their notes, always inside one [`Scoped`] tenant.
+
+use dialtone_domain::contacts::{Contact, ContactInput};
+use dialtone_domain::id::new_id;
+use dialtone_domain::notes::Note;
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::{Error, Result};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+
+use crate::{Scoped, db_error, is_unique_violation, read, write};
+
+/// Filters of `GET /v1/contacts`.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    /// Case-insensitive substring of name, email, phone number or company.
+    pub search: Option<String>,
+    pub phone_number: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: String,
+    workspace_id: String,
+    livemode: bool,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone_number: Option<String>,
+    email: Option<String>,
+    company: Option<String>,
+    job_title: Option<String>,
+    external_id: Option<String>,
+    custom_fields: Json<Map<String, Value>>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<ContactRow> for Contact {
+    fn from(r: ContactRow) -> Contact {
+        Contact {
+            id: r.id,
+            object: "contact",
+            workspace_id: r.workspace_id,
+            livemode: r.livemode,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            phone_number: r.phone_number,
+            email: r.email,
+            company: r.company,
+            job_title: r.job_title,
+            external_id: r.external_id,
+            custom_fields: r.custom_fields.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct NoteRow {
+    id: String,
+    contact_id: Option<String>,
+    content: String,
+    created_by: String,
+    livemode: bool,
+    created_at: Timestamp,
+}
+
+impl From<NoteRow> for Note {
+    fn from(r: NoteRow) -> Note {
+        Note {
+            id: r.id,
+            object: "note",
+            contact_id: r.contact_id,
+            content: r.content,
+            created_by: r.created_by,
+            livemode: r.livemode,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Scope conditions shared by every contact query: `$1` org, `$2` workspace, `$3` mode.
+macro_rules! in_scope {
+    () => {
+        "org_id = $1 AND workspace_id = $2 AND livemode = $3"
+    };
+}
+
+macro_rules! contact_columns {
+    () => {
+        "SELECT id, workspace_id, livemode, first_name, last_name, phone_number, email, company, \
+         job_title, external_id, custom_fields, created_at, updated_at FROM contacts "
+    };
+}
+
+fn external_id_conflict(e: sqlx::Error) -> Error {
+    if is_unique_violation(&e) {
+        Error::Conflict {
+            message: "a contact with this external_id already exists".to_owned(),
+            details: None,
+        }
+    } else {
+        db_error(e)
+    }
+}
+
+/// `%term%` for LIKE, with the wildcards of `term` escaped.
+fn like_pattern(term: &str) -> String {
+    let mut p = String::with_capacity(term.len() + 2);
+    p.push('%');
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl Scoped<'_> {
+    pub async fn list_contacts(
+        &self,
+        filter: &ContactFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Contact>> {
+        let s = self.scope;
+        let rows = read!(self.store, |c| sqlx::query_as::<_, ContactRow>(concat!(
+            contact_columns!(),
+            "WHERE ",
+            in_scope!(),
+            " AND ($4 IS NULL OR id < $4) \
+             AND ($5 IS NULL OR lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '') \
+                 || ' ' || COALESCE(email, '') || ' ' || COALESCE(phone_number, '') || ' ' \
+                 || COALESCE(company, '')) LIKE $5 ESCAPE '\\') \
+             AND ($6 IS NULL OR phone_number = $6) \
+             AND ($7 IS NULL OR email = $7) \
+             AND ($8 IS NULL OR external_id = $8) \
+             ORDER BY id DESC LIMIT $9"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(&page.before_id)
+        .bind(filter.search.as_deref().map(like_pattern))
+        .bind(&filter.phone_number)
+        .bind(&filter.email)
+        .bind(&filter.external_id)
+        .bind(page.fetch_limit())
+        .fetch_all(c)
+        .await)
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(Contact::from).collect())
+    }
+
+    pub async fn get_contact(&self, id: &str) -> Result<Contact> {
+        let s = self.scope;
+        let row = read!(self.store, |c| sqlx::query_as::<_, ContactRow>(concat!(
+            contact_columns!(),
+            "WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_error)?;
+        row.map(Contact::from).ok_or(Error::NotFound {
+            resource: "contact",
+        })
+    }
+
+    /// Inserts a contact from an input already checked by [`ContactInput::normalize`].
+    pub async fn create_contact(&self, input: ContactInput) -> Result<Contact> {
+        let s = self.scope;
+        let at = now();
+        let contact = Contact {
+            id: new_id("ct"),
+            object: "contact",
+            workspace_id: s.workspace_id.clone(),
+            livemode: s.livemode(),
+            first_name: input.first_name,
+            last_name: input.last_name,
+            phone_number: input.phone_number,
+            email: input.email,
+            company: input.company,
+            job_title: input.job_title,
+            external_id: input.external_id,
+            custom_fields: input.custom_fields.unwrap_or_default(),
+            created_at: at,
+            updated_at: at,
+        };
+        write!(self.store, |c| sqlx::query(
+            "INSERT INTO contacts (id, org_id, workspace_id, livemode, first_name, last_name, \
+             phone_number, email, company, job_title, external_id, custom_fields, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        )
+        .bind(&contact.id)
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(&contact.first_name)
+        .bind(&contact.last_name)
+        .bind(&contact.phone_number)
+        .bind(&contact.email)
+        .bind(&contact.company)
+        .bind(&contact.job_title)
+        .bind(&contact.external_id)
+        .bind(Json(&contact.custom_fields))
+        .bind(contact.created_at)
+        .bind(contact.updated_at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(external_id_conflict)?;
+        Ok(contact)
+    }
+
+    /// Replaces the editable fields of a contact with `input` (a checked, merged patch).
+    pub async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact> {
+        let s = self.scope;
+        let done = write!(self.store, |c| sqlx::query(concat!(
+            "UPDATE contacts SET first_name = $5, last_name = $6, phone_number = $7, email = $8, \
+             company = $9, job_title = $10, external_id = $11, custom_fields = $12, updated_at = $13 \
+             WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .bind(&input.first_name)
+        .bind(&input.last_name)
+        .bind(&input.phone_number)
+        .bind(&input.email)
+        .bind(&input.company)
+        .bind(&input.job_title)
+        .bind(&input.external_id)
+        .bind(Json(input.custom_fields.unwrap_or_default()))
+        .bind(now())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(external_id_conflict)?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "contact",
+            });
+        }
+        self.get_contact(id).await
+    }
+
+    /// Deletes a contact and its notes.
+    pub async fn delete_contact(&self, id: &str) -> Result<()> {
+        let s = self.scope;
+        let done = write!(self.store, |c| sqlx::query(concat!(
+            "DELETE FROM contacts WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_error)?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "contact",
+            });
+        }
+        Ok(())
+    }
+
+    /// Notes of a contact of this scope, newest first.
+    pub async fn list_contact_notes(
+        &self,
+        contact_id: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<Note>> {
+        self.get_contact(contact_id).await?;
+        let s = self.scope;
+        let rows = read!(self.store, |c| sqlx::query_as::<_, NoteRow>(concat!(
+            "SELECT id, contact_id, content, created_by, livemode, created_at FROM notes WHERE ",
+            in_scope!(),
+            " AND contact_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(contact_id)
+        .bind(&page.before_id)
+        .bind(page.fetch_limit())
+        .fetch_all(c)
+        .await)
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(Note::from).collect())
+    }
+
+    pub async fn create_contact_note(
+        &self,
+        contact_id: &str,
+        content: &str,
+        created_by: &str,
+    ) -> Result<Note> {
+        let s = self.scope;
+        let note = Note {
+            id: new_id("note"),
+            object: "note",
+            contact_id: Some(contact_id.to_owned()),
+            content: content.to_owned(),
+            created_by: created_by.to_owned(),
+            livemode: s.livemode(),
+            created_at: now(),
+        };
+        // INSERT … SELECT: the note is only written if the contact exists in this scope.
+        let done = write!(self.store, |c| sqlx::query(concat!(
+            "INSERT INTO notes (id, org_id, workspace_id, livemode, contact_id, content, \
+             created_by, created_at) \
+             SELECT $5, org_id, workspace_id, livemode, id, $6, $7, $8 FROM contacts WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(contact_id)
+        .bind(&note.id)
+        .bind(&note.content)
+        .bind(&note.created_by)
+        .bind(note.created_at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_error)?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "contact",
+            });
+        }
+        Ok(note)
+    }
+}

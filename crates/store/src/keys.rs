@@ -1,0 +1,387 @@
+//! API keys: their rows, the active-key cap, revocation, rotation, usage counters and
+//! the change feed other nodes (and the running server, after an operator command)
+//! watch to drop revoked keys from their caches.
+
+use dialtone_domain::auth::{ApiKey, KeySpec};
+use dialtone_domain::keys::Digest;
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::permissions::Permissions;
+use dialtone_domain::tenancy::Mode;
+use dialtone_domain::time::{Timestamp, epoch_day, now};
+use dialtone_domain::{Error, Result};
+
+use crate::{Store, db_error, read, transaction};
+
+/// Columns of a key row, with `requests_30d` summed from the daily counters
+/// (`$1` must be the first day of the 30-day window).
+macro_rules! key_select {
+    () => {
+        "SELECT k.id, k.org_id, k.workspace_id, k.name, k.mode, k.permissions, k.prefix, \
+         k.last_four, k.created_at, k.created_by, k.expires_at, k.revoked_at, k.rotated_from, \
+         k.last_used_at, k.last_ip, \
+         CAST(COALESCE((SELECT SUM(u.count) FROM api_key_usage u \
+                        WHERE u.key_id = k.id AND u.day >= $1), 0) AS BIGINT) AS requests_30d "
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    org_id: String,
+    workspace_id: Option<String>,
+    name: String,
+    mode: String,
+    permissions: String,
+    prefix: String,
+    last_four: String,
+    created_at: Timestamp,
+    created_by: String,
+    expires_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+    rotated_from: Option<String>,
+    last_used_at: Option<Timestamp>,
+    last_ip: Option<String>,
+    requests_30d: i64,
+}
+
+impl TryFrom<KeyRow> for ApiKey {
+    type Error = Error;
+
+    fn try_from(r: KeyRow) -> Result<ApiKey> {
+        let corrupt = |what: &str| {
+            Error::internal(std::io::Error::other(format!(
+                "api_keys row {} has an invalid {what}",
+                r.id
+            )))
+        };
+        let mode: Mode = r.mode.parse().map_err(|_| corrupt("mode"))?;
+        let permissions = if r.permissions.is_empty() {
+            Permissions::NONE
+        } else {
+            Permissions::parse_list(r.permissions.split(','))
+                .map_err(|_| corrupt("permission list"))?
+        };
+        Ok(ApiKey {
+            id: r.id,
+            org_id: r.org_id,
+            workspace_id: r.workspace_id,
+            name: r.name,
+            mode,
+            permissions,
+            prefix: r.prefix,
+            last_four: r.last_four,
+            created_at: r.created_at,
+            created_by: r.created_by,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            rotated_from: r.rotated_from,
+            last_used_at: r.last_used_at,
+            last_ip: r.last_ip,
+            requests_30d: r.requests_30d,
+        })
+    }
+}
+
+fn window_start() -> i64 {
+    epoch_day(now()) - 29
+}
+
+/// What is stored of a new key besides its [`KeySpec`]: never the token itself.
+#[derive(Debug, Clone, Copy)]
+pub struct NewKeyRow<'a> {
+    pub id: &'a str,
+    pub digest: &'a Digest,
+    pub prefix: &'a str,
+    pub last_four: &'a str,
+}
+
+/// Requests counted in memory since the last flush, for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDelta {
+    pub key_id: String,
+    pub day: i64,
+    pub count: i64,
+    pub last_used_at: Timestamp,
+    pub last_ip: Option<String>,
+}
+
+/// A key whose validity changed (revoked, rotated, expiry moved).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KeyChange {
+    pub key_id: String,
+    pub changed_at: Timestamp,
+}
+
+impl Store {
+    /// Inserts a key unless the organization already has `cap` active keys.
+    ///
+    /// The organization row is locked first (a no-op update: a row lock on PostgreSQL,
+    /// and SQLite transactions are already serialized), so concurrent creations on any
+    /// number of nodes cannot overshoot the cap. With `retire`, the old key of a
+    /// rotation gets its new expiry in the same transaction.
+    pub async fn insert_key(
+        &self,
+        spec: &KeySpec,
+        row: NewKeyRow<'_>,
+        cap: usize,
+        retire: Option<(&str, Timestamp)>,
+    ) -> Result<ApiKey> {
+        let created_at = now();
+        transaction!(self, |tx| async {
+            let locked = sqlx::query("UPDATE organizations SET name = name WHERE id = $1")
+                .bind(&spec.org_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if locked.rows_affected() == 0 {
+                return Err(Error::NotFound {
+                    resource: "organization",
+                });
+            }
+            if let Some(ws) = &spec.workspace_id {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM workspaces WHERE id = $1 AND org_id = $2",
+                )
+                .bind(ws)
+                .bind(&spec.org_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if found.is_none() {
+                    return Err(Error::validation(
+                        "workspace_id",
+                        format!("workspace {ws} does not exist in this organization"),
+                    ));
+                }
+            }
+            if let Some((old_id, old_expires_at)) = retire {
+                sqlx::query(
+                    "UPDATE api_keys SET expires_at = $1 \
+                     WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(old_expires_at)
+                .bind(old_id)
+                .bind(&spec.org_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                sqlx::query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
+                    .bind(old_id)
+                    .bind(created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            let expiries: Vec<Option<Timestamp>> = sqlx::query_scalar(
+                "SELECT expires_at FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(&spec.org_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let active = expiries
+                .iter()
+                .filter(|e| e.is_none_or(|e| e > created_at))
+                .count();
+            if active >= cap {
+                return Err(Error::Conflict {
+                    message: format!(
+                        "This organization already has {active} active API keys, the limit is {cap}. Revoke a key first."
+                    ),
+                    details: Some(serde_json::json!({ "limit": cap, "active": active })),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO api_keys (id, org_id, workspace_id, name, mode, permissions, \
+                 token_digest, prefix, last_four, created_at, created_by, expires_at, rotated_from) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(row.id)
+            .bind(&spec.org_id)
+            .bind(&spec.workspace_id)
+            .bind(&spec.name)
+            .bind(spec.mode.as_str())
+            .bind(spec.permissions.to_csv())
+            .bind(&row.digest[..])
+            .bind(row.prefix)
+            .bind(row.last_four)
+            .bind(created_at)
+            .bind(&spec.created_by)
+            .bind(spec.expires_at)
+            .bind(&spec.rotated_from)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        }
+        .await)?;
+        self.get_key(&spec.org_id, row.id).await
+    }
+
+    /// The key with this digest and its organization's default workspace.
+    pub async fn find_key_by_digest(&self, digest: &Digest) -> Result<Option<(ApiKey, String)>> {
+        #[derive(sqlx::FromRow)]
+        struct Found {
+            #[sqlx(flatten)]
+            key: KeyRow,
+            default_workspace_id: String,
+        }
+        let found = read!(self, |c| sqlx::query_as::<_, Found>(concat!(
+            key_select!(),
+            ", o.default_workspace_id FROM api_keys k JOIN organizations o ON o.id = k.org_id \
+             WHERE k.token_digest = $2"
+        ))
+        .bind(window_start())
+        .bind(&digest[..])
+        .fetch_optional(c)
+        .await)
+        .map_err(db_error)?;
+        found
+            .map(|f| Ok((ApiKey::try_from(f.key)?, f.default_workspace_id)))
+            .transpose()
+    }
+
+    pub async fn get_key(&self, org_id: &str, key_id: &str) -> Result<ApiKey> {
+        let row = read!(self, |c| sqlx::query_as::<_, KeyRow>(concat!(
+            key_select!(),
+            "FROM api_keys k WHERE k.id = $2 AND k.org_id = $3"
+        ))
+        .bind(window_start())
+        .bind(key_id)
+        .bind(org_id)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_error)?;
+        row.ok_or(Error::NotFound {
+            resource: "api_key",
+        })?
+        .try_into()
+    }
+
+    /// Keys of an organization, newest first, optionally only one workspace's
+    /// (`Some(ws)`) and one mode's.
+    pub async fn list_keys(
+        &self,
+        org_id: &str,
+        workspace_id: Option<&str>,
+        mode: Option<Mode>,
+        page: &PageRequest,
+    ) -> Result<Vec<ApiKey>> {
+        let rows = read!(self, |c| sqlx::query_as::<_, KeyRow>(concat!(
+            key_select!(),
+            "FROM api_keys k WHERE k.org_id = $2 AND ($3 IS NULL OR k.workspace_id = $3) \
+             AND ($4 IS NULL OR k.mode = $4) AND ($5 IS NULL OR k.id < $5) \
+             ORDER BY k.id DESC LIMIT $6"
+        ))
+        .bind(window_start())
+        .bind(org_id)
+        .bind(workspace_id)
+        .bind(mode.map(Mode::as_str))
+        .bind(&page.before_id)
+        .bind(page.fetch_limit())
+        .fetch_all(c)
+        .await)
+        .map_err(db_error)?;
+        rows.into_iter().map(ApiKey::try_from).collect()
+    }
+
+    /// Revokes a key (idempotent) and records the change for every node's cache.
+    pub async fn revoke_key(&self, org_id: &str, key_id: &str) -> Result<ApiKey> {
+        let at = now();
+        transaction!(self, |tx| async {
+            let done = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $1 \
+                 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(key_id)
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if done.rows_affected() > 0 {
+                sqlx::query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
+                    .bind(key_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await)?;
+        self.get_key(org_id, key_id).await
+    }
+
+    /// Revokes a key by id alone: the operator's break-glass command.
+    pub async fn revoke_key_any_org(&self, key_id: &str) -> Result<ApiKey> {
+        let org_id: Option<String> = read!(self, |c| sqlx::query_scalar(
+            "SELECT org_id FROM api_keys WHERE id = $1"
+        )
+        .bind(key_id)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_error)?;
+        let org_id = org_id.ok_or(Error::NotFound {
+            resource: "api_key",
+        })?;
+        self.revoke_key(&org_id, key_id).await
+    }
+
+    /// Key changes recorded after `since`, oldest first.
+    pub async fn key_changes_since(&self, since: Timestamp) -> Result<Vec<KeyChange>> {
+        read!(self, |c| sqlx::query_as::<_, KeyChange>(
+            "SELECT key_id, changed_at FROM api_key_changes WHERE changed_at > $1 \
+             ORDER BY changed_at LIMIT 10000"
+        )
+        .bind(since)
+        .fetch_all(c)
+        .await)
+        .map_err(db_error)
+    }
+
+    /// Forgets change records older than `before` (every node has long seen them).
+    pub async fn prune_key_changes(&self, before: Timestamp) -> Result<u64> {
+        crate::write!(self, |c| sqlx::query(
+            "DELETE FROM api_key_changes WHERE changed_at < $1"
+        )
+        .bind(before)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_error)
+    }
+
+    /// Adds batched request counts, and moves `last_used_at`/`last_ip` forward only.
+    pub async fn flush_usage(&self, deltas: &[UsageDelta]) -> Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        transaction!(self, |tx| async {
+            for d in deltas {
+                sqlx::query(
+                    "INSERT INTO api_key_usage (key_id, day, count) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key_id, day) DO UPDATE SET count = api_key_usage.count + excluded.count",
+                )
+                .bind(&d.key_id)
+                .bind(d.day)
+                .bind(d.count)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $1, last_ip = $2 \
+                     WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)",
+                )
+                .bind(d.last_used_at)
+                .bind(&d.last_ip)
+                .bind(&d.key_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await)
+    }
+}

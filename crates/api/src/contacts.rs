@@ -60,12 +60,19 @@ pub async fn list(
 ) -> ApiResult<impl IntoResponse> {
     let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
     let filter = ContactFilter {
-        search: q.search.filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()),
+        search: q
+            .search
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_owned()),
         phone_number: q.phone_number,
         email: q.email,
         external_id: q.external_id,
     };
-    let rows = state.store.scoped(&t.scope).list_contacts(&filter, &page).await?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_contacts(&filter, &page)
+        .await?;
     Ok(axum::Json(Page::from_rows(rows, &page, |c| &c.id)))
 }
 
@@ -92,7 +99,11 @@ pub async fn get(
     t: Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let contact = state.store.scoped(&t.scope).get_contact(contact_id(&id)?).await?;
+    let contact = state
+        .store
+        .scoped(&t.scope)
+        .get_contact(contact_id(&id)?)
+        .await?;
     Ok(axum::Json(contact))
 }
 
@@ -138,7 +149,11 @@ pub async fn delete(
     t: Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    state.store.scoped(&t.scope).delete_contact(contact_id(&id)?).await?;
+    state
+        .store
+        .scoped(&t.scope)
+        .delete_contact(contact_id(&id)?)
+        .await?;
     Ok(axum::Json(Deleted {
         id,
         object: "contact",

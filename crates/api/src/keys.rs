@@ -44,7 +44,12 @@ impl std::fmt::Debug for CreatedKey {
 }
 
 impl KeyIssuer<'_> {
-    pub async fn create(&self, actor: Actor<'_>, org_id: &str, req: KeyRequest) -> Result<CreatedKey> {
+    pub async fn create(
+        &self,
+        actor: Actor<'_>,
+        org_id: &str,
+        req: KeyRequest,
+    ) -> Result<CreatedKey> {
         let spec = plan_new_key(actor, org_id, req, now())?;
         self.issue(&spec, None).await
     }
@@ -60,7 +65,11 @@ impl KeyIssuer<'_> {
         let at = now();
         if !old.is_active(at) {
             return Err(Error::Conflict {
-                message: format!("API key {} is {} and cannot be rotated.", old.id, old.status(at)),
+                message: format!(
+                    "API key {} is {} and cannot be rotated.",
+                    old.id,
+                    old.status(at)
+                ),
                 details: None,
             });
         }
@@ -277,7 +286,9 @@ fn issuer(state: &AppState) -> KeyIssuer<'_> {
 
 /// Loads a key the caller may see, with this node's unflushed usage merged in.
 async fn visible_key(state: &AppState, caller: &Principal, id: &str) -> Result<ApiKey> {
-    let not_found = Error::NotFound { resource: "api_key" };
+    let not_found = Error::NotFound {
+        resource: "api_key",
+    };
     if !looks_like("key", id) {
         return Err(not_found);
     }
@@ -320,7 +331,10 @@ pub async fn create(
         .create(Actor::Key(&p), &p.org_id, req)
         .await?;
     tracing::info!(key_id = %created.key.id, by = %p.key_id, "api key created");
-    Ok((StatusCode::CREATED, axum::Json(CreatedKeyView::new(&created))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedKeyView::new(&created)),
+    ))
 }
 
 /// List API keys
@@ -394,7 +408,10 @@ pub async fn rotate(
         RotateKeyBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            Error::validation("body", format!("The body does not match the expected shape: {e}"))
+            Error::validation(
+                "body",
+                format!("The body does not match the expected shape: {e}"),
+            )
         })?
     };
     let old_expires_at = match body.old_key_expires_at.as_deref() {
@@ -417,5 +434,8 @@ pub async fn rotate(
         .await?;
     state.key_cache.evict(&id);
     tracing::info!(key_id = %id, new_key_id = %created.key.id, by = %p.key_id, "api key rotated");
-    Ok((StatusCode::CREATED, axum::Json(CreatedKeyView::new(&created))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedKeyView::new(&created)),
+    ))
 }

@@ -50,22 +50,45 @@ fn error_response(description: &str, schema: &str) -> RefOr<utoipa::openapi::Res
 }
 
 fn add_shared(op: &mut Operation, path: &str) {
-    op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    op.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
     let mut shared = vec![
-        ("401", "Missing, malformed, unknown, revoked or expired key", "UnauthorizedBody"),
-        ("403", "The key lacks the permission this operation needs (INSUFFICIENT_PERMISSIONS)", "ErrorBody"),
-        ("429", "Rate limit exceeded; see Retry-After (RATE_LIMITED)", "ErrorBody"),
+        (
+            "401",
+            "Missing, malformed, unknown, revoked or expired key",
+            "UnauthorizedBody",
+        ),
+        (
+            "403",
+            "The key lacks the permission this operation needs (INSUFFICIENT_PERMISSIONS)",
+            "ErrorBody",
+        ),
+        (
+            "429",
+            "Rate limit exceeded; see Retry-After (RATE_LIMITED)",
+            "ErrorBody",
+        ),
         ("500", "Internal error (INTERNAL_ERROR)", "ErrorBody"),
     ];
     if path.contains('{') {
-        shared.push(("404", "No such object in this workspace and mode (NOT_FOUND)", "ErrorBody"));
+        shared.push((
+            "404",
+            "No such object in this workspace and mode (NOT_FOUND)",
+            "ErrorBody",
+        ));
     }
     if op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
         shared.push(("400", "Invalid input (VALIDATION_ERROR)", "ErrorBody"));
     }
     if op.request_body.is_some() {
         shared.push(("413", "Body too large (PAYLOAD_TOO_LARGE)", "ErrorBody"));
-        shared.push(("415", "Body is not JSON (UNSUPPORTED_MEDIA_TYPE)", "ErrorBody"));
+        shared.push((
+            "415",
+            "Body is not JSON (UNSUPPORTED_MEDIA_TYPE)",
+            "ErrorBody",
+        ));
     }
     for (code, description, schema) in shared {
         op.responses
@@ -136,7 +159,11 @@ pub async fn docs() -> Html<String> {
             ("DELETE", &item.delete),
         ] {
             let Some(op) = op else { continue };
-            let anchor = format!("{}-{}", method.to_lowercase(), path.replace(['/', '{', '}'], "-"));
+            let anchor = format!(
+                "{}-{}",
+                method.to_lowercase(),
+                path.replace(['/', '{', '}'], "-")
+            );
             let summary = op.summary.clone().unwrap_or_default();
             nav.push_str(&format!(
                 "<li><a href=\"#{anchor}\"><span class=\"m {m}\">{method}</span> {p}</a></li>",
@@ -159,7 +186,9 @@ pub async fn docs() -> Html<String> {
                     body.push_str(&format!(
                         "<li><code>{}</code> <small>{}</small> {}</li>",
                         esc(&p.name),
-                        serde_json::to_string(&p.parameter_in).unwrap_or_default().trim_matches('"'),
+                        serde_json::to_string(&p.parameter_in)
+                            .unwrap_or_default()
+                            .trim_matches('"'),
                         esc(p.description.as_deref().unwrap_or(""))
                     ));
                 }
@@ -167,10 +196,7 @@ pub async fn docs() -> Html<String> {
             }
             if let Some(RefOr::T(rb)) = &op.request_body {
                 let schema = serde_json::to_string_pretty(&rb.content).unwrap_or_default();
-                body.push_str(&format!(
-                    "<h3>Request body</h3><pre>{}</pre>",
-                    esc(&schema)
-                ));
+                body.push_str(&format!("<h3>Request body</h3><pre>{}</pre>", esc(&schema)));
             }
             body.push_str("<h3>Responses</h3><ul>");
             for (code, resp) in &op.responses.responses {

@@ -18,7 +18,9 @@ use dialtone_domain::auth::Principal;
 use dialtone_domain::id::new_id;
 use dialtone_domain::permissions::{Permission, Resource};
 use std::sync::Arc;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
@@ -73,15 +75,45 @@ fn v1() -> Vec<Route> {
         route(M::POST, "/v1/api-keys", write(ApiKeys), keys::create),
         route(M::GET, "/v1/api-keys/{id}", read(ApiKeys), keys::get),
         route(M::DELETE, "/v1/api-keys/{id}", write(ApiKeys), keys::revoke),
-        route(M::POST, "/v1/api-keys/{id}/rotate", write(ApiKeys), keys::rotate),
+        route(
+            M::POST,
+            "/v1/api-keys/{id}/rotate",
+            write(ApiKeys),
+            keys::rotate,
+        ),
         route(M::GET, "/v1/contacts", read(Contacts), contacts::list),
         route(M::POST, "/v1/contacts", write(Contacts), contacts::create),
         route(M::GET, "/v1/contacts/{id}", read(Contacts), contacts::get),
-        route(M::PATCH, "/v1/contacts/{id}", write(Contacts), contacts::update),
-        route(M::PUT, "/v1/contacts/{id}", write(Contacts), contacts::replace),
-        route(M::DELETE, "/v1/contacts/{id}", write(Contacts), contacts::delete),
-        route(M::GET, "/v1/contacts/{id}/notes", read(Notes), contacts::list_notes),
-        route(M::POST, "/v1/contacts/{id}/notes", write(Notes), contacts::create_note),
+        route(
+            M::PATCH,
+            "/v1/contacts/{id}",
+            write(Contacts),
+            contacts::update,
+        ),
+        route(
+            M::PUT,
+            "/v1/contacts/{id}",
+            write(Contacts),
+            contacts::replace,
+        ),
+        route(
+            M::DELETE,
+            "/v1/contacts/{id}",
+            write(Contacts),
+            contacts::delete,
+        ),
+        route(
+            M::GET,
+            "/v1/contacts/{id}/notes",
+            read(Notes),
+            contacts::list_notes,
+        ),
+        route(
+            M::POST,
+            "/v1/contacts/{id}/notes",
+            write(Notes),
+            contacts::create_note,
+        ),
     ]
 }
 
@@ -115,7 +147,9 @@ struct RequestIds;
 
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&new_id("req")).ok().map(RequestId::new)
+        HeaderValue::from_str(&new_id("req"))
+            .ok()
+            .map(RequestId::new)
     }
 }
 

@@ -88,7 +88,11 @@ impl AppState {
     }
 
     /// Applies key changes recorded since `since`; returns the newest change time seen.
-    async fn poll_key_changes(&self, since: Timestamp, applied: &mut HashSet<(String, Timestamp)>) -> Result<Timestamp> {
+    async fn poll_key_changes(
+        &self,
+        since: Timestamp,
+        applied: &mut HashSet<(String, Timestamp)>,
+    ) -> Result<Timestamp> {
         // Re-read a margin before the watermark: on PostgreSQL a change can commit
         // after a later-stamped one. Evicting twice is harmless; `applied` avoids it.
         let margin = chrono::TimeDelta::seconds(2);
@@ -197,7 +201,11 @@ async fn key_change_poller(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if last_prune.elapsed() > std::time::Duration::from_secs(3600) {
             last_prune = std::time::Instant::now();
-            if let Err(e) = state.store.prune_key_changes(now() - chrono::TimeDelta::days(1)).await {
+            if let Err(e) = state
+                .store
+                .prune_key_changes(now() - chrono::TimeDelta::days(1))
+                .await
+            {
                 tracing::warn!(error = %e, "pruning key changes failed");
             }
         }

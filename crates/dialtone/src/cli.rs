@@ -19,7 +19,11 @@ use tracing_subscriber::EnvFilter;
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Parser)]
-#[command(name = "dialtone", version, about = "The self-hosted public API of a calling platform")]
+#[command(
+    name = "dialtone",
+    version,
+    about = "The self-hosted public API of a calling platform"
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -30,14 +34,24 @@ pub struct Cli {
 #[derive(Debug, Args)]
 struct Global {
     /// Where the SQLite database (and its secret) live.
-    #[arg(long, env = "DIALTONE_DATA_DIR", default_value = "./dialtone-data", global = true)]
+    #[arg(
+        long,
+        env = "DIALTONE_DATA_DIR",
+        default_value = "./dialtone-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Use PostgreSQL instead of SQLite (wins over --data-dir).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     database_url: Option<String>,
     /// Secret for key digests; the same on every node. Default (SQLite): generated
     /// once into <data-dir>/secret.key. Required with PostgreSQL.
-    #[arg(long, env = "DIALTONE_SECRET_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "DIALTONE_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     secret_key: Option<String>,
     /// First part of every key: `dt` gives dt_live_…
     #[arg(long, env = "DIALTONE_KEY_BRAND", default_value = "dt", global = true)]
@@ -220,7 +234,10 @@ async fn open_store(g: &Global) -> Result<Store, AnyError> {
 /// (otherwise every existing key would be refused, silently).
 async fn open(g: &Global) -> Result<(Store, SecretString), AnyError> {
     if !valid_brand(&g.key_brand) {
-        return Err("--key-brand must be 1 to 16 lowercase letters or digits, starting with a letter".into());
+        return Err(
+            "--key-brand must be 1 to 16 lowercase letters or digits, starting with a letter"
+                .into(),
+        );
     }
     let secret = server_secret(g)?;
     let store = open_store(g).await?;
@@ -256,8 +273,14 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
             if json {
                 print_json(&org)?;
             } else {
-                println!("created organization {} (default workspace {})", org.id, org.default_workspace_id);
-                println!("next: dialtone keys create --org {} --name \"My first key\"", org.id);
+                println!(
+                    "created organization {} (default workspace {})",
+                    org.id, org.default_workspace_id
+                );
+                println!(
+                    "next: dialtone keys create --org {} --name \"My first key\"",
+                    org.id
+                );
             }
             store.close().await;
             Ok(())
@@ -318,7 +341,11 @@ async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
                 eprintln!(
                     "created {} ({}); the key above is shown once, store it now",
                     created.key.id,
-                    if created.key.read_only() { "read-only" } else { "full access" }
+                    if created.key.read_only() {
+                        "read-only"
+                    } else {
+                        "full access"
+                    }
                 );
                 Ok(())
             }
@@ -341,7 +368,14 @@ async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
                 print_json(&views)
             } else {
                 for v in views {
-                    println!("{}\t{}\t{}\t{}\t{}", v.id, v.redacted, v.status, if v.read_only { "read-only" } else { "full" }, v.name);
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        v.id,
+                        v.redacted,
+                        v.status,
+                        if v.read_only { "read-only" } else { "full" },
+                        v.name
+                    );
                 }
                 Ok(())
             }
@@ -407,13 +441,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -208,7 +208,11 @@ pub fn plan_new_key(
         },
     };
     if let Some(list) = &req.permissions {
-        v.check(!list.is_empty(), "permissions", "permissions must not be empty");
+        v.check(
+            !list.is_empty(),
+            "permissions",
+            "permissions must not be empty",
+        );
         if req.read_only && permissions.has_any_write() {
             v.push(
                 "permissions",
@@ -359,7 +363,12 @@ mod tests {
         );
         let err = plan_new_key(Actor::Key(&p), "org_a", req(None), now()).expect_err("broader");
         assert!(matches!(err, Error::Forbidden { .. }));
-        let ok = plan_new_key(Actor::Key(&p), "org_a", req(Some(&["contacts:read"])), now());
+        let ok = plan_new_key(
+            Actor::Key(&p),
+            "org_a",
+            req(Some(&["contacts:read"])),
+            now(),
+        );
         assert!(ok.is_ok());
     }
 

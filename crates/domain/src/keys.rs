@@ -145,8 +145,9 @@ pub type Digest = [u8; 32];
 impl KeyDigester {
     pub fn new(server_secret: &SecretString) -> Self {
         // HMAC takes keys of any length.
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(server_secret.expose_secret().as_bytes())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(server_secret.expose_secret().as_bytes())
+                .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         KeyDigester { mac }
     }
 

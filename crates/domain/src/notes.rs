@@ -31,7 +31,11 @@ pub struct NoteInput {
 impl NoteInput {
     pub fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
-        v.check(!self.content.trim().is_empty(), "content", "content must not be empty");
+        v.check(
+            !self.content.trim().is_empty(),
+            "content",
+            "content must not be empty",
+        );
         v.max_len("content", Some(&self.content), CONTENT_MAX);
         v.finish()
     }

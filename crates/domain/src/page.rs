@@ -42,10 +42,16 @@ impl PageRequest {
 }
 
 fn decode_cursor(c: &str) -> Result<String> {
-    let invalid = || Error::validation("cursor", "cursor is invalid; pass meta.next_cursor as given");
+    let invalid = || {
+        Error::validation(
+            "cursor",
+            "cursor is invalid; pass meta.next_cursor as given",
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| invalid())?;
     let id = String::from_utf8(bytes).map_err(|_| invalid())?;
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err(invalid());
     }
     Ok(id)

@@ -218,7 +218,9 @@ impl FromIterator<Permission> for Permissions {
 
 impl fmt::Debug for Permissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter().map(|p| p.to_string())).finish()
+        f.debug_list()
+            .entries(self.iter().map(|p| p.to_string()))
+            .finish()
     }
 }
 

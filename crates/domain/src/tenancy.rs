@@ -47,7 +47,10 @@ impl FromStr for Mode {
         match s {
             "live" => Ok(Mode::Live),
             "test" => Ok(Mode::Test),
-            _ => Err(Error::validation("mode", "mode must be \"live\" or \"test\"")),
+            _ => Err(Error::validation(
+                "mode",
+                "mode must be \"live\" or \"test\"",
+            )),
         }
     }
 }

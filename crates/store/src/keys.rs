@@ -127,7 +127,8 @@ impl Store {
         retire: Option<(&str, Timestamp)>,
     ) -> Result<ApiKey> {
         let created_at = now();
-        transaction!(self, |tx| async {
+        transaction!(self, |tx| {
+            async {
             let locked = sqlx::query("UPDATE organizations SET name = name WHERE id = $1")
                 .bind(&spec.org_id)
                 .execute(&mut *tx)
@@ -214,7 +215,8 @@ impl Store {
             .map_err(db_error)?;
             Ok(())
         }
-        .await)?;
+        .await
+        })?;
         self.get_key(&spec.org_id, row.id).await
     }
 
@@ -357,7 +359,8 @@ impl Store {
         if deltas.is_empty() {
             return Ok(());
         }
-        transaction!(self, |tx| async {
+        transaction!(self, |tx| {
+            async {
             for d in deltas {
                 sqlx::query(
                     "INSERT INTO api_key_usage (key_id, day, count) VALUES ($1, $2, $3) \
@@ -382,6 +385,7 @@ impl Store {
             }
             Ok::<_, Error>(())
         }
-        .await)
+        .await
+        })
     }
 }

@@ -195,9 +195,12 @@ impl Store {
 
     /// Whether the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
-        read!(self, |c| sqlx::query("SELECT 1").execute(c).await.map(|r| r.rows_affected()))
-            .map(|_| ())
-            .map_err(db_error)
+        read!(self, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map(|_| ())
+        .map_err(db_error)
     }
 
     /// Closes every connection (SQLite checkpoints its WAL on close).

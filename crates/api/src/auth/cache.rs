@@ -49,9 +49,7 @@ impl KeyCache {
             inner.by_digest.clear();
             inner.digest_by_id.clear();
         }
-        inner
-            .digest_by_id
-            .insert(principal.key_id.clone(), digest);
+        inner.digest_by_id.insert(principal.key_id.clone(), digest);
         inner.by_digest.insert(digest, principal);
     }
 

@@ -58,7 +58,10 @@ impl AuthOutcome {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -188,12 +191,17 @@ impl FromRequestParts<AppState> for Tenant {
         let requested = match parts.headers.get(WORKSPACE_HEADER) {
             None => None,
             Some(v) => Some(v.to_str().map_err(|_| {
-                Error::validation("Dialtone-Workspace", "Dialtone-Workspace must be a workspace id")
+                Error::validation(
+                    "Dialtone-Workspace",
+                    "Dialtone-Workspace must be a workspace id",
+                )
             })?),
         };
         let scope = principal.scope(requested)?;
         if principal.workspace_id.is_none() && requested.is_some() {
-            state.check_workspace(&scope.org_id, &scope.workspace_id).await?;
+            state
+                .check_workspace(&scope.org_id, &scope.workspace_id)
+                .await?;
         }
         Ok(Tenant { principal, scope })
     }

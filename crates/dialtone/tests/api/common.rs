@@ -1,0 +1,220 @@
+//! The test harness: a real server on port 0 over a fresh database of its own.
+//!
+//! The backend is SQLite (a new data directory per test) unless
+//! `DIALTONE_TEST_DATABASE_URL` names a PostgreSQL server, in which case each test
+//! creates and drops its own database there.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dialtone_api::keys::{CreatedKey, KeyIssuer};
+use dialtone_api::{App, ServerConfig};
+use dialtone_domain::auth::{Actor, KeyRequest};
+use dialtone_domain::id::new_id;
+use dialtone_store::{Organization, Store};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+pub const SECRET: &str = "test-server-secret-0123456789";
+
+pub enum TestDb {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub app: Option<App>,
+    pub store: Store,
+    pub client: reqwest::Client,
+    pub org: Organization,
+    pub config: ServerConfig,
+    pub db: TestDb,
+}
+
+pub fn pg_url() -> Option<String> {
+    std::env::var("DIALTONE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A database of its own for one test.
+pub async fn fresh_db() -> (Store, TestDb) {
+    match pg_url() {
+        Some(admin_url) => {
+            let name = new_id("dialtone_t").to_lowercase();
+            let admin = sqlx::PgPool::connect(&admin_url)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let url = with_database(&admin_url, &name);
+            let store = Store::open_postgres(&url)
+                .await
+                .expect("open PostgreSQL store");
+            (store, TestDb::Postgres { admin_url, name })
+        }
+        None => {
+            let dir = std::env::temp_dir().join(new_id("dialtone-test"));
+            let store = Store::open_sqlite(&dir).await.expect("open SQLite store");
+            (store, TestDb::Sqlite(dir))
+        }
+    }
+}
+
+/// `postgres://host:port/db?x` with the database replaced.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{base}/{db}{query}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let (store, db) = fresh_db().await;
+        let mut config = ServerConfig::new(SecretString::from(SECRET));
+        config.usage_flush_interval = Duration::from_secs(3600);
+        config.key_poll_interval = Duration::from_millis(100);
+        config.rate_limit_per_key = 10_000;
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let app = App::start(listener, store.clone(), config.clone())
+            .await
+            .expect("start");
+        let org = store.create_org("Acme").await.expect("org");
+        TestApp {
+            url: format!("http://{}", app.addr),
+            app: Some(app),
+            store,
+            client: reqwest::Client::new(),
+            org,
+            config,
+            db,
+        }
+    }
+
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("running")
+    }
+
+    /// Creates a key as an operator would and returns it (secret included).
+    pub async fn create_key(&self, req: KeyRequest) -> CreatedKey {
+        let digester = dialtone_domain::keys::KeyDigester::new(&self.config.server_secret);
+        KeyIssuer {
+            store: &self.store,
+            digester: &digester,
+            brand: &self.config.key_brand,
+            cap: self.config.key_cap,
+        }
+        .create(Actor::Operator, &self.org.id, req)
+        .await
+        .expect("create key")
+    }
+
+    /// A full-access live organization key's secret.
+    pub async fn admin_key(&self) -> String {
+        self.key(KeyRequest {
+            name: "admin".into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn key(&self, req: KeyRequest) -> String {
+        self.create_key(req).await.secret.expose_secret().to_owned()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let resp = self.request(method, path, key, body, &[]).await;
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut rb = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(k) = key {
+            rb = rb.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// Stops the server and drops the test database.
+    pub async fn finish(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+        self.store.close().await;
+        drop_db(&self.db).await;
+    }
+}
+
+/// Removes a test database (a SQLite directory, or a PostgreSQL database).
+pub async fn drop_db(db: &TestDb) {
+    match db {
+        TestDb::Sqlite(dir) => {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        TestDb::Postgres { admin_url, name } => {
+            if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await;
+                admin.close().await;
+            }
+        }
+    }
+}
+
+pub fn unauthorized_body() -> Value {
+    serde_json::json!({"statusCode": 401, "message": "Unauthorized", "error": "Unauthorized"})
+}

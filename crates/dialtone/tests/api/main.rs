@@ -1,0 +1,9 @@
+//! Black-box tests: each spawns a real server on port 0 with its own database and
+//! drives it over HTTP. Run on SQLite by default, on PostgreSQL with
+//! `DIALTONE_TEST_DATABASE_URL=postgres://…`.
+
+mod common;
+mod contacts;
+mod keys;
+mod ops;
+mod secrets;

@@ -1,0 +1,106 @@
+//! Health, metrics, request ids, the OpenAPI document and the docs page.
+
+use std::collections::BTreeSet;
+
+use dialtone_api::router::table;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_request_ids() {
+    let t = TestApp::spawn().await;
+    let key = t.admin_key().await;
+    for path in ["/healthz", "/readyz"] {
+        let resp = t.request(Method::GET, path, None, None, &[]).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert!(resp.headers().contains_key("x-request-id"));
+    }
+    t.get("/v1/contacts", &key).await;
+    t.call(Method::GET, "/v1/contacts", None, None).await;
+    let resp = t.request(Method::GET, "/nope", None, None, &[]).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "NOT_FOUND");
+    let resp = t
+        .request(Method::PATCH, "/v1/me", Some(&key), None, &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // A caller's request id is kept.
+    let resp = t
+        .request(
+            Method::GET,
+            "/healthz",
+            None,
+            None,
+            &[("x-request-id", "abc-123")],
+        )
+        .await;
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+
+    let metrics = t
+        .request(Method::GET, "/metrics", None, None, &[])
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"dialtone_auth_outcomes_total{outcome="ok"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"dialtone_auth_outcomes_total{outcome="missing"}"#));
+    assert!(metrics.contains(r#"route="/v1/contacts",status="200""#));
+    assert!(metrics.contains("dialtone_http_request_duration_seconds_bucket"));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_the_route_table_and_is_committed() {
+    let t = TestApp::spawn().await;
+    let (status, doc) = t.call(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+    );
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            documented.insert((method.to_uppercase(), path.clone()));
+            assert!(op["security"].is_array(), "{method} {path} has no security");
+            for code in ["401", "403", "429"] {
+                assert!(
+                    op["responses"][code].is_object(),
+                    "{method} {path} lacks {code}"
+                );
+            }
+        }
+    }
+    let routed: BTreeSet<(String, String)> = table()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(documented, routed, "routes and OpenAPI operations differ");
+
+    let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let current = dialtone_api::openapi::document_json();
+    if std::env::var("DIALTONE_UPDATE_OPENAPI").is_ok() {
+        std::fs::write(committed_path, format!("{current}\n")).expect("write docs/openapi.json");
+    }
+    let committed = std::fs::read_to_string(committed_path).unwrap_or_default();
+    assert_eq!(
+        committed.trim_end(),
+        current,
+        "docs/openapi.json is stale: run `DIALTONE_UPDATE_OPENAPI=1 cargo test openapi` and commit it"
+    );
+
+    let resp = t.request(Method::GET, "/docs", None, None, &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.expect("html");
+    assert!(html.contains("/v1/api-keys/{id}/rotate"));
+    assert!(!html.contains("<script"), "the docs page must work offline");
+    t.finish().await;
+}

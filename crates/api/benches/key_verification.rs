@@ -31,13 +31,21 @@ fn bench(c: &mut Criterion) {
             permissions: Permissions::full(),
             expires_at: None,
         };
-        cache.insert(cache.generation(), digester.digest(t.secret.expose_secret()), Arc::new(p));
+        cache.insert(
+            cache.generation(),
+            digester.digest(t.secret.expose_secret()),
+            Arc::new(p),
+        );
         token = t.secret.expose_secret().to_owned();
     }
     let digest = digester.digest(&token);
 
-    c.bench_function("parse_and_checksum", |b| b.iter(|| parse(black_box(&token))));
-    c.bench_function("keyed_digest", |b| b.iter(|| digester.digest(black_box(&token))));
+    c.bench_function("parse_and_checksum", |b| {
+        b.iter(|| parse(black_box(&token)))
+    });
+    c.bench_function("keyed_digest", |b| {
+        b.iter(|| digester.digest(black_box(&token)))
+    });
     c.bench_function("cache_lookup", |b| b.iter(|| cache.get(black_box(&digest))));
     c.bench_function("verify_cache_hit", |b| {
         b.iter(|| {

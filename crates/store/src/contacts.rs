@@ -290,9 +290,8 @@ impl Scoped<'_> {
     ) -> Result<Vec<Note>> {
         self.get_contact(contact_id).await?;
         let s = self.scope;
-        let rows =
-            read!(self.store, |c| {
-                sqlx::query_as::<_, NoteRow>(concat!(
+        let rows = read!(self.store, |c| {
+            sqlx::query_as::<_, NoteRow>(concat!(
             "SELECT id, contact_id, content, created_by, livemode, created_at FROM notes WHERE ",
             in_scope!(),
             " AND contact_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
@@ -305,8 +304,8 @@ impl Scoped<'_> {
         .bind(page.fetch_limit())
         .fetch_all(c)
         .await
-            })
-            .map_err(db_error)?;
+        })
+        .map_err(db_error)?;
         Ok(rows.into_iter().map(Note::from).collect())
     }
 

@@ -31,7 +31,7 @@ use crate::state::AppState;
 /// The header an organization-level key uses to name a workspace.
 pub const WORKSPACE_HEADER: &str = "dialtone-workspace";
 
-/// Why a request was refused with 401 (a metrics label; never shown to the caller).
+/// How authentication ended (a metrics label; never shown to the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthOutcome {
     Ok,
@@ -41,6 +41,8 @@ pub enum AuthOutcome {
     Revoked,
     Expired,
     RateLimited,
+    /// The key could not be checked (database unavailable): 503, not 401.
+    Error,
 }
 
 impl AuthOutcome {
@@ -53,6 +55,7 @@ impl AuthOutcome {
             AuthOutcome::Revoked => "revoked",
             AuthOutcome::Expired => "expired",
             AuthOutcome::RateLimited => "rate_limited",
+            AuthOutcome::Error => "error",
         }
     }
 }
@@ -85,7 +88,7 @@ pub async fn verify(
                 .store
                 .find_key_by_digest(&digest)
                 .await
-                .map_err(|e| (AuthOutcome::Unknown, e))?
+                .map_err(|e| (AuthOutcome::Error, e))?
                 .ok_or(unauthorized(AuthOutcome::Unknown))?;
             if key.revoked_at.is_some() {
                 return Err(unauthorized(AuthOutcome::Revoked));

@@ -3,17 +3,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use dialtone_domain::Result;
 use dialtone_domain::contacts::{Contact, ContactInput, ContactPatch};
-use dialtone_domain::id::looks_like;
 use dialtone_domain::notes::{Note, NoteInput};
 use dialtone_domain::page::{Page, PageRequest};
-use dialtone_domain::{Error, Result};
 use dialtone_store::ContactFilter;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiResult, Json, Query};
-use crate::keys::PageQuery;
+use crate::shared::{Deleted, PageQuery, checked_id};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -31,23 +30,8 @@ pub struct ListContactsQuery {
     pub external_id: Option<String>,
 }
 
-/// The answer to a delete.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Deleted {
-    pub id: String,
-    #[schema(example = "contact")]
-    pub object: &'static str,
-    pub deleted: bool,
-}
-
 fn contact_id(id: &str) -> Result<&str> {
-    if looks_like("ct", id) {
-        Ok(id)
-    } else {
-        Err(Error::NotFound {
-            resource: "contact",
-        })
-    }
+    checked_id("ct", "contact", id)
 }
 
 /// List contacts
@@ -143,7 +127,7 @@ pub async fn replace(
 /// Deletes the contact and its notes.
 #[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts",
     params(("id" = String, Path, description = "ct_…")),
-    responses((status = 200, description = "Deleted", body = Deleted)))]
+    responses((status = 200, description = "Deleted", body = crate::shared::Deleted)))]
 pub async fn delete(
     State(state): State<AppState>,
     t: Tenant,
@@ -154,11 +138,7 @@ pub async fn delete(
         .scoped(&t.scope)
         .delete_contact(contact_id(&id)?)
         .await?;
-    Ok(axum::Json(Deleted {
-        id,
-        object: "contact",
-        deleted: true,
-    }))
+    Ok(axum::Json(Deleted::new(id, "contact")))
 }
 
 /// List a contact's notes

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, Json, Query};
+use crate::shared::PageQuery;
 use crate::state::AppState;
 
 /// Issues keys: generates the token, stores only its digest, enforces the cap.
@@ -221,15 +222,6 @@ pub struct RotateKeyBody {
     /// valid until you revoke it.
     #[schema(value_type = Option<String>, example = "now")]
     pub old_key_expires_at: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// 1 to 100, default 20.
-    pub limit: Option<u32>,
-    /// `meta.next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// The calling key, as `GET /v1/me` shows it.

@@ -8,10 +8,12 @@
 //! - [`router`]: every route in one table, with the permission each needs;
 //! - [`auth`]: bearer-key authentication, the key cache, usage counting, rate limits;
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
-//! - [`contacts`]: contacts and contact notes;
+//! - [`contacts`]: contacts and contact notes; [`agents`]: voice agents;
+//! - [`shared`]: page parameters, the delete answer, id checks;
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
 
+pub mod agents;
 pub mod auth;
 pub mod config;
 pub mod contacts;
@@ -21,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod router;
+pub mod shared;
 mod state;
 
 pub use config::ServerConfig;

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::{ErrorBody, UnauthorizedBody};
-use crate::{contacts, keys};
+use crate::{agents, contacts, keys};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,11 +26,13 @@ use crate::{contacts, keys};
         keys::me, keys::list, keys::create, keys::get, keys::revoke, keys::rotate,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::replace,
         contacts::delete, contacts::list_notes, contacts::create_note,
+        agents::list, agents::create, agents::get, agents::update, agents::delete,
     ),
     components(schemas(ErrorBody, UnauthorizedBody)),
     tags(
         (name = "api_keys", description = "Create, list, rotate and revoke API keys"),
         (name = "contacts", description = "Contacts and their notes"),
+        (name = "agents", description = "Voice agents: prompt, voice, language, greeting"),
     )
 )]
 struct ApiDoc;

@@ -26,7 +26,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, contacts, keys, metrics, openapi, ops};
+use crate::{agents, auth, contacts, keys, metrics, openapi, ops};
 
 /// One `/v1` route: its method, path template and the permission it needs
 /// (`None`: any valid key).
@@ -114,6 +114,11 @@ fn v1() -> Vec<Route> {
             write(Notes),
             contacts::create_note,
         ),
+        route(M::GET, "/v1/agents", read(Agents), agents::list),
+        route(M::POST, "/v1/agents", write(Agents), agents::create),
+        route(M::GET, "/v1/agents/{id}", read(Agents), agents::get),
+        route(M::PATCH, "/v1/agents/{id}", write(Agents), agents::update),
+        route(M::DELETE, "/v1/agents/{id}", write(Agents), agents::delete),
     ]
 }
 

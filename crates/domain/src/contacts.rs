@@ -5,10 +5,11 @@
 //! phone numbers must be E.164, emails must look like emails, custom fields must be a
 //! small flat object.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Result, Validator};
+use crate::input::{apply, clean, present};
 use crate::time::{Timestamp, rfc3339};
 
 pub const TEXT_MAX: usize = 200;
@@ -93,15 +94,6 @@ pub struct ContactPatch {
     pub custom_fields: Option<Option<Map<String, Value>>>,
 }
 
-/// Distinguishes a field sent as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 impl ContactInput {
     /// Trims text, turns empty strings into absent values, and checks every field.
     pub fn normalize(mut self) -> Result<Self> {
@@ -114,10 +106,7 @@ impl ContactInput {
             &mut self.job_title,
             &mut self.external_id,
         ] {
-            *field = field
-                .take()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty());
+            *field = clean(field.take());
         }
         let mut v = Validator::new();
         v.max_len("first_name", self.first_name.as_deref(), TEXT_MAX);
@@ -173,21 +162,14 @@ impl ContactPatch {
     /// The contact's fields after this patch, checked as a whole.
     pub fn apply(self, current: &Contact) -> Result<ContactInput> {
         let mut next = ContactInput::from_contact(current);
-        let set = |slot: &mut Option<String>, v: Option<Option<String>>| {
-            if let Some(v) = v {
-                *slot = v;
-            }
-        };
-        set(&mut next.first_name, self.first_name);
-        set(&mut next.last_name, self.last_name);
-        set(&mut next.phone_number, self.phone_number);
-        set(&mut next.email, self.email);
-        set(&mut next.company, self.company);
-        set(&mut next.job_title, self.job_title);
-        set(&mut next.external_id, self.external_id);
-        if let Some(cf) = self.custom_fields {
-            next.custom_fields = cf;
-        }
+        apply(&mut next.first_name, self.first_name);
+        apply(&mut next.last_name, self.last_name);
+        apply(&mut next.phone_number, self.phone_number);
+        apply(&mut next.email, self.email);
+        apply(&mut next.company, self.company);
+        apply(&mut next.job_title, self.job_title);
+        apply(&mut next.external_id, self.external_id);
+        apply(&mut next.custom_fields, self.custom_fields);
         next.normalize()
     }
 }

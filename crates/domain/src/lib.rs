@@ -2,15 +2,17 @@
 //!
 //! Everything that decides something lives here, once: what an API key looks like and
 //! how it is verified ([`keys`]), what a key may do ([`permissions`], [`auth`]), what a
-//! valid contact is ([`contacts`]), how lists are paged ([`page`]), and the one error
+//! valid contact or agent is ([`contacts`], [`agents`]), how lists are paged ([`page`]), and the one error
 //! type every face of the product speaks ([`Error`]). The storage crate persists these
 //! types; the HTTP server, the MCP server and the dashboard ask these modules for every
 //! decision instead of re-implementing it.
 
+pub mod agents;
 pub mod auth;
 pub mod contacts;
 pub mod error;
 pub mod id;
+pub mod input;
 pub mod keys;
 pub mod notes;
 pub mod page;

@@ -83,13 +83,6 @@ impl From<NoteRow> for Note {
     }
 }
 
-/// Scope conditions shared by every contact query: `$1` org, `$2` workspace, `$3` mode.
-macro_rules! in_scope {
-    () => {
-        "org_id = $1 AND workspace_id = $2 AND livemode = $3"
-    };
-}
-
 macro_rules! contact_columns {
     () => {
         "SELECT id, workspace_id, livemode, first_name, last_name, phone_number, email, company, \

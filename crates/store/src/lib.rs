@@ -12,6 +12,15 @@
 //! SQLite runs with WAL, one writer connection (writes are serialized in the process,
 //! transactions start with `BEGIN IMMEDIATE`) and a pool of readers.
 
+/// The scope condition of every tenant query: `$1` org, `$2` workspace, `$3` mode.
+/// Queries through [`Scoped`] bind those three first.
+macro_rules! in_scope {
+    () => {
+        "org_id = $1 AND workspace_id = $2 AND livemode = $3"
+    };
+}
+
+mod agents;
 mod contacts;
 mod keys;
 mod tenancy;

@@ -218,3 +218,56 @@ pub async fn drop_db(db: &TestDb) {
 pub fn unauthorized_body() -> Value {
     serde_json::json!({"statusCode": 401, "message": "Unauthorized", "error": "Unauthorized"})
 }
+
+/// Creates an object at `collection` with a live organization key, then checks that
+/// it is invisible (404, absent from the list) to a test key and to a key of another
+/// workspace, and visible to its creator. Returns the object.
+pub async fn assert_isolated(t: &TestApp, collection: &str, body: Value) -> Value {
+    let live = t.admin_key().await;
+    let test = t
+        .key(KeyRequest {
+            name: "test".into(),
+            mode: Some(dialtone_domain::tenancy::Mode::Test),
+            ..Default::default()
+        })
+        .await;
+    let ws = t
+        .store
+        .create_workspace(&t.org.id, "Other")
+        .await
+        .expect("workspace");
+    let other = t
+        .key(KeyRequest {
+            name: "other workspace".into(),
+            workspace_id: Some(ws.id),
+            ..Default::default()
+        })
+        .await;
+    let (status, created) = t.post(collection, &live, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let path = format!("{collection}/{id}");
+    assert_eq!(t.get(&path, &live).await.0, StatusCode::OK);
+    for (who, key) in [("test key", &test), ("other workspace", &other)] {
+        assert_eq!(
+            t.get(&path, key).await.0,
+            StatusCode::NOT_FOUND,
+            "{who} sees {path}"
+        );
+        assert_eq!(
+            t.call(Method::DELETE, &path, Some(key), None).await.0,
+            StatusCode::NOT_FOUND,
+            "{who} deletes {path}"
+        );
+        let (_, list) = t.get(collection, key).await;
+        assert!(
+            !list["data"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .any(|o| o["id"] == id.as_str()),
+            "{who} lists {path}"
+        );
+    }
+    created
+}

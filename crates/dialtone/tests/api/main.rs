@@ -2,6 +2,7 @@
 //! drives it over HTTP. Run on SQLite by default, on PostgreSQL with
 //! `DIALTONE_TEST_DATABASE_URL=postgres://…`.
 
+mod agents;
 mod common;
 mod contacts;
 mod keys;

@@ -1,0 +1,177 @@
+//! Voice agents, inside one [`Scoped`] tenant.
+
+use dialtone_domain::agents::{Agent, AgentFields};
+use dialtone_domain::id::new_id;
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::{Error, Result};
+
+use crate::{Scoped, db_error, read, write};
+
+#[derive(sqlx::FromRow)]
+struct AgentRow {
+    id: String,
+    workspace_id: String,
+    livemode: bool,
+    name: String,
+    prompt: Option<String>,
+    voice: String,
+    language: String,
+    greeting: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<AgentRow> for Agent {
+    fn from(r: AgentRow) -> Agent {
+        Agent {
+            id: r.id,
+            object: "agent",
+            workspace_id: r.workspace_id,
+            livemode: r.livemode,
+            name: r.name,
+            prompt: r.prompt,
+            voice: r.voice,
+            language: r.language,
+            greeting: r.greeting,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+macro_rules! agent_columns {
+    () => {
+        "SELECT id, workspace_id, livemode, name, prompt, voice, language, greeting, \
+         created_at, updated_at FROM agents "
+    };
+}
+
+const NOT_FOUND: Error = Error::NotFound { resource: "agent" };
+
+impl Scoped<'_> {
+    pub async fn list_agents(&self, page: &PageRequest) -> Result<Vec<Agent>> {
+        let s = self.scope;
+        let rows = read!(self.store, |c| sqlx::query_as::<_, AgentRow>(concat!(
+            agent_columns!(),
+            "WHERE ",
+            in_scope!(),
+            " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(&page.before_id)
+        .bind(page.fetch_limit())
+        .fetch_all(c)
+        .await)
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(Agent::from).collect())
+    }
+
+    pub async fn get_agent(&self, id: &str) -> Result<Agent> {
+        let s = self.scope;
+        let row = read!(self.store, |c| sqlx::query_as::<_, AgentRow>(concat!(
+            agent_columns!(),
+            "WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_error)?;
+        row.map(Agent::from).ok_or(NOT_FOUND)
+    }
+
+    pub async fn create_agent(&self, f: AgentFields) -> Result<Agent> {
+        let s = self.scope;
+        let at = now();
+        let agent = Agent {
+            id: new_id("agt"),
+            object: "agent",
+            workspace_id: s.workspace_id.clone(),
+            livemode: s.livemode(),
+            name: f.name,
+            prompt: f.prompt,
+            voice: f.voice,
+            language: f.language,
+            greeting: f.greeting,
+            created_at: at,
+            updated_at: at,
+        };
+        write!(self.store, |c| sqlx::query(
+            "INSERT INTO agents (id, org_id, workspace_id, livemode, name, prompt, voice, \
+             language, greeting, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )
+        .bind(&agent.id)
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(&agent.name)
+        .bind(&agent.prompt)
+        .bind(&agent.voice)
+        .bind(&agent.language)
+        .bind(&agent.greeting)
+        .bind(agent.created_at)
+        .bind(agent.updated_at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_error)?;
+        Ok(agent)
+    }
+
+    pub async fn update_agent(&self, id: &str, f: AgentFields) -> Result<Agent> {
+        let s = self.scope;
+        let done = write!(self.store, |c| sqlx::query(concat!(
+            "UPDATE agents SET name = $5, prompt = $6, voice = $7, language = $8, \
+             greeting = $9, updated_at = $10 WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .bind(&f.name)
+        .bind(&f.prompt)
+        .bind(&f.voice)
+        .bind(&f.language)
+        .bind(&f.greeting)
+        .bind(now())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_error)?;
+        if done == 0 {
+            return Err(NOT_FOUND);
+        }
+        self.get_agent(id).await
+    }
+
+    pub async fn delete_agent(&self, id: &str) -> Result<()> {
+        let s = self.scope;
+        let done = write!(self.store, |c| sqlx::query(concat!(
+            "DELETE FROM agents WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_error)?;
+        if done == 0 {
+            return Err(NOT_FOUND);
+        }
+        Ok(())
+    }
+}

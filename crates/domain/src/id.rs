@@ -2,7 +2,13 @@
 //!
 //! 26 characters of lowercase Crockford base32 over 48 bits of milliseconds and 80
 //! random bits, so ids sort by creation time as plain bytes. Cursor pagination relies
-//! on that order (PostgreSQL columns use `COLLATE "C"` to keep byte order).
+//! on that order (PostgreSQL columns use `COLLATE "C"` to keep byte order). Within a
+//! process ids are strictly increasing, even within one millisecond (as monotonic
+//! ULIDs are): a later id never sorts before an earlier one.
+
+use std::sync::Mutex;
+
+static LAST: Mutex<u128> = Mutex::new(0);
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
@@ -10,6 +16,13 @@ pub fn new_id(prefix: &str) -> String {
     let ms = chrono::Utc::now().timestamp_millis().max(0) as u128 & ((1 << 48) - 1);
     let random: u128 = rand::random::<u128>() & ((1 << 80) - 1);
     let mut n = (ms << 80) | random;
+    {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if n <= *last {
+            n = *last + 1;
+        }
+        *last = n;
+    }
     let mut body = [0u8; 26];
     for slot in body.iter_mut().rev() {
         *slot = ALPHABET[(n & 31) as usize];
@@ -32,6 +45,12 @@ pub fn looks_like(prefix: &str, s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_increase_within_a_millisecond() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id("x")).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn ids_are_prefixed_and_ordered_by_time() {

@@ -6,7 +6,8 @@
 //! echoed. Body and query rejections from axum are turned into the same shape by the
 //! [`Json`] and [`Query`] extractors of this module.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -65,6 +66,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Validation { .. } => StatusCode::BAD_REQUEST,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -107,6 +109,12 @@ impl IntoResponse for ApiError {
             } => (required_permission.map(|p| p.to_string()), None),
             Error::Validation { details, .. } => (None, serde_json::to_value(details).ok()),
             Error::Conflict { details, .. } => (None, details.clone()),
+            Error::InsufficientBalance { needed, balance } => (
+                None,
+                Some(
+                    serde_json::json!({ "needed": needed, "balance": balance, "currency": dialtone_domain::billing::CURRENCY }),
+                ),
+            ),
             _ => (None, None),
         };
         let mut resp = (
@@ -128,50 +136,77 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `axum::Json` with rejections in dialtone's error shape.
+/// A JSON body, parsed, with rejections in dialtone's error shape.
 pub struct Json<T>(pub T);
+
+/// A JSON body and its raw bytes (to fingerprint it for `Idempotency-Key`).
+pub struct JsonBytes<T>(pub T, pub Bytes);
+
+/// Reads and parses a JSON body: 415 without a JSON content type, 413 past the body
+/// limit, 400 for text that is not JSON or JSON of the wrong shape.
+async fn read_json<S: Send + Sync, T: DeserializeOwned>(
+    req: Request,
+    state: &S,
+) -> Result<(T, Bytes), Error> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(Error::UnsupportedMediaType(
+            "Send the body as JSON with Content-Type: application/json.".to_owned(),
+        ));
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge
+        } else {
+            Error::Validation {
+                message: r.body_text(),
+                details: vec![],
+            }
+        }
+    })?;
+    match serde_json::from_slice::<T>(&bytes) {
+        Ok(v) => Ok((v, bytes)),
+        Err(e) => Err(match e.classify() {
+            serde_json::error::Category::Data => {
+                let message = e.to_string();
+                Error::Validation {
+                    message: format!("The body does not match the expected shape: {message}"),
+                    details: vec![FieldError {
+                        field: "body".to_owned(),
+                        message,
+                    }],
+                }
+            }
+            _ => Error::Validation {
+                message: format!("The body is not valid JSON: {e}"),
+                details: vec![],
+            },
+        }),
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(ApiError(json_rejection(rejection))),
-        }
+        Ok(Json(read_json(req, state).await?.0))
     }
 }
 
-fn json_rejection(r: JsonRejection) -> Error {
-    match r {
-        JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType(
-            "Send the body as JSON with Content-Type: application/json.".to_owned(),
-        ),
-        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Error::PayloadTooLarge
-        }
-        JsonRejection::JsonSyntaxError(e) => Error::Validation {
-            message: format!("The body is not valid JSON: {}", e.body_text()),
-            details: vec![],
-        },
-        JsonRejection::JsonDataError(e) => {
-            let text = e.body_text();
-            let message = text
-                .split_once(": ")
-                .map(|(_, m)| m.to_owned())
-                .unwrap_or(text);
-            Error::Validation {
-                message: format!("The body does not match the expected shape: {message}"),
-                details: vec![FieldError {
-                    field: "body".to_owned(),
-                    message,
-                }],
-            }
-        }
-        other => Error::Validation {
-            message: other.body_text(),
-            details: vec![],
-        },
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBytes<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (v, bytes) = read_json(req, state).await?;
+        Ok(JsonBytes(v, bytes))
     }
 }
 

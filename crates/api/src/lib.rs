@@ -9,12 +9,14 @@
 //! - [`auth`]: bearer-key authentication, the key cache, usage counting, rate limits;
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
 //! - [`contacts`]: contacts and contact notes; [`agents`]: voice agents;
+//!   [`phone_numbers`]: inventory, purchase, routing; [`billing`]: the wallet;
 //! - [`shared`]: page parameters, the delete answer, id checks;
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
 
 pub mod agents;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod contacts;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod phone_numbers;
 pub mod router;
 pub mod shared;
 mod state;

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::{ErrorBody, UnauthorizedBody};
-use crate::{agents, contacts, keys};
+use crate::{agents, billing, contacts, keys, phone_numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,12 +27,16 @@ use crate::{agents, contacts, keys};
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::replace,
         contacts::delete, contacts::list_notes, contacts::create_note,
         agents::list, agents::create, agents::get, agents::update, agents::delete,
+        phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::get,
+        phone_numbers::configure, phone_numbers::release, billing::wallet,
     ),
     components(schemas(ErrorBody, UnauthorizedBody)),
     tags(
         (name = "api_keys", description = "Create, list, rotate and revoke API keys"),
         (name = "contacts", description = "Contacts and their notes"),
         (name = "agents", description = "Voice agents: prompt, voice, language, greeting"),
+        (name = "phone_numbers", description = "Search, buy, configure and release numbers"),
+        (name = "billing", description = "The wallet live usage is paid from"),
     )
 )]
 struct ApiDoc;

@@ -26,7 +26,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{agents, auth, contacts, keys, metrics, openapi, ops};
+use crate::{agents, auth, billing, contacts, keys, metrics, openapi, ops, phone_numbers};
 
 /// One `/v1` route: its method, path template and the permission it needs
 /// (`None`: any valid key).
@@ -119,6 +119,43 @@ fn v1() -> Vec<Route> {
         route(M::GET, "/v1/agents/{id}", read(Agents), agents::get),
         route(M::PATCH, "/v1/agents/{id}", write(Agents), agents::update),
         route(M::DELETE, "/v1/agents/{id}", write(Agents), agents::delete),
+        route(
+            M::GET,
+            "/v1/phone-numbers",
+            read(PhoneNumbers),
+            phone_numbers::list,
+        ),
+        route(
+            M::GET,
+            "/v1/phone-numbers/available",
+            read(PhoneNumbers),
+            phone_numbers::available,
+        ),
+        route(
+            M::POST,
+            "/v1/phone-numbers",
+            write(PhoneNumbers),
+            phone_numbers::purchase,
+        ),
+        route(
+            M::GET,
+            "/v1/phone-numbers/{id}",
+            read(PhoneNumbers),
+            phone_numbers::get,
+        ),
+        route(
+            M::PATCH,
+            "/v1/phone-numbers/{id}",
+            write(PhoneNumbers),
+            phone_numbers::configure,
+        ),
+        route(
+            M::DELETE,
+            "/v1/phone-numbers/{id}",
+            write(PhoneNumbers),
+            phone_numbers::release,
+        ),
+        route(M::GET, "/v1/billing/wallet", read(Billing), billing::wallet),
     ]
 }
 

@@ -1,6 +1,10 @@
-//! Pieces every resource's routes use: page parameters, the delete answer, id checks.
+//! Pieces every resource's routes use: page parameters, the delete answer, id checks,
+//! `Idempotency-Key` handling.
 
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use dialtone_domain::id::looks_like;
+use dialtone_domain::idempotency::{IdempotencyKey, StoredResponse};
 use dialtone_domain::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -39,4 +43,36 @@ pub fn checked_id<'a>(prefix: &str, resource: &'static str, id: &'a str) -> Resu
     } else {
         Err(Error::NotFound { resource })
     }
+}
+
+/// The `Idempotency-Key` of a request, fingerprinted with its method, path and body.
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<Option<IdempotencyKey>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let key = v.to_str().map_err(|_| {
+                Error::validation("Idempotency-Key", "Idempotency-Key must be visible ASCII")
+            })?;
+            IdempotencyKey::new(key, method, path, body).map(Some)
+        }
+    }
+}
+
+/// The stored answer of an earlier request with the same `Idempotency-Key`.
+pub fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (HeaderName::from_static("idempotent-replayed"), "true"),
+        ],
+        stored.body,
+    )
+        .into_response()
 }

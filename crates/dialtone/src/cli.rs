@@ -76,6 +76,26 @@ enum Command {
     /// API keys, straight on the database (bootstrap and break-glass).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The wallet live usage is paid from.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BillingCommand {
+    /// Add funds to an organization's wallet.
+    Credit {
+        #[arg(long)]
+        org: String,
+        /// In dollars, at most two decimals: 25 or 10.50.
+        #[arg(long)]
+        amount: String,
+        /// Credit the test wallet instead of the live one.
+        #[arg(long)]
+        test: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +330,31 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
             Ok(())
         }
         Command::Keys(cmd) => keys(g, cmd).await,
+        Command::Billing(BillingCommand::Credit {
+            org,
+            amount,
+            test,
+            json,
+        }) => {
+            let cents = dialtone_domain::billing::parse_amount(&amount)?;
+            let (store, _) = open(g).await?;
+            let wallet = store
+                .credit_wallet(&org, !test, cents, "Credit by operator")
+                .await;
+            store.close().await;
+            let wallet = wallet?;
+            if json {
+                print_json(&wallet)?;
+            } else {
+                println!(
+                    "{} wallet of {org}: {} {}",
+                    if test { "test" } else { "live" },
+                    dialtone_domain::billing::format_amount(wallet.balance),
+                    wallet.currency
+                );
+            }
+            Ok(())
+        }
     }
 }
 

@@ -38,6 +38,11 @@ pub enum Error {
         message: String,
         details: Option<serde_json::Value>,
     },
+    /// The wallet cannot pay for this (live mode only).
+    #[error(
+        "The wallet balance ({balance} cents) cannot cover this ({needed} cents). Add funds and retry."
+    )]
+    InsufficientBalance { needed: i64, balance: i64 },
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("The request body is too large.")]
@@ -62,6 +67,7 @@ impl Error {
             Error::Validation { .. } => "VALIDATION_ERROR",
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
             Error::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Error::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",

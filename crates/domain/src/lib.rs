@@ -9,14 +9,17 @@
 
 pub mod agents;
 pub mod auth;
+pub mod billing;
 pub mod contacts;
 pub mod error;
 pub mod id;
+pub mod idempotency;
 pub mod input;
 pub mod keys;
 pub mod notes;
 pub mod page;
 pub mod permissions;
+pub mod phone_numbers;
 pub mod tenancy;
 pub mod time;
 

@@ -21,8 +21,10 @@ macro_rules! in_scope {
 }
 
 mod agents;
+mod billing;
 mod contacts;
 mod keys;
+mod phone_numbers;
 mod tenancy;
 
 use std::path::Path;
@@ -36,6 +38,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use contacts::ContactFilter;
 pub use keys::{KeyChange, NewKeyRow, UsageDelta};
+pub use phone_numbers::Candidate;
 pub use tenancy::{Organization, Workspace};
 
 /// Which database a [`Store`] talks to.

@@ -3,8 +3,10 @@
 //! `DIALTONE_TEST_DATABASE_URL=postgres://…`.
 
 mod agents;
+mod cli;
 mod common;
 mod contacts;
 mod keys;
 mod ops;
+mod phone_numbers;
 mod secrets;

@@ -1,0 +1,327 @@
+//! Phone numbers owned by a [`Scoped`] tenant: purchase (charged, idempotent),
+//! routing, release.
+
+use dialtone_domain::billing::{CURRENCY, Charge, format_amount};
+use dialtone_domain::id::new_id;
+use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::phone_numbers::{Capabilities, NumberType, PhoneNumber, Routing};
+use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::{Error, Result};
+
+use crate::billing::{debit, idempotency_claim, idempotency_finish};
+use crate::{Scoped, db_error, is_unique_violation, read, transaction, write};
+
+/// A number a purchase may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub number: String,
+    pub country: String,
+    pub number_type: NumberType,
+}
+
+#[derive(sqlx::FromRow)]
+struct NumberRow {
+    id: String,
+    workspace_id: String,
+    livemode: bool,
+    number: String,
+    country: String,
+    number_type: String,
+    name: Option<String>,
+    agent_id: Option<String>,
+    forward_to: Option<String>,
+    status: String,
+    monthly_cost: i64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    released_at: Option<Timestamp>,
+}
+
+impl TryFrom<NumberRow> for PhoneNumber {
+    type Error = Error;
+
+    fn try_from(r: NumberRow) -> Result<PhoneNumber> {
+        let number_type = NumberType::parse(&r.number_type).map_err(|_| {
+            Error::internal(std::io::Error::other(format!(
+                "phone_numbers row {} has an invalid type",
+                r.id
+            )))
+        })?;
+        Ok(PhoneNumber {
+            id: r.id,
+            object: "phone_number",
+            workspace_id: r.workspace_id,
+            livemode: r.livemode,
+            number: r.number,
+            country: r.country,
+            number_type,
+            name: r.name,
+            capabilities: Capabilities {
+                voice: true,
+                sms: number_type.sms(),
+            },
+            agent_id: r.agent_id,
+            forward_to: r.forward_to,
+            status: r.status,
+            monthly_cost: r.monthly_cost,
+            currency: CURRENCY,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            released_at: r.released_at,
+        })
+    }
+}
+
+macro_rules! number_columns {
+    () => {
+        "SELECT id, workspace_id, livemode, number, country, number_type, name, agent_id, \
+         forward_to, status, monthly_cost, created_at, updated_at, released_at FROM phone_numbers "
+    };
+}
+
+const NOT_FOUND: Error = Error::NotFound {
+    resource: "phone_number",
+};
+
+fn no_such_agent(id: &str) -> Error {
+    Error::validation("agent_id", format!("no such agent: {id}"))
+}
+
+impl Scoped<'_> {
+    /// Numbers of this scope, newest first; `status` is `active`, `released` or `None` for all.
+    pub async fn list_numbers(
+        &self,
+        status: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Vec<PhoneNumber>> {
+        let s = self.scope;
+        let rows = read!(self.store, |c| {
+            sqlx::query_as::<_, NumberRow>(concat!(
+            number_columns!(),
+            "WHERE ",
+            in_scope!(),
+            " AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(status)
+        .bind(&page.before_id)
+        .bind(page.fetch_limit())
+        .fetch_all(c)
+        .await
+        })
+        .map_err(db_error)?;
+        rows.into_iter().map(PhoneNumber::try_from).collect()
+    }
+
+    pub async fn get_number(&self, id: &str) -> Result<PhoneNumber> {
+        let s = self.scope;
+        let row = read!(self.store, |c| sqlx::query_as::<_, NumberRow>(concat!(
+            number_columns!(),
+            "WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_error)?;
+        row.ok_or(NOT_FOUND)?.try_into()
+    }
+
+    /// Whether an agent exists in this scope.
+    pub async fn agent_exists(&self, id: &str) -> Result<bool> {
+        let s = self.scope;
+        let found: Option<i64> = read!(self.store, |c| sqlx::query_scalar(concat!(
+            "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+            in_scope!(),
+            " AND id = $4"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    /// Buys the first free candidate. In live mode the month is charged first: a
+    /// wallet that cannot pay gets `InsufficientBalance` and nothing happens. With an
+    /// idempotency key, a repeat returns the first answer and charges nothing.
+    pub async fn purchase_number(
+        &self,
+        candidates: &[Candidate],
+        routing: &Routing,
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<Outcome<PhoneNumber>> {
+        let s = self.scope;
+        let Some(first) = candidates.first() else {
+            return Err(Error::Conflict {
+                message: "No number is available for this search.".to_owned(),
+                details: None,
+            });
+        };
+        let cost = first.number_type.monthly_cost();
+        let at = now();
+        let id = new_id("pn");
+        transaction!(self.store, |tx| {
+            async {
+            if let Some(stored) = idempotency_claim!(tx, s, idem)? {
+                return Ok(Outcome::Replay(stored));
+            }
+            debit!(tx, s, cost, Charge::PhoneNumber, Some(id.as_str()), format!("Phone number, first month ({})", format_amount(cost)))?;
+            if let Some(agent) = &routing.agent_id {
+                let found: Option<i64> = sqlx::query_scalar(concat!(
+                    "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(agent)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if found.is_none() {
+                    return Err(no_such_agent(agent));
+                }
+            }
+            let mut chosen = None;
+            for c in candidates {
+                let owned: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM phone_numbers \
+                     WHERE number = $1 AND livemode = $2 AND status = 'active'",
+                )
+                .bind(&c.number)
+                .bind(s.livemode())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if owned.is_none() {
+                    chosen = Some(c);
+                    break;
+                }
+            }
+            let Some(c) = chosen else {
+                return Err(Error::Conflict { message: "That number is not available.".to_owned(), details: None });
+            };
+            let number = PhoneNumber {
+                id: id.clone(),
+                object: "phone_number",
+                workspace_id: s.workspace_id.clone(),
+                livemode: s.livemode(),
+                number: c.number.clone(),
+                country: c.country.clone(),
+                number_type: c.number_type,
+                name: routing.name.clone(),
+                capabilities: Capabilities { voice: true, sms: c.number_type.sms() },
+                agent_id: routing.agent_id.clone(),
+                forward_to: routing.forward_to.clone(),
+                status: "active".to_owned(),
+                monthly_cost: c.number_type.monthly_cost(),
+                currency: CURRENCY,
+                created_at: at,
+                updated_at: at,
+                released_at: None,
+            };
+            sqlx::query(
+                "INSERT INTO phone_numbers (id, org_id, workspace_id, livemode, number, country, \
+                 number_type, name, agent_id, forward_to, status, monthly_cost, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $12)",
+            )
+            .bind(&number.id)
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(&number.number)
+            .bind(&number.country)
+            .bind(number.number_type.as_str())
+            .bind(&number.name)
+            .bind(&number.agent_id)
+            .bind(&number.forward_to)
+            .bind(number.monthly_cost)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::Conflict { message: "That number is not available.".to_owned(), details: None }
+                } else {
+                    db_error(e)
+                }
+            })?;
+            let body = serde_json::to_string(&number).map_err(Error::internal)?;
+            idempotency_finish!(tx, s, idem, 201u16, body)?;
+            Ok::<_, Error>(Outcome::Done(number))
+        }
+        .await
+        })
+    }
+
+    /// Sets a number's name and routing (a checked [`Routing`]).
+    pub async fn update_routing(&self, id: &str, routing: &Routing) -> Result<PhoneNumber> {
+        if let Some(agent) = &routing.agent_id
+            && !self.agent_exists(agent).await?
+        {
+            return Err(no_such_agent(agent));
+        }
+        let s = self.scope;
+        let done = write!(self.store, |c| {
+            sqlx::query(concat!(
+            "UPDATE phone_numbers SET name = $5, agent_id = $6, forward_to = $7, updated_at = $8 \
+             WHERE ",
+            in_scope!(),
+            " AND id = $4 AND status = 'active'"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .bind(&routing.name)
+        .bind(&routing.agent_id)
+        .bind(&routing.forward_to)
+        .bind(now())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })
+        .map_err(db_error)?;
+        if done == 0 {
+            self.get_number(id).await?;
+            return Err(Error::Conflict {
+                message: "A released number cannot be configured.".to_owned(),
+                details: None,
+            });
+        }
+        self.get_number(id).await
+    }
+
+    /// Releases a number (idempotent): it stops being yours; nothing is refunded.
+    pub async fn release_number(&self, id: &str) -> Result<PhoneNumber> {
+        let s = self.scope;
+        let at = now();
+        write!(self.store, |c| sqlx::query(concat!(
+            "UPDATE phone_numbers SET status = 'released', released_at = $5, updated_at = $5 WHERE ",
+            in_scope!(),
+            " AND id = $4 AND status = 'active'"
+        ))
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+        .bind(id)
+        .bind(at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_error)?;
+        self.get_number(id).await
+    }
+}

@@ -172,7 +172,9 @@ impl App {
 }
 
 async fn usage_flusher(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(state.config.usage_flush_interval);
+    // The first flush is one interval after start, not at once.
+    let period = state.config.usage_flush_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = tick.tick() => {}

@@ -6,9 +6,9 @@ use dialtone_domain::page::PageRequest;
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 
-use crate::{Scoped, db_error, read, write};
+use crate::Scoped;
+use crate::db::{from_row, query};
 
-#[derive(sqlx::FromRow)]
 struct AgentRow {
     id: String,
     workspace_id: String,
@@ -21,6 +21,18 @@ struct AgentRow {
     created_at: Timestamp,
     updated_at: Timestamp,
 }
+from_row!(AgentRow {
+    id,
+    workspace_id,
+    livemode,
+    name,
+    prompt,
+    voice,
+    language,
+    greeting,
+    created_at,
+    updated_at
+});
 
 impl From<AgentRow> for Agent {
     fn from(r: AgentRow) -> Agent {
@@ -52,38 +64,44 @@ const NOT_FOUND: Error = Error::NotFound { resource: "agent" };
 impl Scoped<'_> {
     pub async fn list_agents(&self, page: &PageRequest) -> Result<Vec<Agent>> {
         let s = self.scope;
-        let rows = read!(self.store, |c| sqlx::query_as::<_, AgentRow>(concat!(
-            agent_columns!(),
-            "WHERE ",
-            in_scope!(),
-            " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(&page.before_id)
-        .bind(page.fetch_limit())
-        .fetch_all(c)
-        .await)
-        .map_err(db_error)?;
+        let rows: Vec<AgentRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    agent_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
         Ok(rows.into_iter().map(Agent::from).collect())
     }
 
     pub async fn get_agent(&self, id: &str) -> Result<Agent> {
         let s = self.scope;
-        let row = read!(self.store, |c| sqlx::query_as::<_, AgentRow>(concat!(
-            agent_columns!(),
-            "WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?;
+        let row: Option<AgentRow> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    agent_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
         row.map(Agent::from).ok_or(NOT_FOUND)
     }
 
@@ -103,51 +121,54 @@ impl Scoped<'_> {
             created_at: at,
             updated_at: at,
         };
-        write!(self.store, |c| sqlx::query(
-            "INSERT INTO agents (id, org_id, workspace_id, livemode, name, prompt, voice, \
-             language, greeting, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )
-        .bind(&agent.id)
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(&agent.name)
-        .bind(&agent.prompt)
-        .bind(&agent.voice)
-        .bind(&agent.language)
-        .bind(&agent.greeting)
-        .bind(agent.created_at)
-        .bind(agent.updated_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)?;
+        self.store
+            .db
+            .execute(
+                query(
+                    "INSERT INTO agents (id, org_id, workspace_id, livemode, name, prompt, voice, \
+                     language, greeting, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&agent.id)
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&agent.name)
+                .bind(&agent.prompt)
+                .bind(&agent.voice)
+                .bind(&agent.language)
+                .bind(&agent.greeting)
+                .bind(agent.created_at)
+                .bind(agent.updated_at),
+            )
+            .await?;
         Ok(agent)
     }
 
     pub async fn update_agent(&self, id: &str, f: AgentFields) -> Result<Agent> {
         let s = self.scope;
-        let done = write!(self.store, |c| sqlx::query(concat!(
-            "UPDATE agents SET name = $5, prompt = $6, voice = $7, language = $8, \
-             greeting = $9, updated_at = $10 WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .bind(&f.name)
-        .bind(&f.prompt)
-        .bind(&f.voice)
-        .bind(&f.language)
-        .bind(&f.greeting)
-        .bind(now())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)?;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "UPDATE agents SET name = $5, prompt = $6, voice = $7, language = $8, \
+                     greeting = $9, updated_at = $10 WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id)
+                .bind(&f.name)
+                .bind(&f.prompt)
+                .bind(&f.voice)
+                .bind(&f.language)
+                .bind(&f.greeting)
+                .bind(now()),
+            )
+            .await?;
         if done == 0 {
             return Err(NOT_FOUND);
         }
@@ -156,19 +177,21 @@ impl Scoped<'_> {
 
     pub async fn delete_agent(&self, id: &str) -> Result<()> {
         let s = self.scope;
-        let done = write!(self.store, |c| sqlx::query(concat!(
-            "DELETE FROM agents WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)?;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "DELETE FROM agents WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
         if done == 0 {
             return Err(NOT_FOUND);
         }

@@ -2,102 +2,116 @@
 //! operations share.
 //!
 //! Charges happen inside the transaction of the operation that causes them, with
-//! [`debit!`]: a guarded `UPDATE … WHERE balance >= cost`, so the balance can never go
+//! [`debit`]: a guarded `UPDATE … WHERE balance >= cost`, so the balance can never go
 //! below zero, however many nodes charge at once.
 
 use dialtone_domain::billing::{CURRENCY, Charge, Wallet};
 use dialtone_domain::id::new_id;
+use dialtone_domain::idempotency::{IdempotencyKey, RETENTION_HOURS, StoredResponse};
+use dialtone_domain::tenancy::Scope;
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 
-use crate::{Scoped, Store, db_error, read, transaction};
+use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
+use crate::{Scoped, Store};
 
-/// Takes `$amount` cents from the wallet of `$scope` (live mode only) and writes the
-/// ledger entry, inside transaction `$tx`. Refuses with `InsufficientBalance`.
-macro_rules! debit {
-    ($tx:expr, $scope:expr, $amount:expr, $kind:expr, $reference:expr, $description:expr) => {
-        async {
-            let scope: &dialtone_domain::tenancy::Scope = $scope;
-            let amount: i64 = $amount;
-            if !scope.livemode() || amount == 0 {
-                return Ok::<_, dialtone_domain::Error>(());
-            }
-            let at = dialtone_domain::time::now();
-            let done = sqlx::query(
+/// Takes `amount` cents from the wallet of `scope` (live mode only) and writes the
+/// ledger entry, inside `tx`. Refuses with `InsufficientBalance`.
+pub(crate) async fn debit(
+    tx: &mut Tx,
+    scope: &Scope,
+    amount: i64,
+    kind: Charge,
+    reference: Option<&str>,
+    description: &str,
+) -> Result<()> {
+    if !scope.livemode() || amount == 0 {
+        return Ok(());
+    }
+    let at = now();
+    let done = tx
+        .execute(
+            query(
                 "UPDATE wallets SET balance = balance - $1, updated_at = $2 \
                  WHERE org_id = $3 AND livemode = $4 AND balance >= $1",
             )
             .bind(amount)
             .bind(at)
             .bind(&scope.org_id)
-            .bind(true)
-            .execute(&mut *$tx)
-            .await
-            .map_err($crate::db_error)?
-            .rows_affected();
-            if done == 0 {
-                let balance: Option<i64> = sqlx::query_scalar(
-                    "SELECT balance FROM wallets WHERE org_id = $1 AND livemode = $2",
-                )
-                .bind(&scope.org_id)
-                .bind(true)
-                .fetch_optional(&mut *$tx)
-                .await
-                .map_err($crate::db_error)?;
-                return Err(dialtone_domain::Error::InsufficientBalance {
-                    needed: amount,
-                    balance: balance.unwrap_or(0),
-                });
-            }
-            sqlx::query(
-                "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
-                 reference_id, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            .bind(true),
+        )
+        .await?;
+    if done == 0 {
+        let balance = tx
+            .fetch_optional::<Scalar<i64>>(
+                query("SELECT balance FROM wallets WHERE org_id = $1 AND livemode = $2")
+                    .bind(&scope.org_id)
+                    .bind(true),
             )
-            .bind(dialtone_domain::id::new_id("wtx"))
-            .bind(&scope.org_id)
-            .bind(true)
-            .bind(-amount)
-            .bind(dialtone_domain::billing::Charge::as_str($kind))
-            .bind($reference)
-            .bind($description)
-            .bind(at)
-            .execute(&mut *$tx)
-            .await
-            .map_err($crate::db_error)?;
-            Ok(())
-        }
-        .await
-    };
+            .await?;
+        return Err(Error::InsufficientBalance {
+            needed: amount,
+            balance: balance.map_or(0, |b| b.0),
+        });
+    }
+    tx.execute(
+        query(
+            "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
+             reference_id, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id("wtx"))
+        .bind(&scope.org_id)
+        .bind(true)
+        .bind(-amount)
+        .bind(kind.as_str())
+        .bind(reference)
+        .bind(description)
+        .bind(at),
+    )
+    .await?;
+    Ok(())
 }
 
-/// Claims `$key` for this request inside `$tx`. `Some(stored)` means the key was
-/// used before: the caller replays `stored` and does nothing else.
-macro_rules! idempotency_claim {
-    ($tx:expr, $scope:expr, $key:expr) => {
-        async {
-            let scope: &dialtone_domain::tenancy::Scope = $scope;
-            let key: Option<&dialtone_domain::idempotency::IdempotencyKey> = $key;
-            let Some(key) = key else {
-                return Ok::<_, dialtone_domain::Error>(None);
-            };
-            let at = dialtone_domain::time::now();
-            let expired =
-                at - chrono::TimeDelta::hours(dialtone_domain::idempotency::RETENTION_HOURS);
-            sqlx::query(
-                "DELETE FROM idempotency_keys WHERE org_id = $1 AND workspace_id = $2 \
-                 AND livemode = $3 AND idem_key = $4 AND created_at < $5",
-            )
-            .bind(&scope.org_id)
-            .bind(&scope.workspace_id)
-            .bind(scope.livemode())
-            .bind(&key.key)
-            .bind(expired)
-            .execute(&mut *$tx)
-            .await
-            .map_err($crate::db_error)?;
-            // On PostgreSQL a concurrent request with the same key waits here until
-            // the first commits (or rolls back).
-            let inserted = sqlx::query(
+struct Stored(StoredResponse);
+
+impl FromRow for Stored {
+    fn from_row(r: &Row<'_>) -> Result<Self> {
+        Ok(Stored(StoredResponse {
+            fingerprint: r.get("fingerprint")?,
+            status: u16::try_from(r.get::<i32>("status_code")?).unwrap_or(500),
+            body: r.get("body")?,
+        }))
+    }
+}
+
+/// Claims `key` for this request inside `tx`. `Some(stored)` means the key was used
+/// before: the caller replays `stored` and does nothing else.
+pub(crate) async fn idempotency_claim(
+    tx: &mut Tx,
+    scope: &Scope,
+    key: Option<&IdempotencyKey>,
+) -> Result<Option<StoredResponse>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let at = now();
+    tx.execute(
+        query(
+            "DELETE FROM idempotency_keys WHERE org_id = $1 AND workspace_id = $2 \
+             AND livemode = $3 AND idem_key = $4 AND created_at < $5",
+        )
+        .bind(&scope.org_id)
+        .bind(&scope.workspace_id)
+        .bind(scope.livemode())
+        .bind(&key.key)
+        .bind(at - chrono::TimeDelta::hours(RETENTION_HOURS)),
+    )
+    .await?;
+    // On PostgreSQL a concurrent request with the same key waits here until the first
+    // commits (or rolls back).
+    let inserted = tx
+        .execute(
+            query(
                 "INSERT INTO idempotency_keys (org_id, workspace_id, livemode, idem_key, \
                  fingerprint, status_code, body, created_at) \
                  VALUES ($1, $2, $3, $4, $5, 0, '', $6) ON CONFLICT DO NOTHING",
@@ -107,79 +121,73 @@ macro_rules! idempotency_claim {
             .bind(scope.livemode())
             .bind(&key.key)
             .bind(&key.fingerprint)
-            .bind(at)
-            .execute(&mut *$tx)
-            .await
-            .map_err($crate::db_error)?
-            .rows_affected();
-            if inserted > 0 {
-                return Ok(None);
-            }
-            let (fingerprint, status, body): (String, i32, String) = sqlx::query_as(
+            .bind(at),
+        )
+        .await?;
+    if inserted > 0 {
+        return Ok(None);
+    }
+    let stored: Option<Stored> = tx
+        .fetch_optional(
+            query(
                 "SELECT fingerprint, status_code, body FROM idempotency_keys \
                  WHERE org_id = $1 AND workspace_id = $2 AND livemode = $3 AND idem_key = $4",
             )
             .bind(&scope.org_id)
             .bind(&scope.workspace_id)
             .bind(scope.livemode())
+            .bind(&key.key),
+        )
+        .await?;
+    stored
+        .map(|s| Some(s.0))
+        .ok_or_else(|| Error::internal(std::io::Error::other("idempotency key vanished")))
+}
+
+/// Stores the answer under the claimed `key`, in the same transaction as the effect.
+pub(crate) async fn idempotency_finish(
+    tx: &mut Tx,
+    scope: &Scope,
+    key: Option<&IdempotencyKey>,
+    status: u16,
+    body: String,
+) -> Result<()> {
+    if let Some(key) = key {
+        tx.execute(
+            query(
+                "UPDATE idempotency_keys SET status_code = $5, body = $6 \
+                 WHERE org_id = $1 AND workspace_id = $2 AND livemode = $3 AND idem_key = $4",
+            )
+            .bind(&scope.org_id)
+            .bind(&scope.workspace_id)
+            .bind(scope.livemode())
             .bind(&key.key)
-            .fetch_one(&mut *$tx)
-            .await
-            .map_err($crate::db_error)?;
-            Ok(Some(dialtone_domain::idempotency::StoredResponse {
-                fingerprint,
-                status: u16::try_from(status).unwrap_or(500),
-                body,
-            }))
-        }
-        .await
-    };
+            .bind(i32::from(status))
+            .bind(body),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
-/// Stores the answer under the claimed `$key`, in the same transaction as the effect.
-macro_rules! idempotency_finish {
-    ($tx:expr, $scope:expr, $key:expr, $status:expr, $body:expr) => {
-        async {
-            let scope: &dialtone_domain::tenancy::Scope = $scope;
-            let key: Option<&dialtone_domain::idempotency::IdempotencyKey> = $key;
-            if let Some(key) = key {
-                sqlx::query(
-                    "UPDATE idempotency_keys SET status_code = $5, body = $6 \
-                     WHERE org_id = $1 AND workspace_id = $2 AND livemode = $3 AND idem_key = $4",
-                )
-                .bind(&scope.org_id)
-                .bind(&scope.workspace_id)
-                .bind(scope.livemode())
-                .bind(&key.key)
-                .bind(i32::from($status))
-                .bind($body)
-                .execute(&mut *$tx)
-                .await
-                .map_err($crate::db_error)?;
-            }
-            Ok::<_, dialtone_domain::Error>(())
-        }
-        .await
-    };
-}
-
-pub(crate) use {debit, idempotency_claim, idempotency_finish};
-
-#[derive(sqlx::FromRow)]
 struct WalletRow {
     balance: i64,
     updated_at: Timestamp,
 }
+from_row!(WalletRow {
+    balance,
+    updated_at
+});
 
 async fn wallet(store: &Store, org_id: &str, livemode: bool) -> Result<Wallet> {
-    let row = read!(store, |c| sqlx::query_as::<_, WalletRow>(
-        "SELECT balance, updated_at FROM wallets WHERE org_id = $1 AND livemode = $2"
-    )
-    .bind(org_id)
-    .bind(livemode)
-    .fetch_optional(c)
-    .await)
-    .map_err(db_error)?;
+    let row: Option<WalletRow> = store
+        .db
+        .fetch_optional(
+            query("SELECT balance, updated_at FROM wallets WHERE org_id = $1 AND livemode = $2")
+                .bind(org_id)
+                .bind(livemode),
+        )
+        .await?;
     Ok(Wallet {
         object: "wallet",
         livemode,
@@ -203,9 +211,9 @@ impl Store {
         }
         self.get_org(org_id).await?;
         let at = now();
-        transaction!(self, |tx| {
-            async {
-            sqlx::query(
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            query(
                 "INSERT INTO wallets (org_id, livemode, balance, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (org_id, livemode) DO UPDATE \
                  SET balance = wallets.balance + excluded.balance, updated_at = excluded.updated_at",
@@ -213,11 +221,11 @@ impl Store {
             .bind(org_id)
             .bind(livemode)
             .bind(amount)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            sqlx::query(
+            .bind(at),
+        )
+        .await?;
+        tx.execute(
+            query(
                 "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
                  reference_id, description, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
             )
@@ -227,14 +235,10 @@ impl Store {
             .bind(amount)
             .bind(Charge::Credit.as_str())
             .bind(description)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            Ok::<_, Error>(())
-        }
-        .await
-        })?;
+            .bind(at),
+        )
+        .await?;
+        tx.commit().await?;
         wallet(self, org_id, livemode).await
     }
 }

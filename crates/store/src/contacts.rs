@@ -7,9 +7,9 @@ use dialtone_domain::page::PageRequest;
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 use serde_json::{Map, Value};
-use sqlx::types::Json;
 
-use crate::{Scoped, db_error, is_unique_violation, read, write};
+use crate::Scoped;
+use crate::db::{from_row, query};
 
 /// Filters of `GET /v1/contacts`.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +21,6 @@ pub struct ContactFilter {
     pub external_id: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
 struct ContactRow {
     id: String,
     workspace_id: String,
@@ -33,10 +32,25 @@ struct ContactRow {
     company: Option<String>,
     job_title: Option<String>,
     external_id: Option<String>,
-    custom_fields: Json<Map<String, Value>>,
+    custom_fields: Map<String, Value>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
+from_row!(ContactRow {
+    id,
+    workspace_id,
+    livemode,
+    first_name,
+    last_name,
+    phone_number,
+    email,
+    company,
+    job_title,
+    external_id,
+    custom_fields,
+    created_at,
+    updated_at,
+});
 
 impl From<ContactRow> for Contact {
     fn from(r: ContactRow) -> Contact {
@@ -52,14 +66,13 @@ impl From<ContactRow> for Contact {
             company: r.company,
             job_title: r.job_title,
             external_id: r.external_id,
-            custom_fields: r.custom_fields.0,
+            custom_fields: r.custom_fields,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct NoteRow {
     id: String,
     contact_id: Option<String>,
@@ -68,6 +81,14 @@ struct NoteRow {
     livemode: bool,
     created_at: Timestamp,
 }
+from_row!(NoteRow {
+    id,
+    contact_id,
+    content,
+    created_by,
+    livemode,
+    created_at
+});
 
 impl From<NoteRow> for Note {
     fn from(r: NoteRow) -> Note {
@@ -90,14 +111,13 @@ macro_rules! contact_columns {
     };
 }
 
-fn external_id_conflict(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e) {
-        Error::Conflict {
+fn external_id_conflict(e: Error) -> Error {
+    match e {
+        Error::Conflict { .. } => Error::Conflict {
             message: "a contact with this external_id already exists".to_owned(),
             details: None,
-        }
-    } else {
-        db_error(e)
+        },
+        other => other,
     }
 }
 
@@ -122,49 +142,55 @@ impl Scoped<'_> {
         page: &PageRequest,
     ) -> Result<Vec<Contact>> {
         let s = self.scope;
-        let rows = read!(self.store, |c| sqlx::query_as::<_, ContactRow>(concat!(
-            contact_columns!(),
-            "WHERE ",
-            in_scope!(),
-            " AND ($4 IS NULL OR id < $4) \
-             AND ($5 IS NULL OR lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '') \
-                 || ' ' || COALESCE(email, '') || ' ' || COALESCE(phone_number, '') || ' ' \
-                 || COALESCE(company, '')) LIKE $5 ESCAPE '\\') \
-             AND ($6 IS NULL OR phone_number = $6) \
-             AND ($7 IS NULL OR email = $7) \
-             AND ($8 IS NULL OR external_id = $8) \
-             ORDER BY id DESC LIMIT $9"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(&page.before_id)
-        .bind(filter.search.as_deref().map(like_pattern))
-        .bind(&filter.phone_number)
-        .bind(&filter.email)
-        .bind(&filter.external_id)
-        .bind(page.fetch_limit())
-        .fetch_all(c)
-        .await)
-        .map_err(db_error)?;
+        let rows: Vec<ContactRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    contact_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR id < $4) \
+                     AND ($5 IS NULL OR lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '') \
+                         || ' ' || COALESCE(email, '') || ' ' || COALESCE(phone_number, '') || ' ' \
+                         || COALESCE(company, '')) LIKE $5 ESCAPE '\\') \
+                     AND ($6 IS NULL OR phone_number = $6) \
+                     AND ($7 IS NULL OR email = $7) \
+                     AND ($8 IS NULL OR external_id = $8) \
+                     ORDER BY id DESC LIMIT $9"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&page.before_id)
+                .bind(filter.search.as_deref().map(like_pattern))
+                .bind(&filter.phone_number)
+                .bind(&filter.email)
+                .bind(&filter.external_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
         Ok(rows.into_iter().map(Contact::from).collect())
     }
 
     pub async fn get_contact(&self, id: &str) -> Result<Contact> {
         let s = self.scope;
-        let row = read!(self.store, |c| sqlx::query_as::<_, ContactRow>(concat!(
-            contact_columns!(),
-            "WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?;
+        let row: Option<ContactRow> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    contact_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
         row.map(Contact::from).ok_or(Error::NotFound {
             resource: "contact",
         })
@@ -190,59 +216,64 @@ impl Scoped<'_> {
             created_at: at,
             updated_at: at,
         };
-        write!(self.store, |c| sqlx::query(
-            "INSERT INTO contacts (id, org_id, workspace_id, livemode, first_name, last_name, \
-             phone_number, email, company, job_title, external_id, custom_fields, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        )
-        .bind(&contact.id)
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(&contact.first_name)
-        .bind(&contact.last_name)
-        .bind(&contact.phone_number)
-        .bind(&contact.email)
-        .bind(&contact.company)
-        .bind(&contact.job_title)
-        .bind(&contact.external_id)
-        .bind(Json(&contact.custom_fields))
-        .bind(contact.created_at)
-        .bind(contact.updated_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(external_id_conflict)?;
+        self.store
+            .db
+            .execute(
+                query(
+                    "INSERT INTO contacts (id, org_id, workspace_id, livemode, first_name, last_name, \
+                     phone_number, email, company, job_title, external_id, custom_fields, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&contact.id)
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&contact.first_name)
+                .bind(&contact.last_name)
+                .bind(&contact.phone_number)
+                .bind(&contact.email)
+                .bind(&contact.company)
+                .bind(&contact.job_title)
+                .bind(&contact.external_id)
+                .bind(&contact.custom_fields)
+                .bind(contact.created_at)
+                .bind(contact.updated_at),
+            )
+            .await
+            .map_err(external_id_conflict)?;
         Ok(contact)
     }
 
     /// Replaces the editable fields of a contact with `input` (a checked, merged patch).
     pub async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact> {
         let s = self.scope;
-        let done = write!(self.store, |c| sqlx::query(concat!(
-            "UPDATE contacts SET first_name = $5, last_name = $6, phone_number = $7, email = $8, \
-             company = $9, job_title = $10, external_id = $11, custom_fields = $12, updated_at = $13 \
-             WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .bind(&input.first_name)
-        .bind(&input.last_name)
-        .bind(&input.phone_number)
-        .bind(&input.email)
-        .bind(&input.company)
-        .bind(&input.job_title)
-        .bind(&input.external_id)
-        .bind(Json(input.custom_fields.unwrap_or_default()))
-        .bind(now())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(external_id_conflict)?;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "UPDATE contacts SET first_name = $5, last_name = $6, phone_number = $7, email = $8, \
+                     company = $9, job_title = $10, external_id = $11, custom_fields = $12, updated_at = $13 \
+                     WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id)
+                .bind(&input.first_name)
+                .bind(&input.last_name)
+                .bind(&input.phone_number)
+                .bind(&input.email)
+                .bind(&input.company)
+                .bind(&input.job_title)
+                .bind(&input.external_id)
+                .bind(input.custom_fields.unwrap_or_default())
+                .bind(now()),
+            )
+            .await
+            .map_err(external_id_conflict)?;
         if done == 0 {
             return Err(Error::NotFound {
                 resource: "contact",
@@ -254,19 +285,21 @@ impl Scoped<'_> {
     /// Deletes a contact and its notes.
     pub async fn delete_contact(&self, id: &str) -> Result<()> {
         let s = self.scope;
-        let done = write!(self.store, |c| sqlx::query(concat!(
-            "DELETE FROM contacts WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)?;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "DELETE FROM contacts WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
         if done == 0 {
             return Err(Error::NotFound {
                 resource: "contact",
@@ -283,22 +316,23 @@ impl Scoped<'_> {
     ) -> Result<Vec<Note>> {
         self.get_contact(contact_id).await?;
         let s = self.scope;
-        let rows = read!(self.store, |c| {
-            sqlx::query_as::<_, NoteRow>(concat!(
-            "SELECT id, contact_id, content, created_by, livemode, created_at FROM notes WHERE ",
-            in_scope!(),
-            " AND contact_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(contact_id)
-        .bind(&page.before_id)
-        .bind(page.fetch_limit())
-        .fetch_all(c)
-        .await
-        })
-        .map_err(db_error)?;
+        let rows: Vec<NoteRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    "SELECT id, contact_id, content, created_by, livemode, created_at FROM notes WHERE ",
+                    in_scope!(),
+                    " AND contact_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(contact_id)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
         Ok(rows.into_iter().map(Note::from).collect())
     }
 
@@ -319,25 +353,27 @@ impl Scoped<'_> {
             created_at: now(),
         };
         // INSERT … SELECT: the note is only written if the contact exists in this scope.
-        let done = write!(self.store, |c| sqlx::query(concat!(
-            "INSERT INTO notes (id, org_id, workspace_id, livemode, contact_id, content, \
-             created_by, created_at) \
-             SELECT $5, org_id, workspace_id, livemode, id, $6, $7, $8 FROM contacts WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(contact_id)
-        .bind(&note.id)
-        .bind(&note.content)
-        .bind(&note.created_by)
-        .bind(note.created_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)?;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "INSERT INTO notes (id, org_id, workspace_id, livemode, contact_id, content, \
+                     created_by, created_at) \
+                     SELECT $5, org_id, workspace_id, livemode, id, $6, $7, $8 FROM contacts WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(contact_id)
+                .bind(&note.id)
+                .bind(&note.content)
+                .bind(&note.created_by)
+                .bind(note.created_at),
+            )
+            .await?;
         if done == 0 {
             return Err(Error::NotFound {
                 resource: "contact",

@@ -10,7 +10,8 @@ use dialtone_domain::tenancy::Mode;
 use dialtone_domain::time::{Timestamp, epoch_day, now};
 use dialtone_domain::{Error, Result};
 
-use crate::{Store, db_error, read, transaction};
+use crate::Store;
+use crate::db::{FromRow, Row, Scalar, from_row, query};
 
 /// Columns of a key row, with `requests_30d` summed from the daily counters
 /// (`$1` must be the first day of the 30-day window).
@@ -24,7 +25,6 @@ macro_rules! key_select {
     };
 }
 
-#[derive(sqlx::FromRow)]
 struct KeyRow {
     id: String,
     org_id: String,
@@ -43,6 +43,24 @@ struct KeyRow {
     last_ip: Option<String>,
     requests_30d: i64,
 }
+from_row!(KeyRow {
+    id,
+    org_id,
+    workspace_id,
+    name,
+    mode,
+    permissions,
+    prefix,
+    last_four,
+    created_at,
+    created_by,
+    expires_at,
+    revoked_at,
+    rotated_from,
+    last_used_at,
+    last_ip,
+    requests_30d,
+});
 
 impl TryFrom<KeyRow> for ApiKey {
     type Error = Error;
@@ -106,11 +124,12 @@ pub struct UsageDelta {
 }
 
 /// A key whose validity changed (revoked, rotated, expiry moved).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyChange {
     pub key_id: String,
     pub changed_at: Timestamp,
 }
+from_row!(KeyChange { key_id, changed_at });
 
 impl Store {
     /// Inserts a key unless the organization already has `cap` active keys.
@@ -127,72 +146,68 @@ impl Store {
         retire: Option<(&str, Timestamp)>,
     ) -> Result<ApiKey> {
         let created_at = now();
-        transaction!(self, |tx| {
-            async {
-            let locked = sqlx::query("UPDATE organizations SET name = name WHERE id = $1")
-                .bind(&spec.org_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            if locked.rows_affected() == 0 {
-                return Err(Error::NotFound {
-                    resource: "organization",
-                });
-            }
-            if let Some(ws) = &spec.workspace_id {
-                let found: Option<i64> = sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM workspaces WHERE id = $1 AND org_id = $2",
+        let mut tx = self.db.begin().await?;
+        let locked = tx
+            .execute(query("UPDATE organizations SET name = name WHERE id = $1").bind(&spec.org_id))
+            .await?;
+        if locked == 0 {
+            return Err(Error::NotFound {
+                resource: "organization",
+            });
+        }
+        if let Some(ws) = &spec.workspace_id {
+            let found = tx
+                .fetch_optional::<Scalar<i64>>(
+                    query("SELECT CAST(1 AS BIGINT) FROM workspaces WHERE id = $1 AND org_id = $2")
+                        .bind(ws)
+                        .bind(&spec.org_id),
                 )
-                .bind(ws)
-                .bind(&spec.org_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                if found.is_none() {
-                    return Err(Error::validation(
-                        "workspace_id",
-                        format!("workspace {ws} does not exist in this organization"),
-                    ));
-                }
+                .await?;
+            if found.is_none() {
+                return Err(Error::validation(
+                    "workspace_id",
+                    format!("workspace {ws} does not exist in this organization"),
+                ));
             }
-            if let Some((old_id, old_expires_at)) = retire {
-                sqlx::query(
+        }
+        if let Some((old_id, old_expires_at)) = retire {
+            tx.execute(
+                query(
                     "UPDATE api_keys SET expires_at = $1 \
                      WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
                 )
                 .bind(old_expires_at)
                 .bind(old_id)
-                .bind(&spec.org_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                sqlx::query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
-                    .bind(old_id)
-                    .bind(created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
-            let expiries: Vec<Option<Timestamp>> = sqlx::query_scalar(
-                "SELECT expires_at FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL",
+                .bind(&spec.org_id),
             )
-            .bind(&spec.org_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            let active = expiries
-                .iter()
-                .filter(|e| e.is_none_or(|e| e > created_at))
-                .count();
-            if active >= cap {
-                return Err(Error::Conflict {
-                    message: format!(
-                        "This organization already has {active} active API keys, the limit is {cap}. Revoke a key first."
-                    ),
-                    details: Some(serde_json::json!({ "limit": cap, "active": active })),
-                });
-            }
-            sqlx::query(
+            .await?;
+            tx.execute(
+                query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
+                    .bind(old_id)
+                    .bind(created_at),
+            )
+            .await?;
+        }
+        let expiries: Vec<Scalar<Option<Timestamp>>> = tx
+            .fetch_all(
+                query("SELECT expires_at FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL")
+                    .bind(&spec.org_id),
+            )
+            .await?;
+        let active = expiries
+            .iter()
+            .filter(|e| e.0.is_none_or(|e| e > created_at))
+            .count();
+        if active >= cap {
+            return Err(Error::Conflict {
+                message: format!(
+                    "This organization already has {active} active API keys, the limit is {cap}. Revoke a key first."
+                ),
+                details: Some(serde_json::json!({ "limit": cap, "active": active })),
+            });
+        }
+        tx.execute(
+            query(
                 "INSERT INTO api_keys (id, org_id, workspace_id, name, mode, permissions, \
                  token_digest, prefix, last_four, created_at, created_by, expires_at, rotated_from) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -209,51 +224,51 @@ impl Store {
             .bind(created_at)
             .bind(&spec.created_by)
             .bind(spec.expires_at)
-            .bind(&spec.rotated_from)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            Ok(())
-        }
-        .await
-        })?;
+            .bind(&spec.rotated_from),
+        )
+        .await?;
+        tx.commit().await?;
         self.get_key(&spec.org_id, row.id).await
     }
 
     /// The key with this digest and its organization's default workspace.
     pub async fn find_key_by_digest(&self, digest: &Digest) -> Result<Option<(ApiKey, String)>> {
-        #[derive(sqlx::FromRow)]
-        struct Found {
-            #[sqlx(flatten)]
-            key: KeyRow,
-            default_workspace_id: String,
+        struct Found(KeyRow, String);
+        impl FromRow for Found {
+            fn from_row(r: &Row<'_>) -> Result<Self> {
+                Ok(Found(KeyRow::from_row(r)?, r.get("default_workspace_id")?))
+            }
         }
-        let found = read!(self, |c| sqlx::query_as::<_, Found>(concat!(
-            key_select!(),
-            ", o.default_workspace_id FROM api_keys k JOIN organizations o ON o.id = k.org_id \
-             WHERE k.token_digest = $2"
-        ))
-        .bind(window_start())
-        .bind(&digest[..])
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?;
+        let found: Option<Found> = self
+            .db
+            .fetch_optional(
+                query(concat!(
+                    key_select!(),
+                    ", o.default_workspace_id FROM api_keys k JOIN organizations o ON o.id = k.org_id \
+                     WHERE k.token_digest = $2"
+                ))
+                .bind(window_start())
+                .bind(&digest[..]),
+            )
+            .await?;
         found
-            .map(|f| Ok((ApiKey::try_from(f.key)?, f.default_workspace_id)))
+            .map(|Found(key, ws)| Ok((ApiKey::try_from(key)?, ws)))
             .transpose()
     }
 
     pub async fn get_key(&self, org_id: &str, key_id: &str) -> Result<ApiKey> {
-        let row = read!(self, |c| sqlx::query_as::<_, KeyRow>(concat!(
-            key_select!(),
-            "FROM api_keys k WHERE k.id = $2 AND k.org_id = $3"
-        ))
-        .bind(window_start())
-        .bind(key_id)
-        .bind(org_id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?;
+        let row: Option<KeyRow> = self
+            .db
+            .fetch_optional(
+                query(concat!(
+                    key_select!(),
+                    "FROM api_keys k WHERE k.id = $2 AND k.org_id = $3"
+                ))
+                .bind(window_start())
+                .bind(key_id)
+                .bind(org_id),
+            )
+            .await?;
         row.ok_or(Error::NotFound {
             resource: "api_key",
         })?
@@ -269,89 +284,85 @@ impl Store {
         mode: Option<Mode>,
         page: &PageRequest,
     ) -> Result<Vec<ApiKey>> {
-        let rows = read!(self, |c| sqlx::query_as::<_, KeyRow>(concat!(
-            key_select!(),
-            "FROM api_keys k WHERE k.org_id = $2 AND ($3 IS NULL OR k.workspace_id = $3) \
-             AND ($4 IS NULL OR k.mode = $4) AND ($5 IS NULL OR k.id < $5) \
-             ORDER BY k.id DESC LIMIT $6"
-        ))
-        .bind(window_start())
-        .bind(org_id)
-        .bind(workspace_id)
-        .bind(mode.map(Mode::as_str))
-        .bind(&page.before_id)
-        .bind(page.fetch_limit())
-        .fetch_all(c)
-        .await)
-        .map_err(db_error)?;
+        let rows: Vec<KeyRow> = self
+            .db
+            .fetch_all(
+                query(concat!(
+                    key_select!(),
+                    "FROM api_keys k WHERE k.org_id = $2 AND ($3 IS NULL OR k.workspace_id = $3) \
+                     AND ($4 IS NULL OR k.mode = $4) AND ($5 IS NULL OR k.id < $5) \
+                     ORDER BY k.id DESC LIMIT $6"
+                ))
+                .bind(window_start())
+                .bind(org_id)
+                .bind(workspace_id)
+                .bind(mode.map(Mode::as_str))
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
         rows.into_iter().map(ApiKey::try_from).collect()
     }
 
     /// Revokes a key (idempotent) and records the change for every node's cache.
     pub async fn revoke_key(&self, org_id: &str, key_id: &str) -> Result<ApiKey> {
         let at = now();
-        transaction!(self, |tx| async {
-            let done = sqlx::query(
-                "UPDATE api_keys SET revoked_at = $1 \
-                 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+        let mut tx = self.db.begin().await?;
+        let done = tx
+            .execute(
+                query(
+                    "UPDATE api_keys SET revoked_at = $1 \
+                     WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(key_id)
+                .bind(org_id),
             )
-            .bind(at)
-            .bind(key_id)
-            .bind(org_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if done.rows_affected() > 0 {
-                sqlx::query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
+            .await?;
+        if done > 0 {
+            tx.execute(
+                query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
                     .bind(key_id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
-            Ok::<_, Error>(())
+                    .bind(at),
+            )
+            .await?;
         }
-        .await)?;
+        tx.commit().await?;
         self.get_key(org_id, key_id).await
     }
 
     /// Revokes a key by id alone: the operator's break-glass command.
     pub async fn revoke_key_any_org(&self, key_id: &str) -> Result<ApiKey> {
-        let org_id: Option<String> = read!(self, |c| sqlx::query_scalar(
-            "SELECT org_id FROM api_keys WHERE id = $1"
-        )
-        .bind(key_id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?;
-        let org_id = org_id.ok_or(Error::NotFound {
-            resource: "api_key",
-        })?;
-        self.revoke_key(&org_id, key_id).await
+        let org_id = self
+            .db
+            .fetch_optional::<Scalar<String>>(
+                query("SELECT org_id FROM api_keys WHERE id = $1").bind(key_id),
+            )
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "api_key",
+            })?;
+        self.revoke_key(&org_id.0, key_id).await
     }
 
     /// Key changes recorded after `since`, oldest first.
     pub async fn key_changes_since(&self, since: Timestamp) -> Result<Vec<KeyChange>> {
-        read!(self, |c| sqlx::query_as::<_, KeyChange>(
-            "SELECT key_id, changed_at FROM api_key_changes WHERE changed_at > $1 \
-             ORDER BY changed_at LIMIT 10000"
-        )
-        .bind(since)
-        .fetch_all(c)
-        .await)
-        .map_err(db_error)
+        self.db
+            .fetch_all(
+                query(
+                    "SELECT key_id, changed_at FROM api_key_changes WHERE changed_at > $1 \
+                     ORDER BY changed_at LIMIT 10000",
+                )
+                .bind(since),
+            )
+            .await
     }
 
     /// Forgets change records older than `before` (every node has long seen them).
     pub async fn prune_key_changes(&self, before: Timestamp) -> Result<u64> {
-        crate::write!(self, |c| sqlx::query(
-            "DELETE FROM api_key_changes WHERE changed_at < $1"
-        )
-        .bind(before)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)
+        self.db
+            .execute(query("DELETE FROM api_key_changes WHERE changed_at < $1").bind(before))
+            .await
     }
 
     /// Adds batched request counts, and moves `last_used_at`/`last_ip` forward only.
@@ -359,33 +370,29 @@ impl Store {
         if deltas.is_empty() {
             return Ok(());
         }
-        transaction!(self, |tx| {
-            async {
-            for d in deltas {
-                sqlx::query(
+        let mut tx = self.db.begin().await?;
+        for d in deltas {
+            tx.execute(
+                query(
                     "INSERT INTO api_key_usage (key_id, day, count) VALUES ($1, $2, $3) \
                      ON CONFLICT (key_id, day) DO UPDATE SET count = api_key_usage.count + excluded.count",
                 )
                 .bind(&d.key_id)
                 .bind(d.day)
-                .bind(d.count)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                sqlx::query(
+                .bind(d.count),
+            )
+            .await?;
+            tx.execute(
+                query(
                     "UPDATE api_keys SET last_used_at = $1, last_ip = $2 \
                      WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)",
                 )
                 .bind(d.last_used_at)
                 .bind(&d.last_ip)
-                .bind(&d.key_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            }
-            Ok::<_, Error>(())
+                .bind(&d.key_id),
+            )
+            .await?;
         }
-        .await
-        })
+        tx.commit().await
     }
 }

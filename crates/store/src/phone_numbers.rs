@@ -9,8 +9,9 @@ use dialtone_domain::phone_numbers::{Capabilities, NumberType, PhoneNumber, Rout
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 
+use crate::Scoped;
 use crate::billing::{debit, idempotency_claim, idempotency_finish};
-use crate::{Scoped, db_error, is_unique_violation, read, transaction, write};
+use crate::db::{Scalar, from_row, query};
 
 /// A number a purchase may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +21,6 @@ pub struct Candidate {
     pub number_type: NumberType,
 }
 
-#[derive(sqlx::FromRow)]
 struct NumberRow {
     id: String,
     workspace_id: String,
@@ -37,6 +37,22 @@ struct NumberRow {
     updated_at: Timestamp,
     released_at: Option<Timestamp>,
 }
+from_row!(NumberRow {
+    id,
+    workspace_id,
+    livemode,
+    number,
+    country,
+    number_type,
+    name,
+    agent_id,
+    forward_to,
+    status,
+    monthly_cost,
+    created_at,
+    updated_at,
+    released_at,
+});
 
 impl TryFrom<NumberRow> for PhoneNumber {
     type Error = Error;
@@ -96,59 +112,66 @@ impl Scoped<'_> {
         page: &PageRequest,
     ) -> Result<Vec<PhoneNumber>> {
         let s = self.scope;
-        let rows = read!(self.store, |c| {
-            sqlx::query_as::<_, NumberRow>(concat!(
-            number_columns!(),
-            "WHERE ",
-            in_scope!(),
-            " AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(status)
-        .bind(&page.before_id)
-        .bind(page.fetch_limit())
-        .fetch_all(c)
-        .await
-        })
-        .map_err(db_error)?;
+        let rows: Vec<NumberRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    number_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(status)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
         rows.into_iter().map(PhoneNumber::try_from).collect()
     }
 
     pub async fn get_number(&self, id: &str) -> Result<PhoneNumber> {
         let s = self.scope;
-        let row = read!(self.store, |c| sqlx::query_as::<_, NumberRow>(concat!(
-            number_columns!(),
-            "WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?;
+        let row: Option<NumberRow> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    number_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
         row.ok_or(NOT_FOUND)?.try_into()
     }
 
     /// Whether an agent exists in this scope.
     pub async fn agent_exists(&self, id: &str) -> Result<bool> {
         let s = self.scope;
-        let found: Option<i64> = read!(self.store, |c| sqlx::query_scalar(concat!(
-            "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-            in_scope!(),
-            " AND id = $4"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?;
+        let found = self
+            .store
+            .db
+            .fetch_optional::<Scalar<i64>>(
+                query(concat!(
+                    "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
         Ok(found.is_some())
     }
 
@@ -163,76 +186,86 @@ impl Scoped<'_> {
     ) -> Result<Outcome<PhoneNumber>> {
         let s = self.scope;
         let Some(first) = candidates.first() else {
-            return Err(Error::Conflict {
-                message: "No number is available for this search.".to_owned(),
-                details: None,
-            });
+            return Err(not_available());
         };
         let cost = first.number_type.monthly_cost();
         let at = now();
         let id = new_id("pn");
-        transaction!(self.store, |tx| {
-            async {
-            if let Some(stored) = idempotency_claim!(tx, s, idem)? {
-                return Ok(Outcome::Replay(stored));
-            }
-            debit!(tx, s, cost, Charge::PhoneNumber, Some(id.as_str()), format!("Phone number, first month ({})", format_amount(cost)))?;
-            if let Some(agent) = &routing.agent_id {
-                let found: Option<i64> = sqlx::query_scalar(concat!(
-                    "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
-                .bind(agent)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                if found.is_none() {
-                    return Err(no_such_agent(agent));
-                }
-            }
-            let mut chosen = None;
-            for c in candidates {
-                let owned: Option<i64> = sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM phone_numbers \
-                     WHERE number = $1 AND livemode = $2 AND status = 'active'",
+        let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = idempotency_claim(&mut tx, s, idem).await? {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
+        let description = format!("Phone number, first month ({})", format_amount(cost));
+        debit(
+            &mut tx,
+            s,
+            cost,
+            Charge::PhoneNumber,
+            Some(&id),
+            &description,
+        )
+        .await?;
+        if let Some(agent) = &routing.agent_id {
+            let found = tx
+                .fetch_optional::<Scalar<i64>>(
+                    query(concat!(
+                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                        in_scope!(),
+                        " AND id = $4"
+                    ))
+                    .bind(&s.org_id)
+                    .bind(&s.workspace_id)
+                    .bind(s.livemode())
+                    .bind(agent),
                 )
-                .bind(&c.number)
-                .bind(s.livemode())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                if owned.is_none() {
-                    chosen = Some(c);
-                    break;
-                }
+                .await?;
+            if found.is_none() {
+                return Err(no_such_agent(agent));
             }
-            let Some(c) = chosen else {
-                return Err(Error::Conflict { message: "That number is not available.".to_owned(), details: None });
-            };
-            let number = PhoneNumber {
-                id: id.clone(),
-                object: "phone_number",
-                workspace_id: s.workspace_id.clone(),
-                livemode: s.livemode(),
-                number: c.number.clone(),
-                country: c.country.clone(),
-                number_type: c.number_type,
-                name: routing.name.clone(),
-                capabilities: Capabilities { voice: true, sms: c.number_type.sms() },
-                agent_id: routing.agent_id.clone(),
-                forward_to: routing.forward_to.clone(),
-                status: "active".to_owned(),
-                monthly_cost: c.number_type.monthly_cost(),
-                currency: CURRENCY,
-                created_at: at,
-                updated_at: at,
-                released_at: None,
-            };
-            sqlx::query(
+        }
+        let mut chosen = None;
+        for c in candidates {
+            let owned = tx
+                .fetch_optional::<Scalar<i64>>(
+                    query(
+                        "SELECT CAST(1 AS BIGINT) FROM phone_numbers \
+                         WHERE number = $1 AND livemode = $2 AND status = 'active'",
+                    )
+                    .bind(&c.number)
+                    .bind(s.livemode()),
+                )
+                .await?;
+            if owned.is_none() {
+                chosen = Some(c);
+                break;
+            }
+        }
+        let c = chosen.ok_or_else(not_available)?;
+        let number = PhoneNumber {
+            id: id.clone(),
+            object: "phone_number",
+            workspace_id: s.workspace_id.clone(),
+            livemode: s.livemode(),
+            number: c.number.clone(),
+            country: c.country.clone(),
+            number_type: c.number_type,
+            name: routing.name.clone(),
+            capabilities: Capabilities {
+                voice: true,
+                sms: c.number_type.sms(),
+            },
+            agent_id: routing.agent_id.clone(),
+            forward_to: routing.forward_to.clone(),
+            status: "active".to_owned(),
+            monthly_cost: c.number_type.monthly_cost(),
+            currency: CURRENCY,
+            created_at: at,
+            updated_at: at,
+            released_at: None,
+        };
+        tx.execute(
+            query(
                 "INSERT INTO phone_numbers (id, org_id, workspace_id, livemode, number, country, \
                  number_type, name, agent_id, forward_to, status, monthly_cost, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $12)",
@@ -248,22 +281,17 @@ impl Scoped<'_> {
             .bind(&number.agent_id)
             .bind(&number.forward_to)
             .bind(number.monthly_cost)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::Conflict { message: "That number is not available.".to_owned(), details: None }
-                } else {
-                    db_error(e)
-                }
-            })?;
-            let body = serde_json::to_string(&number).map_err(Error::internal)?;
-            idempotency_finish!(tx, s, idem, 201u16, body)?;
-            Ok::<_, Error>(Outcome::Done(number))
-        }
+            .bind(at),
+        )
         .await
-        })
+        .map_err(|e| match e {
+            Error::Conflict { .. } => not_available(),
+            other => other,
+        })?;
+        let body = serde_json::to_string(&number).map_err(Error::internal)?;
+        idempotency_finish(&mut tx, s, idem, 201, body).await?;
+        tx.commit().await?;
+        Ok(Outcome::Done(number))
     }
 
     /// Sets a number's name and routing (a checked [`Routing`]).
@@ -274,26 +302,26 @@ impl Scoped<'_> {
             return Err(no_such_agent(agent));
         }
         let s = self.scope;
-        let done = write!(self.store, |c| {
-            sqlx::query(concat!(
-            "UPDATE phone_numbers SET name = $5, agent_id = $6, forward_to = $7, updated_at = $8 \
-             WHERE ",
-            in_scope!(),
-            " AND id = $4 AND status = 'active'"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .bind(&routing.name)
-        .bind(&routing.agent_id)
-        .bind(&routing.forward_to)
-        .bind(now())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })
-        .map_err(db_error)?;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "UPDATE phone_numbers SET name = $5, agent_id = $6, forward_to = $7, updated_at = $8 \
+                     WHERE ",
+                    in_scope!(),
+                    " AND id = $4 AND status = 'active'"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id)
+                .bind(&routing.name)
+                .bind(&routing.agent_id)
+                .bind(&routing.forward_to)
+                .bind(now()),
+            )
+            .await?;
         if done == 0 {
             self.get_number(id).await?;
             return Err(Error::Conflict {
@@ -307,21 +335,28 @@ impl Scoped<'_> {
     /// Releases a number (idempotent): it stops being yours; nothing is refunded.
     pub async fn release_number(&self, id: &str) -> Result<PhoneNumber> {
         let s = self.scope;
-        let at = now();
-        write!(self.store, |c| sqlx::query(concat!(
-            "UPDATE phone_numbers SET status = 'released', released_at = $5, updated_at = $5 WHERE ",
-            in_scope!(),
-            " AND id = $4 AND status = 'active'"
-        ))
-        .bind(&s.org_id)
-        .bind(&s.workspace_id)
-        .bind(s.livemode())
-        .bind(id)
-        .bind(at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)?;
+        self.store
+            .db
+            .execute(
+                query(concat!(
+                    "UPDATE phone_numbers SET status = 'released', released_at = $5, updated_at = $5 WHERE ",
+                    in_scope!(),
+                    " AND id = $4 AND status = 'active'"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id)
+                .bind(now()),
+            )
+            .await?;
         self.get_number(id).await
+    }
+}
+
+fn not_available() -> Error {
+    Error::Conflict {
+        message: "That number is not available.".to_owned(),
+        details: None,
     }
 }

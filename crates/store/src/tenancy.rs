@@ -4,9 +4,10 @@ use dialtone_domain::id::new_id;
 use dialtone_domain::time::{Timestamp, now, rfc3339};
 use dialtone_domain::{Error, Result};
 
-use crate::{Store, db_error, read, transaction, write};
+use crate::Store;
+use crate::db::{from_row, query};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Organization {
     pub id: String,
     pub name: String,
@@ -14,8 +15,14 @@ pub struct Organization {
     #[serde(serialize_with = "rfc3339::serialize")]
     pub created_at: Timestamp,
 }
+from_row!(Organization {
+    id,
+    name,
+    default_workspace_id,
+    created_at
+});
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Workspace {
     pub id: String,
     pub org_id: String,
@@ -23,6 +30,12 @@ pub struct Workspace {
     #[serde(serialize_with = "rfc3339::serialize")]
     pub created_at: Timestamp,
 }
+from_row!(Workspace {
+    id,
+    org_id,
+    name,
+    created_at
+});
 
 impl Store {
     /// Creates an organization with its default workspace.
@@ -33,54 +46,43 @@ impl Store {
             default_workspace_id: new_id("ws"),
             created_at: now(),
         };
-        transaction!(self, |tx| async {
-            sqlx::query(
-                "INSERT INTO organizations (id, name, default_workspace_id, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&org.id)
-            .bind(&org.name)
-            .bind(&org.default_workspace_id)
-            .bind(org.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            sqlx::query(
-                "INSERT INTO workspaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&org.default_workspace_id)
-            .bind(&org.id)
-            .bind("Default")
-            .bind(org.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            Ok::<_, Error>(())
-        }
-        .await)?;
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            query("INSERT INTO organizations (id, name, default_workspace_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&org.id)
+                .bind(&org.name)
+                .bind(&org.default_workspace_id)
+                .bind(org.created_at),
+        )
+        .await?;
+        tx.execute(
+            query("INSERT INTO workspaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&org.default_workspace_id)
+                .bind(&org.id)
+                .bind("Default")
+                .bind(org.created_at),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(org)
     }
 
     pub async fn get_org(&self, org_id: &str) -> Result<Organization> {
-        read!(self, |c| sqlx::query_as::<_, Organization>(
-            "SELECT id, name, default_workspace_id, created_at FROM organizations WHERE id = $1"
-        )
-        .bind(org_id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?
-        .ok_or(Error::NotFound {
-            resource: "organization",
-        })
+        self.db
+            .fetch_optional(
+                query("SELECT id, name, default_workspace_id, created_at FROM organizations WHERE id = $1")
+                    .bind(org_id),
+            )
+            .await?
+            .ok_or(Error::NotFound { resource: "organization" })
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<Organization>> {
-        read!(self, |c| sqlx::query_as::<_, Organization>(
-            "SELECT id, name, default_workspace_id, created_at FROM organizations ORDER BY id"
-        )
-        .fetch_all(c)
-        .await)
-        .map_err(db_error)
+        self.db
+            .fetch_all(query(
+                "SELECT id, name, default_workspace_id, created_at FROM organizations ORDER BY id",
+            ))
+            .await
     }
 
     pub async fn create_workspace(&self, org_id: &str, name: &str) -> Result<Workspace> {
@@ -91,42 +93,38 @@ impl Store {
             name: name.to_owned(),
             created_at: now(),
         };
-        write!(self, |c| sqlx::query(
-            "INSERT INTO workspaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)"
-        )
-        .bind(&ws.id)
-        .bind(&ws.org_id)
-        .bind(&ws.name)
-        .bind(ws.created_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(db_error)?;
+        self.db
+            .execute(
+                query(
+                    "INSERT INTO workspaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&ws.id)
+                .bind(&ws.org_id)
+                .bind(&ws.name)
+                .bind(ws.created_at),
+            )
+            .await?;
         Ok(ws)
     }
 
     /// The workspace, if it belongs to the organization.
     pub async fn get_workspace(&self, org_id: &str, workspace_id: &str) -> Result<Workspace> {
-        read!(self, |c| sqlx::query_as::<_, Workspace>(
-            "SELECT id, org_id, name, created_at FROM workspaces WHERE id = $1 AND org_id = $2"
-        )
-        .bind(workspace_id)
-        .bind(org_id)
-        .fetch_optional(c)
-        .await)
-        .map_err(db_error)?
-        .ok_or(Error::NotFound {
-            resource: "workspace",
-        })
+        self.db
+            .fetch_optional(
+                query("SELECT id, org_id, name, created_at FROM workspaces WHERE id = $1 AND org_id = $2")
+                    .bind(workspace_id)
+                    .bind(org_id),
+            )
+            .await?
+            .ok_or(Error::NotFound { resource: "workspace" })
     }
 
     pub async fn list_workspaces(&self, org_id: &str) -> Result<Vec<Workspace>> {
-        read!(self, |c| sqlx::query_as::<_, Workspace>(
-            "SELECT id, org_id, name, created_at FROM workspaces WHERE org_id = $1 ORDER BY id"
-        )
-        .bind(org_id)
-        .fetch_all(c)
-        .await)
-        .map_err(db_error)
+        self.db
+            .fetch_all(
+                query("SELECT id, org_id, name, created_at FROM workspaces WHERE org_id = $1 ORDER BY id")
+                    .bind(org_id),
+            )
+            .await
     }
 }

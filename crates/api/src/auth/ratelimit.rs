@@ -73,7 +73,12 @@ impl RateLimiter {
             };
         }
         let new_tat = tat + self.interval;
-        map.insert(key_id.to_owned(), new_tat);
+        match map.get_mut(key_id) {
+            Some(slot) => *slot = new_tat,
+            None => {
+                map.insert(key_id.to_owned(), new_tat);
+            }
+        }
         let used = new_tat - now;
         let free = (self.tolerance + self.interval).saturating_sub(used);
         Decision {

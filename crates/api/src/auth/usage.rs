@@ -12,9 +12,12 @@ use dialtone_domain::auth::ApiKey;
 use dialtone_domain::time::{Timestamp, epoch_day};
 use dialtone_store::UsageDelta;
 
+/// Pending counts by key id, then by day (a key's id is only copied on its first use).
+type PendingMap = HashMap<String, HashMap<i64, Pending>>;
+
 #[derive(Debug, Default)]
 pub struct UsageCounter {
-    pending: Mutex<HashMap<(String, i64), Pending>>,
+    pending: Mutex<PendingMap>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,13 +30,15 @@ struct Pending {
 impl UsageCounter {
     pub fn record(&self, key_id: &str, ip: Option<IpAddr>, at: Timestamp) {
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map
-            .entry((key_id.to_owned(), epoch_day(at)))
-            .or_insert_with(|| Pending {
-                count: 0,
-                last_used_at: at,
-                last_ip: None,
-            });
+        let days = match map.get_mut(key_id) {
+            Some(days) => days,
+            None => map.entry(key_id.to_owned()).or_default(),
+        };
+        let entry = days.entry(epoch_day(at)).or_insert_with(|| Pending {
+            count: 0,
+            last_used_at: at,
+            last_ip: None,
+        });
         entry.count += 1;
         if at >= entry.last_used_at {
             entry.last_used_at = at;
@@ -45,12 +50,14 @@ impl UsageCounter {
     pub fn drain(&self) -> Vec<UsageDelta> {
         let map = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         map.into_iter()
-            .map(|((key_id, day), p)| UsageDelta {
-                key_id,
-                day,
-                count: p.count,
-                last_used_at: p.last_used_at,
-                last_ip: p.last_ip,
+            .flat_map(|(key_id, days)| {
+                days.into_iter().map(move |(day, p)| UsageDelta {
+                    key_id: key_id.clone(),
+                    day,
+                    count: p.count,
+                    last_used_at: p.last_used_at,
+                    last_ip: p.last_ip,
+                })
             })
             .collect()
     }
@@ -59,11 +66,15 @@ impl UsageCounter {
     pub fn restore(&self, deltas: Vec<UsageDelta>) {
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         for d in deltas {
-            let entry = map.entry((d.key_id, d.day)).or_insert_with(|| Pending {
-                count: 0,
-                last_used_at: d.last_used_at,
-                last_ip: d.last_ip.clone(),
-            });
+            let entry = map
+                .entry(d.key_id)
+                .or_default()
+                .entry(d.day)
+                .or_insert_with(|| Pending {
+                    count: 0,
+                    last_used_at: d.last_used_at,
+                    last_ip: d.last_ip.clone(),
+                });
             entry.count += d.count;
             if d.last_used_at > entry.last_used_at {
                 entry.last_used_at = d.last_used_at;
@@ -75,10 +86,7 @@ impl UsageCounter {
     /// Adds this node's unflushed usage to a key read from the database.
     pub fn merge_into(&self, key: &mut ApiKey) {
         let map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for ((id, _), p) in map.iter() {
-            if *id != key.id {
-                continue;
-            }
+        for p in map.get(&key.id).into_iter().flat_map(|days| days.values()) {
             key.requests_30d += p.count;
             if key.last_used_at.is_none_or(|t| p.last_used_at > t) {
                 key.last_used_at = Some(p.last_used_at);

@@ -22,6 +22,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy: bool,
+    /// Wall time between two steps of a simulated call (queued → ringing → …).
+    pub simulator_step: Duration,
+    /// Let live keys place calls through the built-in simulated carrier.
+    pub live_simulator: bool,
+    /// The server's public base URL (for signed media links); default: from `Host`.
+    pub public_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -35,6 +41,9 @@ impl ServerConfig {
             key_poll_interval: Duration::from_millis(250),
             max_body_bytes: 256 * 1024,
             trust_proxy: false,
+            simulator_step: Duration::from_millis(500),
+            live_simulator: false,
+            public_url: None,
         }
     }
 }

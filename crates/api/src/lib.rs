@@ -10,6 +10,7 @@
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
 //! - [`contacts`]: contacts and contact notes; [`agents`]: voice agents;
 //!   [`phone_numbers`]: inventory, purchase, routing; [`billing`]: the wallet;
+//!   [`calls`]: calls, transcripts, recordings, conversations;
 //! - [`shared`]: page parameters, the delete answer, id checks;
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
@@ -17,6 +18,7 @@
 pub mod agents;
 pub mod auth;
 pub mod billing;
+pub mod calls;
 pub mod config;
 pub mod contacts;
 pub mod error;

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::{ErrorBody, UnauthorizedBody};
-use crate::{agents, billing, contacts, keys, phone_numbers};
+use crate::{agents, billing, calls, contacts, keys, phone_numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,9 @@ use crate::{agents, billing, contacts, keys, phone_numbers};
         agents::list, agents::create, agents::get, agents::update, agents::delete,
         phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::get,
         phone_numbers::configure, phone_numbers::release, billing::wallet,
+        calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
+        calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
+        calls::get_conversation,
     ),
     components(schemas(ErrorBody, UnauthorizedBody)),
     tags(
@@ -37,6 +40,8 @@ use crate::{agents, billing, contacts, keys, phone_numbers};
         (name = "agents", description = "Voice agents: prompt, voice, language, greeting"),
         (name = "phone_numbers", description = "Search, buy, configure and release numbers"),
         (name = "billing", description = "The wallet live usage is paid from"),
+        (name = "calls", description = "Calls (call logs), transcripts and recordings; test keys simulate"),
+        (name = "conversations", description = "Threads of calls with one number"),
     )
 )]
 struct ApiDoc;

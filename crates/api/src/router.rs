@@ -26,7 +26,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{agents, auth, billing, contacts, keys, metrics, openapi, ops, phone_numbers};
+use crate::{agents, auth, billing, calls, contacts, keys, metrics, openapi, ops, phone_numbers};
 
 /// One `/v1` route: its method, path template and the permission it needs
 /// (`None`: any valid key).
@@ -156,6 +156,47 @@ fn v1() -> Vec<Route> {
             phone_numbers::release,
         ),
         route(M::GET, "/v1/billing/wallet", read(Billing), billing::wallet),
+        route(M::GET, "/v1/calls", read(Calls), calls::list),
+        route(M::POST, "/v1/calls", write(Calls), calls::place),
+        route(M::GET, "/v1/calls/{id}", read(Calls), calls::get),
+        route(
+            M::POST,
+            "/v1/calls/{id}/hangup",
+            write(Calls),
+            calls::hangup,
+        ),
+        route(
+            M::GET,
+            "/v1/calls/{id}/transcript",
+            read(Calls),
+            calls::transcript,
+        ),
+        route(M::GET, "/v1/call-logs", read(Calls), calls::list_logs),
+        route(M::GET, "/v1/call-logs/{id}", read(Calls), calls::get_log),
+        route(
+            M::GET,
+            "/v1/recordings",
+            read(Calls),
+            calls::list_recordings,
+        ),
+        route(
+            M::GET,
+            "/v1/recordings/{id}",
+            read(Calls),
+            calls::get_recording,
+        ),
+        route(
+            M::GET,
+            "/v1/conversations",
+            read(Conversations),
+            calls::list_conversations,
+        ),
+        route(
+            M::GET,
+            "/v1/conversations/{id}",
+            read(Conversations),
+            calls::get_conversation,
+        ),
     ]
 }
 
@@ -214,6 +255,7 @@ pub fn build(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/v1/openapi.json", get(openapi::json))
         .route("/docs", get(openapi::docs))
+        .route("/v1/recordings/{id}/media", get(calls::media))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

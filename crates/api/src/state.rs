@@ -138,6 +138,7 @@ impl App {
         let tasks = vec![
             tokio::spawn(usage_flusher(state.clone(), shutdown.subscribe())),
             tokio::spawn(key_change_poller(state.clone(), shutdown.subscribe())),
+            tokio::spawn(simulator(state.clone(), shutdown.subscribe())),
         ];
         Ok(App {
             state,
@@ -209,6 +210,34 @@ async fn key_change_poller(state: AppState, mut stop: watch::Receiver<bool>) {
                 .await
             {
                 tracing::warn!(error = %e, "pruning key changes failed");
+            }
+        }
+    }
+}
+
+/// Advances simulated calls whose next step is due (state lives in the database, so a
+/// restart resumes them; steps are compare-and-set, so nodes may share the work).
+async fn simulator(state: AppState, mut stop: watch::Receiver<bool>) {
+    let step = state.config.simulator_step;
+    let step_delta =
+        chrono::TimeDelta::from_std(step).unwrap_or(chrono::TimeDelta::milliseconds(500));
+    let mut tick = tokio::time::interval((step / 5).max(std::time::Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let due = match state.store.due_calls(200).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "simulator: listing due calls failed");
+                continue;
+            }
+        };
+        for call in due {
+            if let Err(e) = state.store.advance_call(&call.id, step_delta).await {
+                tracing::warn!(call_id = %call.id, error = %e, "simulator: step failed; will retry");
             }
         }
     }

@@ -114,6 +114,15 @@ struct ServeArgs {
     /// Trust X-Forwarded-For for the client address (only behind your own proxy).
     #[arg(long, env = "DIALTONE_TRUST_PROXY")]
     trust_proxy: bool,
+    /// Wall time between steps of a simulated call, in milliseconds.
+    #[arg(long, env = "DIALTONE_SIMULATOR_STEP_MS", default_value_t = 500)]
+    simulator_step_ms: u64,
+    /// Let live keys place calls through the built-in simulated carrier (charged).
+    #[arg(long, env = "DIALTONE_LIVE_SIMULATOR")]
+    live_simulator: bool,
+    /// Public base URL of this server, for links it hands out (e.g. recording media).
+    #[arg(long, env = "DIALTONE_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -450,6 +459,9 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.usage_flush_interval = Duration::from_millis(args.usage_flush_ms.max(50));
     config.max_body_bytes = args.max_body_bytes;
     config.trust_proxy = args.trust_proxy;
+    config.simulator_step = Duration::from_millis(args.simulator_step_ms.max(10));
+    config.live_simulator = args.live_simulator;
+    config.public_url = args.public_url;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let mut app = App::start(listener, store.clone(), config).await?;
     let backend = match &g.database_url {

@@ -12,6 +12,8 @@ pub const CURRENCY: &str = "usd";
 pub const LOCAL_NUMBER_MONTHLY: i64 = 115;
 pub const MOBILE_NUMBER_MONTHLY: i64 = 150;
 pub const TOLL_FREE_NUMBER_MONTHLY: i64 = 215;
+/// Per started minute of a live call.
+pub const CALL_PER_MINUTE: i64 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Wallet {

@@ -195,7 +195,8 @@ fn is_plausible_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn check_custom_fields(v: &mut Validator, fields: &Map<String, Value>) {
+/// Checks a small flat object (custom fields, call metadata).
+pub(crate) fn check_custom_fields(v: &mut Validator, fields: &Map<String, Value>) {
     v.check(
         fields.len() <= CUSTOM_FIELDS_MAX,
         "custom_fields",

@@ -43,6 +43,11 @@ pub enum Error {
         "The wallet balance ({balance} cents) cannot cover this ({needed} cents). Add funds and retry."
     )]
     InsufficientBalance { needed: i64, balance: i64 },
+    /// Live calling needs a carrier and none is configured.
+    #[error(
+        "Live calls are not enabled on this server: no carrier is configured. Use a test key, or ask the operator to enable one."
+    )]
+    CarrierUnavailable,
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("The request body is too large.")]
@@ -68,6 +73,7 @@ impl Error {
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
+            Error::CarrierUnavailable => "CARRIER_UNAVAILABLE",
             Error::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Error::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",

@@ -10,8 +10,11 @@
 pub mod agents;
 pub mod auth;
 pub mod billing;
+pub mod calls;
 pub mod contacts;
+pub mod conversations;
 pub mod error;
+pub mod events;
 pub mod id;
 pub mod idempotency;
 pub mod input;

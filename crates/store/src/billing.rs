@@ -244,6 +244,32 @@ impl Store {
 }
 
 impl Scoped<'_> {
+    /// The stored answer of an earlier request with this key, if any (read-only: lets
+    /// a retry replay before checks whose result may have changed, like the balance).
+    pub async fn idempotent_response(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StoredResponse>> {
+        let s = self.scope;
+        let stored: Option<Stored> = self
+            .store
+            .db
+            .fetch_optional(
+                query(
+                    "SELECT fingerprint, status_code, body FROM idempotency_keys \
+                     WHERE org_id = $1 AND workspace_id = $2 AND livemode = $3 AND idem_key = $4 \
+                     AND created_at >= $5 AND status_code > 0",
+                )
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&key.key)
+                .bind(now() - chrono::TimeDelta::hours(RETENTION_HOURS)),
+            )
+            .await?;
+        Ok(stored.map(|s| s.0))
+    }
+
     /// The wallet of this scope's organization and mode.
     pub async fn wallet(&self) -> Result<Wallet> {
         wallet(self.store, &self.scope.org_id, self.scope.livemode()).await

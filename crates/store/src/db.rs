@@ -255,6 +255,18 @@ impl Column for Map<String, Json> {
     }
 }
 
+impl Column for Json {
+    fn pg(r: &PgRow, i: impl Idx) -> Result<Self> {
+        r.try_get::<sqlx::types::Json<Json>, _>(i)
+            .map(|j| j.0)
+            .map_err(pg_error)
+    }
+    fn sqlite(r: &rusqlite::Row<'_>, i: impl Idx) -> Result<Self> {
+        let text: String = r.get(i).map_err(sqlite_error)?;
+        serde_json::from_str(&text).map_err(Error::internal)
+    }
+}
+
 /// A struct read from a row.
 pub(crate) trait FromRow: Sized {
     fn from_row(r: &Row<'_>) -> Result<Self>;

@@ -19,6 +19,7 @@ macro_rules! in_scope {
 
 mod agents;
 mod billing;
+mod calls;
 mod contacts;
 mod db;
 mod keys;
@@ -35,6 +36,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::db::{Db, Scalar, Sqlite, pg_error, query};
 
+pub use calls::{CallFilter, DueCall, NewCall};
 pub use contacts::ContactFilter;
 pub use keys::{KeyChange, NewKeyRow, UsageDelta};
 pub use phone_numbers::Candidate;
@@ -53,6 +55,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261123000003,
         include_str!("../migrations/sqlite/20261123000003_billing_numbers.sql"),
+    ),
+    (
+        20261123000004,
+        include_str!("../migrations/sqlite/20261123000004_calls.sql"),
     ),
 ];
 

@@ -154,6 +154,36 @@ impl Scoped<'_> {
         row.ok_or(NOT_FOUND)?.try_into()
     }
 
+    /// The id of an active number of this scope, by its E.164 form.
+    pub async fn find_active_number(
+        &self,
+        number: Option<&str>,
+    ) -> Result<Option<(String, String)>> {
+        struct Found(String, String);
+        impl crate::db::FromRow for Found {
+            fn from_row(r: &crate::db::Row<'_>) -> Result<Self> {
+                Ok(Found(r.get("id")?, r.get("number")?))
+            }
+        }
+        let s = self.scope;
+        let found: Option<Found> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    "SELECT id, number FROM phone_numbers WHERE ",
+                    in_scope!(),
+                    " AND status = 'active' AND ($4 IS NULL OR number = $4) ORDER BY id LIMIT 1"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(number),
+            )
+            .await?;
+        Ok(found.map(|f| (f.0, f.1)))
+    }
+
     /// Whether an agent exists in this scope.
     pub async fn agent_exists(&self, id: &str) -> Result<bool> {
         let s = self.scope;

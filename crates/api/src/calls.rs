@@ -1,0 +1,418 @@
+//! `/v1/calls` (alias `/v1/call-logs`), transcripts, `/v1/recordings` with signed media
+//! links, and `/v1/conversations`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+use dialtone_domain::billing::CALL_PER_MINUTE;
+use dialtone_domain::calls::{
+    Call, CallStatus, Direction, PlaceCall, Recording, SimulatedOutcome, TEST_FROM_NUMBER,
+    Transcript, simulated_wav,
+};
+use dialtone_domain::conversations::Conversation;
+use dialtone_domain::idempotency::Outcome;
+use dialtone_domain::page::{Page, PageRequest};
+use dialtone_domain::time::now;
+use dialtone_domain::{Error, Result};
+use dialtone_store::{CallFilter, NewCall};
+use serde::Deserialize;
+
+use crate::auth::Tenant;
+use crate::error::{ApiResult, JsonBytes, Query};
+use crate::shared::{PageQuery, checked_id, idempotency_key, replay};
+use crate::state::AppState;
+
+/// How long a recording's media link works.
+const MEDIA_LINK_TTL_SECS: i64 = 3600;
+
+fn call_id(id: &str) -> Result<&str> {
+    checked_id("call", "call", id)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListCallsQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// queued, ringing, in_progress, completed, busy, no_answer, failed, canceled
+    pub status: Option<String>,
+    /// outbound or inbound
+    pub direction: Option<String>,
+    pub contact_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub phone_number_id: Option<String>,
+    pub campaign_id: Option<String>,
+    /// E.164
+    pub from: Option<String>,
+    /// E.164
+    pub to: Option<String>,
+    /// RFC 3339; calls created at or after.
+    #[param(value_type = Option<String>)]
+    pub created_after: Option<DateTime<Utc>>,
+    /// RFC 3339; calls created before.
+    #[param(value_type = Option<String>)]
+    pub created_before: Option<DateTime<Utc>>,
+    #[param(value_type = Option<String>)]
+    pub started_after: Option<DateTime<Utc>>,
+    #[param(value_type = Option<String>)]
+    pub started_before: Option<DateTime<Utc>>,
+    pub duration_min: Option<i64>,
+    pub duration_max: Option<i64>,
+}
+
+async fn list_calls_impl(state: &AppState, t: &Tenant, q: ListCallsQuery) -> Result<Page<Call>> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let filter = CallFilter {
+        status: q.status.as_deref().map(CallStatus::parse).transpose()?,
+        direction: q.direction.as_deref().map(Direction::parse).transpose()?,
+        contact_id: q.contact_id,
+        agent_id: q.agent_id,
+        phone_number_id: q.phone_number_id,
+        campaign_id: q.campaign_id,
+        from: q.from,
+        to: q.to,
+        created_after: q.created_after,
+        created_before: q.created_before,
+        started_after: q.started_after,
+        started_before: q.started_before,
+        duration_min: q.duration_min,
+        duration_max: q.duration_max,
+    };
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_calls(&filter, &page)
+        .await?;
+    Ok(Page::from_rows(rows, &page, |c| &c.id))
+}
+
+/// List calls (call logs)
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", params(ListCallsQuery),
+    responses((status = 200, description = "Calls, newest first", body = Page<Call>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<ListCallsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(list_calls_impl(&state, &t, q).await?))
+}
+
+/// List call logs (alias of `GET /v1/calls`)
+#[utoipa::path(get, path = "/v1/call-logs", tag = "calls", params(ListCallsQuery),
+    responses((status = 200, description = "Calls, newest first", body = Page<Call>)))]
+pub async fn list_logs(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<ListCallsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(list_calls_impl(&state, &t, q).await?))
+}
+
+/// Retrieve a call
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", params(("id" = String, Path, description = "call_…")),
+    responses((status = 200, description = "The call", body = Call)))]
+pub async fn get(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(
+        state.store.scoped(&t.scope).get_call(call_id(&id)?).await?,
+    ))
+}
+
+/// Retrieve a call log (alias of `GET /v1/calls/{id}`)
+#[utoipa::path(get, path = "/v1/call-logs/{id}", tag = "calls", params(("id" = String, Path, description = "call_…")),
+    responses((status = 200, description = "The call", body = Call)))]
+pub async fn get_log(
+    state: State<AppState>,
+    t: Tenant,
+    id: Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    get(state, t, id).await
+}
+
+/// Place an outbound call
+///
+/// Test keys run the simulator: no telephony, no charge, the whole lifecycle
+/// (`queued → ringing → in_progress → completed`, or `busy`/`no_answer`/`failed` for
+/// +15005550001/2/3) with its events, a transcript and a recording. Live calls are
+/// charged per started minute and need a wallet that covers the first one (402).
+#[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = PlaceCall,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, description = "The call, queued", body = Call),
+              (status = 402, description = "The wallet cannot cover a first minute (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
+              (status = 503, description = "Live calling is not enabled (CARRIER_UNAVAILABLE)", body = crate::error::ErrorBody)))]
+pub async fn place(
+    State(state): State<AppState>,
+    t: Tenant,
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<PlaceCall>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/calls", &raw)?;
+    let store = state.store.scoped(&t.scope);
+    if let Some(key) = &idem
+        && let Some(stored) = store.idempotent_response(key).await?
+    {
+        return Ok(replay(stored.replay_for(key)?));
+    }
+    input.validate()?;
+    let live = t.scope.livemode();
+    let max_seconds = if live {
+        let affordable = store.affordable_seconds().await?;
+        if affordable < 60 {
+            return Err(Error::InsufficientBalance {
+                needed: CALL_PER_MINUTE,
+                balance: store.wallet().await?.balance,
+            }
+            .into());
+        }
+        if !state.config.live_simulator {
+            return Err(Error::CarrierUnavailable.into());
+        }
+        Some(affordable)
+    } else {
+        None
+    };
+    let (phone_number_id, from) = match input.from.as_deref() {
+        Some(TEST_FROM_NUMBER) if !live => (None, TEST_FROM_NUMBER.to_owned()),
+        Some(from) => store
+            .find_active_number(Some(from))
+            .await?
+            .map(|(id, n)| (Some(id), n))
+            .ok_or_else(|| {
+                Error::validation("from", format!("{from} is not one of your numbers"))
+            })?,
+        None if !live => (None, TEST_FROM_NUMBER.to_owned()),
+        None => store
+            .find_active_number(None)
+            .await?
+            .map(|(id, n)| (Some(id), n))
+            .ok_or_else(|| {
+                Error::validation(
+                    "from",
+                    "buy a phone number first: this workspace has none to call from",
+                )
+            })?,
+    };
+    let new = NewCall {
+        direction: Direction::Outbound,
+        outcome: SimulatedOutcome::for_number(&input.to, max_seconds),
+        from,
+        to: input.to,
+        phone_number_id,
+        agent_id: input.agent_id,
+        campaign_id: None,
+        metadata: input.metadata.unwrap_or_default(),
+    };
+    let step =
+        TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
+    Ok(
+        match (store.place_call(new, step, idem.as_ref()).await?, &idem) {
+            (Outcome::Done(call), _) => (StatusCode::CREATED, axum::Json(call)).into_response(),
+            (Outcome::Replay(stored), Some(key)) => replay(stored.replay_for(key)?),
+            (Outcome::Replay(_), None) => {
+                return Err(Error::internal(std::io::Error::other("replay without a key")).into());
+            }
+        },
+    )
+}
+
+/// Hang up a call
+///
+/// Before an answer the call becomes `canceled`; after one, `completed` (charged by
+/// the seconds talked). A call that already ended answers 409.
+#[utoipa::path(post, path = "/v1/calls/{id}/hangup", tag = "calls", params(("id" = String, Path, description = "call_…")),
+    responses((status = 200, description = "The call, ended", body = Call),
+              (status = 409, description = "The call had already ended", body = crate::error::ErrorBody)))]
+pub async fn hangup(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(
+        state
+            .store
+            .scoped(&t.scope)
+            .hangup_call(call_id(&id)?)
+            .await?,
+    ))
+}
+
+/// Retrieve a call's transcript
+///
+/// 404 until the call has ended and its transcript is ready (`call.transcript.ready`).
+#[utoipa::path(get, path = "/v1/calls/{id}/transcript", tag = "calls", params(("id" = String, Path, description = "call_…")),
+    responses((status = 200, description = "The transcript", body = Transcript)))]
+pub async fn transcript(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(
+        state
+            .store
+            .scoped(&t.scope)
+            .get_transcript(call_id(&id)?)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListRecordingsQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Only this call's recordings.
+    pub call_id: Option<String>,
+}
+
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn media_signature(state: &AppState, id: &str, expires: i64) -> String {
+    state
+        .digester
+        .digest(&format!("recording-media:{id}:{expires}"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn with_media_url(state: &AppState, headers: &HeaderMap, mut r: Recording) -> Recording {
+    let expires = now() + TimeDelta::seconds(MEDIA_LINK_TTL_SECS);
+    let ts = expires.timestamp();
+    r.media_url = Some(format!(
+        "{}/v1/recordings/{}/media?expires={ts}&signature={}",
+        base_url(state, headers),
+        r.id,
+        media_signature(state, &r.id, ts)
+    ));
+    r.media_url_expires_at = Some(expires);
+    r
+}
+
+/// List recordings
+#[utoipa::path(get, path = "/v1/recordings", tag = "calls", params(ListRecordingsQuery),
+    responses((status = 200, description = "Recordings, newest first", body = Page<Recording>)))]
+pub async fn list_recordings(
+    State(state): State<AppState>,
+    t: Tenant,
+    headers: HeaderMap,
+    Query(q): Query<ListRecordingsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_recordings(q.call_id.as_deref(), &page)
+        .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, &page, |r| &r.id).map(|r| with_media_url(&state, &headers, r)),
+    ))
+}
+
+/// Retrieve a recording
+///
+/// `media_url` downloads the audio without a key until `media_url_expires_at`.
+#[utoipa::path(get, path = "/v1/recordings/{id}", tag = "calls", params(("id" = String, Path, description = "rec_…")),
+    responses((status = 200, description = "The recording", body = Recording)))]
+pub async fn get_recording(
+    State(state): State<AppState>,
+    t: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let r = state
+        .store
+        .scoped(&t.scope)
+        .get_recording(checked_id("rec", "recording", &id)?)
+        .await?;
+    Ok(axum::Json(with_media_url(&state, &headers, r)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MediaQuery {
+    expires: Option<i64>,
+    signature: Option<String>,
+}
+
+/// `GET /v1/recordings/{id}/media?expires=&signature=`: the audio, for whoever holds a
+/// link that has not expired (no key: players and browsers fetch it directly).
+pub async fn media(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<MediaQuery>,
+) -> ApiResult<Response> {
+    let (Some(expires), Some(signature)) = (q.expires, q.signature) else {
+        return Err(Error::Unauthorized.into());
+    };
+    let expected = media_signature(&state, &id, expires);
+    let matches = expected.len() == signature.len()
+        && expected
+            .bytes()
+            .zip(signature.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !matches || expires < now().timestamp() {
+        return Err(Error::Unauthorized.into());
+    }
+    let duration = state.store.recording_duration(&id).await?;
+    let wav = simulated_wav(duration);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "audio/wav".to_owned()),
+            (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{id}.wav\""),
+            ),
+        ],
+        wav,
+    )
+        .into_response())
+}
+
+/// List conversations
+#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(PageQuery),
+    responses((status = 200, description = "Conversations, newest first", body = Page<Conversation>)))]
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_conversations(&page)
+        .await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |c| &c.id)))
+}
+
+/// Retrieve a conversation
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "conv_…")),
+    responses((status = 200, description = "The conversation", body = Conversation)))]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let id = checked_id("conv", "conversation", &id)?;
+    Ok(axum::Json(
+        state.store.scoped(&t.scope).get_conversation(id).await?,
+    ))
+}

@@ -1,0 +1,912 @@
+//! Calls, their conversations, transcripts, recordings and events; and the
+//! simulator's steps.
+//!
+//! A call's next simulated step is stored on its row (`next_step_at`), so the
+//! simulator survives restarts and may run on several nodes: each step is a
+//! compare-and-set on the status (`UPDATE … WHERE status = old`), and the step's
+//! events, transcript, recording and charge are written in the same transaction.
+
+use chrono::TimeDelta;
+use dialtone_domain::billing::{CALL_PER_MINUTE, CURRENCY, Charge};
+use dialtone_domain::calls::{
+    Call, CallStatus, Direction, Recording, SimulatedOutcome, Transcript, call_cost,
+    simulated_transcript,
+};
+use dialtone_domain::conversations::Conversation;
+use dialtone_domain::id::new_id;
+use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::tenancy::{Mode, Scope};
+use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::{Error, Result};
+use serde_json::{Map, Value};
+
+use crate::billing::{debit, idempotency_claim, idempotency_finish};
+use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
+use crate::{Scoped, Store};
+
+/// What `POST /v1/calls` asks for, resolved by the caller (numbers, outcome).
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub phone_number_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub outcome: SimulatedOutcome,
+}
+
+/// Filters of `GET /v1/calls`.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub status: Option<CallStatus>,
+    pub direction: Option<Direction>,
+    pub contact_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub phone_number_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    pub started_after: Option<Timestamp>,
+    pub started_before: Option<Timestamp>,
+    pub duration_min: Option<i64>,
+    pub duration_max: Option<i64>,
+}
+
+struct CallRow {
+    id: String,
+    org_id: String,
+    workspace_id: String,
+    livemode: bool,
+    direction: String,
+    status: String,
+    end_reason: Option<String>,
+    from_number: String,
+    to_number: String,
+    contact_id: Option<String>,
+    conversation_id: String,
+    phone_number_id: Option<String>,
+    agent_id: Option<String>,
+    campaign_id: Option<String>,
+    started_at: Option<Timestamp>,
+    answered_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    duration_seconds: i64,
+    cost: i64,
+    metadata: Map<String, Value>,
+    sim_outcome: String,
+    sim_duration: i64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+from_row!(CallRow {
+    id,
+    org_id,
+    workspace_id,
+    livemode,
+    direction,
+    status,
+    end_reason,
+    from_number,
+    to_number,
+    contact_id,
+    conversation_id,
+    phone_number_id,
+    agent_id,
+    campaign_id,
+    started_at,
+    answered_at,
+    ended_at,
+    duration_seconds,
+    cost,
+    metadata,
+    sim_outcome,
+    sim_duration,
+    created_at,
+    updated_at,
+});
+
+macro_rules! call_columns {
+    () => {
+        "SELECT id, org_id, workspace_id, livemode, direction, status, end_reason, from_number, \
+         to_number, contact_id, conversation_id, phone_number_id, agent_id, campaign_id, \
+         started_at, answered_at, ended_at, duration_seconds, cost, metadata, sim_outcome, \
+         sim_duration, created_at, updated_at FROM calls "
+    };
+}
+
+impl CallRow {
+    fn status(&self) -> Result<CallStatus> {
+        CallStatus::parse(&self.status).map_err(|_| corrupt(&self.id, "status"))
+    }
+
+    fn outcome(&self) -> SimulatedOutcome {
+        SimulatedOutcome::from_parts(&self.sim_outcome, self.sim_duration)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            org_id: self.org_id.clone(),
+            workspace_id: self.workspace_id.clone(),
+            mode: Mode::from_livemode(self.livemode),
+        }
+    }
+
+    fn to_call(&self) -> Result<Call> {
+        Ok(Call {
+            id: self.id.clone(),
+            object: "call",
+            workspace_id: self.workspace_id.clone(),
+            livemode: self.livemode,
+            direction: Direction::parse(&self.direction)
+                .map_err(|_| corrupt(&self.id, "direction"))?,
+            status: self.status()?,
+            end_reason: self.end_reason.clone(),
+            from: self.from_number.clone(),
+            to: self.to_number.clone(),
+            contact_id: self.contact_id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            phone_number_id: self.phone_number_id.clone(),
+            agent_id: self.agent_id.clone(),
+            campaign_id: self.campaign_id.clone(),
+            started_at: self.started_at,
+            answered_at: self.answered_at,
+            ended_at: self.ended_at,
+            duration_seconds: self.duration_seconds,
+            cost: self.cost,
+            currency: CURRENCY,
+            metadata: self.metadata.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn corrupt(id: &str, what: &str) -> Error {
+    Error::internal(std::io::Error::other(format!(
+        "calls row {id} has an invalid {what}"
+    )))
+}
+
+struct ConversationRow {
+    id: String,
+    workspace_id: String,
+    livemode: bool,
+    phone_number: String,
+    phone_number_id: Option<String>,
+    participant: String,
+    contact_id: Option<String>,
+    last_activity_at: Timestamp,
+    created_at: Timestamp,
+}
+from_row!(ConversationRow {
+    id,
+    workspace_id,
+    livemode,
+    phone_number,
+    phone_number_id,
+    participant,
+    contact_id,
+    last_activity_at,
+    created_at,
+});
+
+impl From<ConversationRow> for Conversation {
+    fn from(r: ConversationRow) -> Self {
+        Conversation {
+            id: r.id,
+            object: "conversation",
+            workspace_id: r.workspace_id,
+            livemode: r.livemode,
+            phone_number: r.phone_number,
+            phone_number_id: r.phone_number_id,
+            participant: r.participant,
+            contact_id: r.contact_id,
+            last_activity_at: r.last_activity_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+struct TranscriptRow {
+    call_id: String,
+    livemode: bool,
+    segments: Value,
+    created_at: Timestamp,
+}
+from_row!(TranscriptRow {
+    call_id,
+    livemode,
+    segments,
+    created_at
+});
+
+struct RecordingRow {
+    id: String,
+    call_id: String,
+    livemode: bool,
+    duration_seconds: i64,
+    created_at: Timestamp,
+}
+from_row!(RecordingRow {
+    id,
+    call_id,
+    livemode,
+    duration_seconds,
+    created_at
+});
+
+impl From<RecordingRow> for Recording {
+    fn from(r: RecordingRow) -> Self {
+        Recording {
+            id: r.id,
+            object: "recording",
+            call_id: r.call_id,
+            livemode: r.livemode,
+            duration_seconds: r.duration_seconds,
+            content_type: "audio/wav",
+            media_url: None,
+            media_url_expires_at: None,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Writes an event in `tx`, in the envelope every event shares.
+pub(crate) async fn record_event(
+    tx: &mut Tx,
+    scope: &Scope,
+    event_type: &str,
+    object: Value,
+) -> Result<()> {
+    tx.execute(
+        query(
+            "INSERT INTO events (id, org_id, workspace_id, livemode, event_type, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("evt"))
+        .bind(&scope.org_id)
+        .bind(&scope.workspace_id)
+        .bind(scope.livemode())
+        .bind(event_type)
+        .bind(serde_json::json!({ "object": object }))
+        .bind(now()),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn call_in_tx(tx: &mut Tx, id: &str) -> Result<CallRow> {
+    tx.fetch_optional(query(concat!(call_columns!(), "WHERE id = $1")).bind(id))
+        .await?
+        .ok_or(Error::NotFound { resource: "call" })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(Error::internal)
+}
+
+/// A step that changes a call's status: compare-and-set on the old status, then the
+/// event. Returns `None` when another worker (or a hang-up) got there first.
+async fn transition(
+    tx: &mut Tx,
+    row: &CallRow,
+    to: CallStatus,
+    set: Step,
+) -> Result<Option<CallRow>> {
+    let at = now();
+    let done = tx
+        .execute(
+            query(
+                "UPDATE calls SET status = $1, started_at = COALESCE($2, started_at), \
+                 answered_at = COALESCE($3, answered_at), ended_at = COALESCE($4, ended_at), \
+                 end_reason = COALESCE($5, end_reason), duration_seconds = $6, cost = $7, \
+                 next_step_at = $8, updated_at = $9 WHERE id = $10 AND status = $11",
+            )
+            .bind(to.as_str())
+            .bind(set.started_at)
+            .bind(set.answered_at)
+            .bind(set.ended_at)
+            .bind(set.end_reason)
+            .bind(set.duration_seconds.unwrap_or(row.duration_seconds))
+            .bind(set.cost.unwrap_or(row.cost))
+            .bind(set.next_step_at)
+            .bind(at)
+            .bind(&row.id)
+            .bind(&row.status),
+        )
+        .await?;
+    if done == 0 {
+        return Ok(None);
+    }
+    let updated = call_in_tx(tx, &row.id).await?;
+    record_event(
+        tx,
+        &row.scope(),
+        to.event_type(),
+        to_json(&updated.to_call()?)?,
+    )
+    .await?;
+    Ok(Some(updated))
+}
+
+#[derive(Debug, Default)]
+struct Step {
+    started_at: Option<Timestamp>,
+    answered_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    end_reason: Option<String>,
+    duration_seconds: Option<i64>,
+    cost: Option<i64>,
+    next_step_at: Option<Timestamp>,
+}
+
+/// Ends an answered call: duration, charge (live), transcript, recording, events.
+async fn complete(
+    tx: &mut Tx,
+    row: &CallRow,
+    duration_seconds: i64,
+    end_reason: &str,
+) -> Result<Option<CallRow>> {
+    let scope = row.scope();
+    let at = now();
+    let mut cost = if row.livemode {
+        call_cost(duration_seconds)
+    } else {
+        0
+    };
+    if cost > 0 {
+        let description = format!("Call {} ({duration_seconds} s)", row.id);
+        match debit(tx, &scope, cost, Charge::Call, Some(&row.id), &description).await {
+            Ok(()) => {}
+            // The minutes were used: take what is left (the simulator caps a call at
+            // what the wallet could pay when it was placed, so this is rare).
+            Err(Error::InsufficientBalance { balance, .. }) => {
+                cost = balance.max(0);
+                debit(tx, &scope, cost, Charge::Call, Some(&row.id), &description).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let step = Step {
+        ended_at: Some(at),
+        end_reason: Some(end_reason.to_owned()),
+        duration_seconds: Some(duration_seconds),
+        cost: Some(cost),
+        ..Step::default()
+    };
+    let Some(done) = transition(tx, row, CallStatus::Completed, step).await? else {
+        return Ok(None);
+    };
+    let greeting: Option<Scalar<Option<String>>> = match &row.agent_id {
+        Some(agent) => {
+            tx.fetch_optional(query("SELECT greeting FROM agents WHERE id = $1").bind(agent))
+                .await?
+        }
+        None => None,
+    };
+    let transcript = Transcript {
+        object: "transcript",
+        call_id: row.id.clone(),
+        livemode: row.livemode,
+        segments: simulated_transcript(greeting.and_then(|g| g.0).as_deref(), duration_seconds),
+        created_at: at,
+    };
+    tx.execute(
+        query(
+            "INSERT INTO transcripts (call_id, org_id, workspace_id, livemode, segments, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&row.id)
+        .bind(&scope.org_id)
+        .bind(&scope.workspace_id)
+        .bind(scope.livemode())
+        .bind(to_json(&transcript.segments)?)
+        .bind(at),
+    )
+    .await?;
+    record_event(tx, &scope, "call.transcript.ready", to_json(&transcript)?).await?;
+    let recording = Recording::from(RecordingRow {
+        id: new_id("rec"),
+        call_id: row.id.clone(),
+        livemode: row.livemode,
+        duration_seconds,
+        created_at: at,
+    });
+    tx.execute(
+        query(
+            "INSERT INTO recordings (id, org_id, workspace_id, livemode, call_id, duration_seconds, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&recording.id)
+        .bind(&scope.org_id)
+        .bind(&scope.workspace_id)
+        .bind(scope.livemode())
+        .bind(&row.id)
+        .bind(duration_seconds)
+        .bind(at),
+    )
+    .await?;
+    record_event(tx, &scope, "call.recording.ready", to_json(&recording)?).await?;
+    Ok(Some(done))
+}
+
+/// A call whose next simulated step is due.
+#[derive(Debug, Clone)]
+pub struct DueCall {
+    pub id: String,
+}
+from_row!(DueCall { id });
+
+impl Store {
+    /// The length of a recording, by id alone: for a download whose signed URL
+    /// already proved the caller may have it.
+    pub async fn recording_duration(&self, id: &str) -> Result<i64> {
+        self.db
+            .fetch_optional::<Scalar<i64>>(
+                query("SELECT duration_seconds FROM recordings WHERE id = $1").bind(id),
+            )
+            .await?
+            .map(|d| d.0)
+            .ok_or(Error::NotFound {
+                resource: "recording",
+            })
+    }
+
+    /// Calls whose next simulated step is due, oldest first (all tenants: the
+    /// simulator is the platform's own worker).
+    pub async fn due_calls(&self, limit: i64) -> Result<Vec<DueCall>> {
+        self.db
+            .fetch_all(
+                query(
+                    "SELECT id FROM calls WHERE next_step_at IS NOT NULL AND next_step_at <= $1 \
+                     ORDER BY next_step_at LIMIT $2",
+                )
+                .bind(now())
+                .bind(limit),
+            )
+            .await
+    }
+
+    /// Takes one simulated step of a call. `step` is the wall time between steps.
+    pub async fn advance_call(&self, id: &str, step: TimeDelta) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let row = call_in_tx(&mut tx, id).await?;
+        let at = now();
+        let outcome = row.outcome();
+        let moved = match row.status()? {
+            CallStatus::Queued => {
+                let s = Step {
+                    started_at: Some(at),
+                    next_step_at: Some(at + step),
+                    ..Step::default()
+                };
+                transition(&mut tx, &row, CallStatus::Ringing, s).await?
+            }
+            CallStatus::Ringing => match outcome.after_ringing() {
+                CallStatus::InProgress => {
+                    let s = Step {
+                        answered_at: Some(at),
+                        next_step_at: Some(at + step * 2),
+                        ..Step::default()
+                    };
+                    transition(&mut tx, &row, CallStatus::InProgress, s).await?
+                }
+                ended => {
+                    let s = Step {
+                        ended_at: Some(at),
+                        end_reason: Some(ended.as_str().to_owned()),
+                        ..Step::default()
+                    };
+                    transition(&mut tx, &row, ended, s).await?
+                }
+            },
+            CallStatus::InProgress => {
+                complete(&mut tx, &row, outcome.duration_seconds(), "completed").await?
+            }
+            _ => None,
+        };
+        if moved.is_some() {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Scoped<'_> {
+    /// Places a call: its conversation (found or started), the contact it reaches (by
+    /// number), the row with the simulator's plan, and `call.queued`, in one
+    /// transaction. In live mode the wallet must cover a first minute.
+    pub async fn place_call(
+        &self,
+        new: NewCall,
+        first_step: TimeDelta,
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<Outcome<Call>> {
+        let s = self.scope;
+        let at = now();
+        let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = idempotency_claim(&mut tx, s, idem).await? {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
+        if let Some(agent) = &new.agent_id {
+            let found = tx
+                .fetch_optional::<Scalar<i64>>(
+                    query(concat!(
+                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                        in_scope!(),
+                        " AND id = $4"
+                    ))
+                    .bind(&s.org_id)
+                    .bind(&s.workspace_id)
+                    .bind(s.livemode())
+                    .bind(agent),
+                )
+                .await?;
+            if found.is_none() {
+                return Err(Error::validation(
+                    "agent_id",
+                    format!("no such agent: {agent}"),
+                ));
+            }
+        }
+        let (ours, theirs) = match new.direction {
+            Direction::Outbound => (&new.from, &new.to),
+            Direction::Inbound => (&new.to, &new.from),
+        };
+        let contact = tx
+            .fetch_optional::<Scalar<String>>(
+                query(concat!(
+                    "SELECT id FROM contacts WHERE ",
+                    in_scope!(),
+                    " AND phone_number = $4 ORDER BY id LIMIT 1"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(theirs),
+            )
+            .await?
+            .map(|c| c.0);
+        let conversation = tx
+            .fetch_optional::<Scalar<String>>(
+                query(
+                    "INSERT INTO conversations (id, org_id, workspace_id, livemode, phone_number, \
+                     phone_number_id, participant, contact_id, last_activity_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                     ON CONFLICT (workspace_id, livemode, phone_number, participant) DO UPDATE \
+                     SET last_activity_at = excluded.last_activity_at, \
+                         contact_id = COALESCE(conversations.contact_id, excluded.contact_id) \
+                     RETURNING id",
+                )
+                .bind(new_id("conv"))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(ours)
+                .bind(&new.phone_number_id)
+                .bind(theirs)
+                .bind(&contact)
+                .bind(at),
+            )
+            .await?
+            .ok_or_else(|| {
+                Error::internal(std::io::Error::other(
+                    "conversation upsert returned nothing",
+                ))
+            })?
+            .0;
+        let id = new_id("call");
+        tx.execute(
+            query(
+                "INSERT INTO calls (id, org_id, workspace_id, livemode, direction, status, from_number, \
+                 to_number, contact_id, conversation_id, phone_number_id, agent_id, campaign_id, \
+                 duration_seconds, cost, metadata, sim_outcome, sim_duration, next_step_at, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, 0, 0, \
+                 $13, $14, $15, $16, $17, $17)",
+            )
+            .bind(&id)
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(new.direction.as_str())
+            .bind(&new.from)
+            .bind(&new.to)
+            .bind(&contact)
+            .bind(&conversation)
+            .bind(&new.phone_number_id)
+            .bind(&new.agent_id)
+            .bind(&new.campaign_id)
+            .bind(new.metadata)
+            .bind(new.outcome.as_str())
+            .bind(new.outcome.duration_seconds())
+            .bind(at + first_step)
+            .bind(at),
+        )
+        .await?;
+        let call = call_in_tx(&mut tx, &id).await?.to_call()?;
+        record_event(&mut tx, s, "call.queued", to_json(&call)?).await?;
+        let body = serde_json::to_string(&call).map_err(Error::internal)?;
+        idempotency_finish(&mut tx, s, idem, 201, body).await?;
+        tx.commit().await?;
+        Ok(Outcome::Done(call))
+    }
+
+    /// The wallet's balance now, and how many seconds of calling it can pay for.
+    pub async fn affordable_seconds(&self) -> Result<i64> {
+        let balance = self.wallet().await?.balance;
+        Ok((balance / CALL_PER_MINUTE) * 60)
+    }
+
+    pub async fn list_calls(&self, f: &CallFilter, page: &PageRequest) -> Result<Vec<Call>> {
+        let s = self.scope;
+        let rows: Vec<CallRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    call_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR id < $4) AND ($5 IS NULL OR status = $5) \
+                     AND ($6 IS NULL OR direction = $6) AND ($7 IS NULL OR contact_id = $7) \
+                     AND ($8 IS NULL OR agent_id = $8) AND ($9 IS NULL OR phone_number_id = $9) \
+                     AND ($10 IS NULL OR campaign_id = $10) AND ($11 IS NULL OR from_number = $11) \
+                     AND ($12 IS NULL OR to_number = $12) AND ($13 IS NULL OR created_at >= $13) \
+                     AND ($14 IS NULL OR created_at < $14) AND ($15 IS NULL OR started_at >= $15) \
+                     AND ($16 IS NULL OR started_at < $16) AND ($17 IS NULL OR duration_seconds >= $17) \
+                     AND ($18 IS NULL OR duration_seconds <= $18) \
+                     ORDER BY id DESC LIMIT $19"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&page.before_id)
+                .bind(f.status.map(CallStatus::as_str))
+                .bind(f.direction.map(Direction::as_str))
+                .bind(&f.contact_id)
+                .bind(&f.agent_id)
+                .bind(&f.phone_number_id)
+                .bind(&f.campaign_id)
+                .bind(&f.from)
+                .bind(&f.to)
+                .bind(f.created_after)
+                .bind(f.created_before)
+                .bind(f.started_after)
+                .bind(f.started_before)
+                .bind(f.duration_min)
+                .bind(f.duration_max)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
+        rows.iter().map(CallRow::to_call).collect()
+    }
+
+    pub async fn get_call(&self, id: &str) -> Result<Call> {
+        let s = self.scope;
+        let row: Option<CallRow> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    call_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
+        row.ok_or(Error::NotFound { resource: "call" })?.to_call()
+    }
+
+    /// Hangs up a call: `canceled` before an answer, `completed` after one (charged by
+    /// the seconds since the answer). A call that already ended is a 409.
+    pub async fn hangup_call(&self, id: &str) -> Result<Call> {
+        let current = self.get_call(id).await?;
+        let mut tx = self.store.db.begin().await?;
+        let row = call_in_tx(&mut tx, &current.id).await?;
+        let at = now();
+        let moved = match row.status()? {
+            CallStatus::Queued | CallStatus::Ringing => {
+                let s = Step {
+                    ended_at: Some(at),
+                    end_reason: Some("hangup_api".to_owned()),
+                    ..Step::default()
+                };
+                transition(&mut tx, &row, CallStatus::Canceled, s).await?
+            }
+            CallStatus::InProgress => {
+                let talked = row.answered_at.map_or(1, |a| (at - a).num_seconds().max(1));
+                complete(&mut tx, &row, talked, "hangup_api").await?
+            }
+            _ => None,
+        };
+        match moved {
+            Some(done) => {
+                tx.commit().await?;
+                done.to_call()
+            }
+            None => Err(Error::Conflict {
+                message: format!("Call {id} has already ended."),
+                details: None,
+            }),
+        }
+    }
+
+    pub async fn get_transcript(&self, call_id: &str) -> Result<Transcript> {
+        self.get_call(call_id).await?;
+        let s = self.scope;
+        let row: TranscriptRow = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    "SELECT call_id, livemode, segments, created_at FROM transcripts WHERE ",
+                    in_scope!(),
+                    " AND call_id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(call_id),
+            )
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "transcript",
+            })?;
+        Ok(Transcript {
+            object: "transcript",
+            call_id: row.call_id,
+            livemode: row.livemode,
+            segments: serde_json::from_value(row.segments).map_err(Error::internal)?,
+            created_at: row.created_at,
+        })
+    }
+
+    pub async fn list_recordings(
+        &self,
+        call_id: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Vec<Recording>> {
+        let s = self.scope;
+        let rows: Vec<RecordingRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    "SELECT id, call_id, livemode, duration_seconds, created_at FROM recordings WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR call_id = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(call_id)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
+        Ok(rows.into_iter().map(Recording::from).collect())
+    }
+
+    pub async fn get_recording(&self, id: &str) -> Result<Recording> {
+        let s = self.scope;
+        let row: Option<RecordingRow> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    "SELECT id, call_id, livemode, duration_seconds, created_at FROM recordings WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
+        row.map(Recording::from).ok_or(Error::NotFound {
+            resource: "recording",
+        })
+    }
+
+    pub async fn list_conversations(&self, page: &PageRequest) -> Result<Vec<Conversation>> {
+        let s = self.scope;
+        // Newest activity first; the cursor is still an id, so the order is by id
+        // within equal activity times.
+        let rows: Vec<ConversationRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    "SELECT id, workspace_id, livemode, phone_number, phone_number_id, participant, \
+                     contact_id, last_activity_at, created_at FROM conversations WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
+        Ok(rows.into_iter().map(Conversation::from).collect())
+    }
+
+    pub async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+        let s = self.scope;
+        let row: Option<ConversationRow> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    "SELECT id, workspace_id, livemode, phone_number, phone_number_id, participant, \
+                     contact_id, last_activity_at, created_at FROM conversations WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
+        row.map(Conversation::from).ok_or(Error::NotFound {
+            resource: "conversation",
+        })
+    }
+
+    /// Events of this scope, newest first.
+    pub async fn list_events(
+        &self,
+        event_type: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Vec<dialtone_domain::events::Event>> {
+        struct EventRow(dialtone_domain::events::Event);
+        impl FromRow for EventRow {
+            fn from_row(r: &Row<'_>) -> Result<Self> {
+                let data: Value = r.get("data")?;
+                Ok(EventRow(dialtone_domain::events::Event {
+                    id: r.get("id")?,
+                    object: "event",
+                    event_type: r.get("event_type")?,
+                    created_at: r.get("created_at")?,
+                    livemode: r.get("livemode")?,
+                    data: dialtone_domain::events::EventData {
+                        object: data.get("object").cloned().unwrap_or(Value::Null),
+                    },
+                }))
+            }
+        }
+        let s = self.scope;
+        let rows: Vec<EventRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    "SELECT id, event_type, data, livemode, created_at FROM events WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR event_type = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(event_type)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|e| e.0).collect())
+    }
+}

@@ -175,27 +175,7 @@ pub async fn place(
     } else {
         None
     };
-    let (phone_number_id, from) = match input.from.as_deref() {
-        Some(TEST_FROM_NUMBER) if !live => (None, TEST_FROM_NUMBER.to_owned()),
-        Some(from) => store
-            .find_active_number(Some(from))
-            .await?
-            .map(|(id, n)| (Some(id), n))
-            .ok_or_else(|| {
-                Error::validation("from", format!("{from} is not one of your numbers"))
-            })?,
-        None if !live => (None, TEST_FROM_NUMBER.to_owned()),
-        None => store
-            .find_active_number(None)
-            .await?
-            .map(|(id, n)| (Some(id), n))
-            .ok_or_else(|| {
-                Error::validation(
-                    "from",
-                    "buy a phone number first: this workspace has none to call from",
-                )
-            })?,
-    };
+    let (phone_number_id, from) = resolve_from(&store, live, input.from.as_deref()).await?;
     let new = NewCall {
         direction: Direction::Outbound,
         outcome: SimulatedOutcome::for_number(&input.to, max_seconds),
@@ -217,6 +197,35 @@ pub async fn place(
             }
         },
     )
+}
+
+/// The number a call or message goes out from: the one asked for (which must be an
+/// active number of the workspace, or the built-in test number for test keys), else
+/// the test number (test) or the workspace's first number (live).
+pub(crate) async fn resolve_from(
+    store: &dialtone_store::Scoped<'_>,
+    live: bool,
+    from: Option<&str>,
+) -> Result<(Option<String>, String)> {
+    match from {
+        Some(TEST_FROM_NUMBER) if !live => Ok((None, TEST_FROM_NUMBER.to_owned())),
+        Some(from) => store
+            .find_active_number(Some(from))
+            .await?
+            .map(|(id, n)| (Some(id), n))
+            .ok_or_else(|| Error::validation("from", format!("{from} is not one of your numbers"))),
+        None if !live => Ok((None, TEST_FROM_NUMBER.to_owned())),
+        None => store
+            .find_active_number(None)
+            .await?
+            .map(|(id, n)| (Some(id), n))
+            .ok_or_else(|| {
+                Error::validation(
+                    "from",
+                    "buy a phone number first: this workspace has none to send from",
+                )
+            }),
+    }
 }
 
 /// Hang up a call

@@ -10,7 +10,8 @@
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
 //! - [`contacts`]: contacts and contact notes; [`agents`]: voice agents;
 //!   [`phone_numbers`]: inventory, purchase, routing; [`billing`]: the wallet;
-//!   [`calls`]: calls, transcripts, recordings, conversations;
+//!   [`calls`]: calls, transcripts, recordings, conversations; [`messages`]: SMS and
+//!   conversation notes;
 //! - [`shared`]: page parameters, the delete answer, id checks;
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod contacts;
 pub mod error;
 pub mod keys;
+pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::{ErrorBody, UnauthorizedBody};
-use crate::{agents, billing, calls, contacts, keys, phone_numbers};
+use crate::{agents, billing, calls, contacts, keys, messages, phone_numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +31,8 @@ use crate::{agents, billing, calls, contacts, keys, phone_numbers};
         phone_numbers::configure, phone_numbers::release, billing::wallet,
         calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
         calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
-        calls::get_conversation,
+        calls::get_conversation, messages::conversation_messages, messages::list_notes,
+        messages::create_note, messages::list, messages::send, messages::get,
     ),
     components(schemas(ErrorBody, UnauthorizedBody)),
     tags(
@@ -41,7 +42,8 @@ use crate::{agents, billing, calls, contacts, keys, phone_numbers};
         (name = "phone_numbers", description = "Search, buy, configure and release numbers"),
         (name = "billing", description = "The wallet live usage is paid from"),
         (name = "calls", description = "Calls (call logs), transcripts and recordings; test keys simulate"),
-        (name = "conversations", description = "Threads of calls with one number"),
+        (name = "conversations", description = "Threads of calls and messages with one number, and their notes"),
+        (name = "messages", description = "SMS: send, list, retrieve"),
     )
 )]
 struct ApiDoc;

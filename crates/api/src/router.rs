@@ -26,7 +26,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{agents, auth, billing, calls, contacts, keys, metrics, openapi, ops, phone_numbers};
+use crate::{
+    agents, auth, billing, calls, contacts, keys, messages, metrics, openapi, ops, phone_numbers,
+};
 
 /// One `/v1` route: its method, path template and the permission it needs
 /// (`None`: any valid key).
@@ -197,6 +199,27 @@ fn v1() -> Vec<Route> {
             read(Conversations),
             calls::get_conversation,
         ),
+        route(
+            M::GET,
+            "/v1/conversations/{id}/messages",
+            read(Messages),
+            messages::conversation_messages,
+        ),
+        route(
+            M::GET,
+            "/v1/conversations/{id}/notes",
+            read(Notes),
+            messages::list_notes,
+        ),
+        route(
+            M::POST,
+            "/v1/conversations/{id}/notes",
+            write(Notes),
+            messages::create_note,
+        ),
+        route(M::GET, "/v1/messages", read(Messages), messages::list),
+        route(M::POST, "/v1/messages", write(Messages), messages::send),
+        route(M::GET, "/v1/messages/{id}", read(Messages), messages::get),
     ]
 }
 

@@ -215,7 +215,7 @@ async fn key_change_poller(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Advances simulated calls whose next step is due (state lives in the database, so a
+/// Advances simulated calls and messages whose next step is due (state lives in the database, so a
 /// restart resumes them; steps are compare-and-set, so nodes may share the work).
 async fn simulator(state: AppState, mut stop: watch::Receiver<bool>) {
     let step = state.config.simulator_step;
@@ -239,6 +239,16 @@ async fn simulator(state: AppState, mut stop: watch::Receiver<bool>) {
             if let Err(e) = state.store.advance_call(&call.id, step_delta).await {
                 tracing::warn!(call_id = %call.id, error = %e, "simulator: step failed; will retry");
             }
+        }
+        match state.store.due_messages(200).await {
+            Ok(due) => {
+                for m in due {
+                    if let Err(e) = state.store.advance_message(&m.id).await {
+                        tracing::warn!(message_id = %m.id, error = %e, "simulator: delivery failed; will retry");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "simulator: listing due messages failed"),
         }
     }
 }

@@ -79,6 +79,40 @@ enum Command {
     /// The wallet live usage is paid from.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// Make inbound traffic to one of your numbers, for demos and tests.
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SimulateCommand {
+    /// Someone calls one of your numbers; a running server plays the call out.
+    InboundCall {
+        /// Your number (E.164).
+        #[arg(long)]
+        to: String,
+        /// The caller (E.164).
+        #[arg(long)]
+        from: String,
+        /// The number is a test-mode number.
+        #[arg(long)]
+        test: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Someone texts one of your numbers.
+    InboundMessage {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        body: String,
+        #[arg(long)]
+        test: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -339,6 +373,7 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
             Ok(())
         }
         Command::Keys(cmd) => keys(g, cmd).await,
+        Command::Simulate(cmd) => simulate(g, cmd).await,
         Command::Billing(BillingCommand::Credit {
             org,
             amount,
@@ -441,6 +476,89 @@ async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
             } else {
                 println!("revoked {}", key.id);
                 Ok(())
+            }
+        }
+    };
+    store.close().await;
+    result
+}
+
+async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
+    use dialtone_domain::calls::{Direction, SimulatedOutcome};
+    use dialtone_domain::idempotency::Outcome;
+    use dialtone_domain::messages::SendMessage;
+    use dialtone_store::{NewCall, NewMessage};
+
+    let (store, _) = open(g).await?;
+    let mode = |test: bool| if test { Mode::Test } else { Mode::Live };
+    let result = match cmd {
+        SimulateCommand::InboundCall {
+            to,
+            from,
+            test,
+            json,
+        } => {
+            let (scope, number_id) = store.number_owner(&to, mode(test)).await?;
+            let scoped = store.scoped(&scope);
+            let number = scoped.get_number(&number_id).await?;
+            let new = NewCall {
+                direction: Direction::Inbound,
+                outcome: SimulatedOutcome::for_number(&from, None),
+                from,
+                to,
+                phone_number_id: Some(number_id),
+                agent_id: number.agent_id,
+                campaign_id: None,
+                metadata: Default::default(),
+            };
+            match scoped
+                .place_call(new, chrono::TimeDelta::milliseconds(200), None)
+                .await?
+            {
+                Outcome::Done(call) if json => print_json(&call),
+                Outcome::Done(call) => {
+                    println!(
+                        "inbound call {} queued; a running `dialtone serve` plays it out",
+                        call.id
+                    );
+                    Ok(())
+                }
+                Outcome::Replay(_) => Err("unexpected replay".into()),
+            }
+        }
+        SimulateCommand::InboundMessage {
+            to,
+            from,
+            body,
+            test,
+            json,
+        } => {
+            SendMessage {
+                to: to.clone(),
+                body: body.clone(),
+                from: Some(from.clone()),
+            }
+            .validate()?;
+            let (scope, number_id) = store.number_owner(&to, mode(test)).await?;
+            let new = NewMessage {
+                direction: Direction::Inbound,
+                from,
+                to,
+                body,
+                phone_number_id: Some(number_id),
+                fail: false,
+            };
+            match store
+                .scoped(&scope)
+                .create_message(new, chrono::TimeDelta::zero(), None)
+                .await?
+            {
+                Outcome::Done(m) if json => print_json(&m),
+                Outcome::Done(m) => {
+                    println!("inbound message {} received", m.id);
+                    Ok(())
+                }
+                Outcome::Replay(_) => Err("unexpected replay".into()),
             }
         }
     };

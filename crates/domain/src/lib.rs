@@ -19,6 +19,7 @@ pub mod id;
 pub mod idempotency;
 pub mod input;
 pub mod keys;
+pub mod messages;
 pub mod notes;
 pub mod page;
 pub mod permissions;

@@ -1,4 +1,4 @@
-//! Notes attached to a contact (and, later, to a conversation).
+//! Notes attached to a contact or to a conversation.
 
 use crate::error::{Result, Validator};
 use crate::time::{Timestamp, rfc3339};
@@ -12,6 +12,7 @@ pub struct Note {
     #[schema(example = "note")]
     pub object: &'static str,
     pub contact_id: Option<String>,
+    pub conversation_id: Option<String>,
     pub content: String,
     /// The key (or user) that wrote it.
     pub created_by: String,

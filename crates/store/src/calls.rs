@@ -435,6 +435,61 @@ async fn complete(
     Ok(Some(done))
 }
 
+/// Finds or starts the conversation between `ours` and `theirs`, marks its activity,
+/// and links the contact with that number (if any). Returns (conversation, contact).
+pub(crate) async fn thread(
+    tx: &mut Tx,
+    s: &Scope,
+    ours: &str,
+    theirs: &str,
+    phone_number_id: Option<&str>,
+    at: Timestamp,
+) -> Result<(String, Option<String>)> {
+    let contact = tx
+        .fetch_optional::<Scalar<String>>(
+            query(concat!(
+                "SELECT id FROM contacts WHERE ",
+                in_scope!(),
+                " AND phone_number = $4 ORDER BY id LIMIT 1"
+            ))
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(theirs),
+        )
+        .await?
+        .map(|c| c.0);
+    let conversation = tx
+        .fetch_optional::<Scalar<String>>(
+            query(
+                "INSERT INTO conversations (id, org_id, workspace_id, livemode, phone_number, \
+                 phone_number_id, participant, contact_id, last_activity_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 ON CONFLICT (workspace_id, livemode, phone_number, participant) DO UPDATE \
+                 SET last_activity_at = excluded.last_activity_at, \
+                     contact_id = COALESCE(conversations.contact_id, excluded.contact_id) \
+                 RETURNING id",
+            )
+            .bind(new_id("conv"))
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(ours)
+            .bind(phone_number_id)
+            .bind(theirs)
+            .bind(&contact)
+            .bind(at),
+        )
+        .await?
+        .ok_or_else(|| {
+            Error::internal(std::io::Error::other(
+                "conversation upsert returned nothing",
+            ))
+        })?
+        .0;
+    Ok((conversation, contact))
+}
+
 /// A call whose next simulated step is due.
 #[derive(Debug, Clone)]
 pub struct DueCall {
@@ -559,48 +614,8 @@ impl Scoped<'_> {
             Direction::Outbound => (&new.from, &new.to),
             Direction::Inbound => (&new.to, &new.from),
         };
-        let contact = tx
-            .fetch_optional::<Scalar<String>>(
-                query(concat!(
-                    "SELECT id FROM contacts WHERE ",
-                    in_scope!(),
-                    " AND phone_number = $4 ORDER BY id LIMIT 1"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
-                .bind(theirs),
-            )
-            .await?
-            .map(|c| c.0);
-        let conversation = tx
-            .fetch_optional::<Scalar<String>>(
-                query(
-                    "INSERT INTO conversations (id, org_id, workspace_id, livemode, phone_number, \
-                     phone_number_id, participant, contact_id, last_activity_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-                     ON CONFLICT (workspace_id, livemode, phone_number, participant) DO UPDATE \
-                     SET last_activity_at = excluded.last_activity_at, \
-                         contact_id = COALESCE(conversations.contact_id, excluded.contact_id) \
-                     RETURNING id",
-                )
-                .bind(new_id("conv"))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
-                .bind(ours)
-                .bind(&new.phone_number_id)
-                .bind(theirs)
-                .bind(&contact)
-                .bind(at),
-            )
-            .await?
-            .ok_or_else(|| {
-                Error::internal(std::io::Error::other(
-                    "conversation upsert returned nothing",
-                ))
-            })?
-            .0;
+        let (conversation, contact) =
+            thread(&mut tx, s, ours, theirs, new.phone_number_id.as_deref(), at).await?;
         let id = new_id("call");
         tx.execute(
             query(

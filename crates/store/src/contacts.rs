@@ -73,9 +73,10 @@ impl From<ContactRow> for Contact {
     }
 }
 
-struct NoteRow {
+pub(crate) struct NoteRow {
     id: String,
     contact_id: Option<String>,
+    conversation_id: Option<String>,
     content: String,
     created_by: String,
     livemode: bool,
@@ -84,6 +85,7 @@ struct NoteRow {
 from_row!(NoteRow {
     id,
     contact_id,
+    conversation_id,
     content,
     created_by,
     livemode,
@@ -96,6 +98,7 @@ impl From<NoteRow> for Note {
             id: r.id,
             object: "note",
             contact_id: r.contact_id,
+            conversation_id: r.conversation_id,
             content: r.content,
             created_by: r.created_by,
             livemode: r.livemode,
@@ -321,7 +324,7 @@ impl Scoped<'_> {
             .db
             .fetch_all(
                 query(concat!(
-                    "SELECT id, contact_id, content, created_by, livemode, created_at FROM notes WHERE ",
+                    "SELECT id, contact_id, conversation_id, content, created_by, livemode, created_at FROM notes WHERE ",
                     in_scope!(),
                     " AND contact_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
                 ))
@@ -347,6 +350,7 @@ impl Scoped<'_> {
             id: new_id("note"),
             object: "note",
             contact_id: Some(contact_id.to_owned()),
+            conversation_id: None,
             content: content.to_owned(),
             created_by: created_by.to_owned(),
             livemode: s.livemode(),

@@ -23,6 +23,7 @@ mod calls;
 mod contacts;
 mod db;
 mod keys;
+mod messages;
 mod phone_numbers;
 mod tenancy;
 
@@ -39,6 +40,7 @@ use crate::db::{Db, Scalar, Sqlite, pg_error, query};
 pub use calls::{CallFilter, DueCall, NewCall};
 pub use contacts::ContactFilter;
 pub use keys::{KeyChange, NewKeyRow, UsageDelta};
+pub use messages::{DueMessage, NewMessage};
 pub use phone_numbers::Candidate;
 pub use tenancy::{Organization, Workspace};
 
@@ -59,6 +61,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261123000004,
         include_str!("../migrations/sqlite/20261123000004_calls.sql"),
+    ),
+    (
+        20261123000005,
+        include_str!("../migrations/sqlite/20261123000005_messages.sql"),
     ),
 ];
 

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod contacts;
 mod keys;
+mod messages;
 mod ops;
 mod phone_numbers;
 mod secrets;

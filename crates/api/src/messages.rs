@@ -1,0 +1,177 @@
+//! `/v1/messages`, `/v1/conversations/{id}/messages` and conversation notes.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::TimeDelta;
+use dialtone_domain::calls::Direction;
+use dialtone_domain::idempotency::Outcome;
+use dialtone_domain::messages::{Message, PER_SEGMENT, SendMessage, segments, simulated_failure};
+use dialtone_domain::notes::{Note, NoteInput};
+use dialtone_domain::page::{Page, PageRequest};
+use dialtone_domain::{Error, Result};
+use dialtone_store::NewMessage;
+use serde::Deserialize;
+
+use crate::auth::Tenant;
+use crate::calls::resolve_from;
+use crate::error::{ApiResult, Json, JsonBytes, Query};
+use crate::shared::{PageQuery, checked_id, idempotency_key, replay};
+use crate::state::AppState;
+
+fn conversation_id(id: &str) -> Result<&str> {
+    checked_id("conv", "conversation", id)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListMessagesQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub conversation_id: Option<String>,
+    /// outbound or inbound
+    pub direction: Option<String>,
+}
+
+/// Send a message
+///
+/// Test keys simulate delivery (`message.sent`, then `message.delivered`; messages to
+/// +15005550003 fail). Live messages are charged per 160-character segment.
+#[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SendMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, description = "The message, sent", body = Message),
+              (status = 402, description = "The wallet cannot pay (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
+              (status = 503, description = "Live messaging is not enabled (CARRIER_UNAVAILABLE)", body = crate::error::ErrorBody)))]
+pub async fn send(
+    State(state): State<AppState>,
+    t: Tenant,
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<SendMessage>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/messages", &raw)?;
+    let store = state.store.scoped(&t.scope);
+    if let Some(key) = &idem
+        && let Some(stored) = store.idempotent_response(key).await?
+    {
+        return Ok(replay(stored.replay_for(key)?));
+    }
+    input.validate()?;
+    let live = t.scope.livemode();
+    if live {
+        let needed = segments(&input.body) * PER_SEGMENT;
+        let balance = store.wallet().await?.balance;
+        if balance < needed {
+            return Err(Error::InsufficientBalance { needed, balance }.into());
+        }
+        if !state.config.live_simulator {
+            return Err(Error::CarrierUnavailable.into());
+        }
+    }
+    let (phone_number_id, from) = resolve_from(&store, live, input.from.as_deref()).await?;
+    let new = NewMessage {
+        direction: Direction::Outbound,
+        fail: simulated_failure(&input.to, Direction::Outbound),
+        from,
+        to: input.to,
+        body: input.body,
+        phone_number_id,
+    };
+    let step =
+        TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
+    Ok(
+        match (store.create_message(new, step, idem.as_ref()).await?, &idem) {
+            (Outcome::Done(m), _) => (StatusCode::CREATED, axum::Json(m)).into_response(),
+            (Outcome::Replay(stored), Some(key)) => replay(stored.replay_for(key)?),
+            (Outcome::Replay(_), None) => {
+                return Err(Error::internal(std::io::Error::other("replay without a key")).into());
+            }
+        },
+    )
+}
+
+/// List messages
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", params(ListMessagesQuery),
+    responses((status = 200, description = "Messages, newest first", body = Page<Message>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<ListMessagesQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let direction = q.direction.as_deref().map(Direction::parse).transpose()?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_messages(q.conversation_id.as_deref(), direction, &page)
+        .await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |m| &m.id)))
+}
+
+/// Retrieve a message
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", params(("id" = String, Path, description = "msg_…")),
+    responses((status = 200, description = "The message", body = Message)))]
+pub async fn get(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let id = checked_id("msg", "message", &id)?;
+    Ok(axum::Json(
+        state.store.scoped(&t.scope).get_message(id).await?,
+    ))
+}
+
+/// List a conversation's messages
+#[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "conv_…"), PageQuery),
+    responses((status = 200, description = "Messages, newest first", body = Page<Message>)))]
+pub async fn conversation_messages(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let store = state.store.scoped(&t.scope);
+    store.get_conversation(conversation_id(&id)?).await?;
+    let rows = store.list_messages(Some(&id), None, &page).await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |m| &m.id)))
+}
+
+/// List a conversation's notes
+#[utoipa::path(get, path = "/v1/conversations/{id}/notes", tag = "conversations",
+    params(("id" = String, Path, description = "conv_…"), PageQuery),
+    responses((status = 200, description = "Notes, newest first", body = Page<Note>)))]
+pub async fn list_notes(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_conversation_notes(conversation_id(&id)?, &page)
+        .await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |n| &n.id)))
+}
+
+/// Add a note to a conversation
+#[utoipa::path(post, path = "/v1/conversations/{id}/notes", tag = "conversations",
+    params(("id" = String, Path, description = "conv_…")), request_body = NoteInput,
+    responses((status = 201, description = "The new note", body = Note)))]
+pub async fn create_note(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Json(input): Json<NoteInput>,
+) -> ApiResult<impl IntoResponse> {
+    input.validate()?;
+    let note = state
+        .store
+        .scoped(&t.scope)
+        .create_conversation_note(conversation_id(&id)?, &input.content, &t.principal.key_id)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(note)))
+}

@@ -1,0 +1,429 @@
+//! Messages, threaded into conversations; notes on conversations; the owner of a
+//! number (for simulated inbound traffic).
+
+use chrono::TimeDelta;
+use dialtone_domain::billing::{CURRENCY, Charge};
+use dialtone_domain::calls::Direction;
+use dialtone_domain::id::new_id;
+use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
+use dialtone_domain::messages::{Message, PER_SEGMENT, segments};
+use dialtone_domain::notes::Note;
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::tenancy::{Mode, Scope};
+use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::{Error, Result};
+
+use crate::billing::{debit, idempotency_claim, idempotency_finish};
+use crate::calls::{record_event, thread};
+use crate::contacts::NoteRow;
+use crate::db::{FromRow, Row, Tx, from_row, query};
+use crate::{Scoped, Store};
+
+/// A message to store, resolved by the caller.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub phone_number_id: Option<String>,
+    /// The simulated carrier will fail its delivery.
+    pub fail: bool,
+}
+
+struct MessageRow {
+    id: String,
+    org_id: String,
+    workspace_id: String,
+    livemode: bool,
+    conversation_id: String,
+    direction: String,
+    status: String,
+    from_number: String,
+    to_number: String,
+    body: String,
+    contact_id: Option<String>,
+    phone_number_id: Option<String>,
+    segments: i64,
+    cost: i64,
+    sim_fail: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+from_row!(MessageRow {
+    id,
+    org_id,
+    workspace_id,
+    livemode,
+    conversation_id,
+    direction,
+    status,
+    from_number,
+    to_number,
+    body,
+    contact_id,
+    phone_number_id,
+    segments,
+    cost,
+    sim_fail,
+    created_at,
+    updated_at,
+});
+
+macro_rules! message_columns {
+    () => {
+        "SELECT id, org_id, workspace_id, livemode, conversation_id, direction, status, \
+         from_number, to_number, body, contact_id, phone_number_id, segments, cost, sim_fail, \
+         created_at, updated_at FROM messages "
+    };
+}
+
+impl MessageRow {
+    fn to_message(&self) -> Result<Message> {
+        Ok(Message {
+            id: self.id.clone(),
+            object: "message",
+            workspace_id: self.workspace_id.clone(),
+            livemode: self.livemode,
+            conversation_id: self.conversation_id.clone(),
+            direction: Direction::parse(&self.direction).map_err(|_| {
+                Error::internal(std::io::Error::other(format!(
+                    "messages row {} has an invalid direction",
+                    self.id
+                )))
+            })?,
+            status: self.status.clone(),
+            from: self.from_number.clone(),
+            to: self.to_number.clone(),
+            body: self.body.clone(),
+            contact_id: self.contact_id.clone(),
+            phone_number_id: self.phone_number_id.clone(),
+            segments: self.segments,
+            cost: self.cost,
+            currency: CURRENCY,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            org_id: self.org_id.clone(),
+            workspace_id: self.workspace_id.clone(),
+            mode: Mode::from_livemode(self.livemode),
+        }
+    }
+}
+
+async fn message_in_tx(tx: &mut Tx, id: &str) -> Result<MessageRow> {
+    tx.fetch_optional(query(concat!(message_columns!(), "WHERE id = $1")).bind(id))
+        .await?
+        .ok_or(Error::NotFound {
+            resource: "message",
+        })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(Error::internal)
+}
+
+/// A message whose simulated delivery is due.
+#[derive(Debug, Clone)]
+pub struct DueMessage {
+    pub id: String,
+}
+from_row!(DueMessage { id });
+
+impl Store {
+    /// The scope and id of the active number `number` in `mode`, whoever owns it.
+    pub async fn number_owner(&self, number: &str, mode: Mode) -> Result<(Scope, String)> {
+        struct Owner(Scope, String);
+        impl FromRow for Owner {
+            fn from_row(r: &Row<'_>) -> Result<Self> {
+                let livemode: bool = r.get("livemode")?;
+                Ok(Owner(
+                    Scope {
+                        org_id: r.get("org_id")?,
+                        workspace_id: r.get("workspace_id")?,
+                        mode: Mode::from_livemode(livemode),
+                    },
+                    r.get("id")?,
+                ))
+            }
+        }
+        self.db
+            .fetch_optional::<Owner>(
+                query(
+                    "SELECT id, org_id, workspace_id, livemode FROM phone_numbers \
+                     WHERE number = $1 AND livemode = $2 AND status = 'active'",
+                )
+                .bind(number)
+                .bind(mode.is_live()),
+            )
+            .await?
+            .map(|o| (o.0, o.1))
+            .ok_or(Error::NotFound {
+                resource: "phone_number",
+            })
+    }
+
+    pub async fn due_messages(&self, limit: i64) -> Result<Vec<DueMessage>> {
+        self.db
+            .fetch_all(
+                query(
+                    "SELECT id FROM messages WHERE next_step_at IS NOT NULL AND next_step_at <= $1 \
+                     ORDER BY next_step_at LIMIT $2",
+                )
+                .bind(now())
+                .bind(limit),
+            )
+            .await
+    }
+
+    /// Delivers (or fails) a sent message: compare-and-set on `sent`, then the event.
+    pub async fn advance_message(&self, id: &str) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let row = message_in_tx(&mut tx, id).await?;
+        let status = if row.sim_fail { "failed" } else { "delivered" };
+        let done = tx
+            .execute(
+                query(
+                    "UPDATE messages SET status = $1, next_step_at = NULL, updated_at = $2 \
+                     WHERE id = $3 AND status = 'sent'",
+                )
+                .bind(status)
+                .bind(now())
+                .bind(id),
+            )
+            .await?;
+        if done == 0 {
+            return Ok(());
+        }
+        let updated = message_in_tx(&mut tx, id).await?;
+        record_event(
+            &mut tx,
+            &row.scope(),
+            &format!("message.{status}"),
+            to_json(&updated.to_message()?)?,
+        )
+        .await?;
+        tx.commit().await
+    }
+}
+
+impl Scoped<'_> {
+    /// Stores a message in its conversation with its first event (`message.sent` or
+    /// `message.received`); live outbound messages are charged per segment first.
+    pub async fn create_message(
+        &self,
+        new: NewMessage,
+        step: TimeDelta,
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<Outcome<Message>> {
+        let s = self.scope;
+        let at = now();
+        let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = idempotency_claim(&mut tx, s, idem).await? {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
+        let id = new_id("msg");
+        let segs = segments(&new.body);
+        let outbound = new.direction == Direction::Outbound;
+        let cost = if outbound && s.livemode() {
+            segs * PER_SEGMENT
+        } else {
+            0
+        };
+        debit(
+            &mut tx,
+            s,
+            cost,
+            Charge::Message,
+            Some(&id),
+            &format!("Message, {segs} segment(s)"),
+        )
+        .await?;
+        let (ours, theirs) = if outbound {
+            (&new.from, &new.to)
+        } else {
+            (&new.to, &new.from)
+        };
+        let (conversation, contact) =
+            thread(&mut tx, s, ours, theirs, new.phone_number_id.as_deref(), at).await?;
+        let (status, next_step) = if outbound {
+            ("sent", Some(at + step))
+        } else {
+            ("received", None)
+        };
+        tx.execute(
+            query(
+                "INSERT INTO messages (id, org_id, workspace_id, livemode, conversation_id, direction, \
+                 status, from_number, to_number, body, contact_id, phone_number_id, segments, cost, \
+                 sim_fail, next_step_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
+            )
+            .bind(&id)
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(&conversation)
+            .bind(new.direction.as_str())
+            .bind(status)
+            .bind(&new.from)
+            .bind(&new.to)
+            .bind(&new.body)
+            .bind(&contact)
+            .bind(&new.phone_number_id)
+            .bind(segs)
+            .bind(cost)
+            .bind(new.fail)
+            .bind(next_step)
+            .bind(at),
+        )
+        .await?;
+        let message = message_in_tx(&mut tx, &id).await?.to_message()?;
+        record_event(&mut tx, s, &format!("message.{status}"), to_json(&message)?).await?;
+        idempotency_finish(
+            &mut tx,
+            s,
+            idem,
+            201,
+            serde_json::to_string(&message).map_err(Error::internal)?,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Outcome::Done(message))
+    }
+
+    /// Messages of this scope, newest first, optionally of one conversation.
+    pub async fn list_messages(
+        &self,
+        conversation_id: Option<&str>,
+        direction: Option<Direction>,
+        page: &PageRequest,
+    ) -> Result<Vec<Message>> {
+        let s = self.scope;
+        let rows: Vec<MessageRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    message_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND ($4 IS NULL OR conversation_id = $4) AND ($5 IS NULL OR direction = $5) \
+                     AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(conversation_id)
+                .bind(direction.map(Direction::as_str))
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
+        rows.iter().map(MessageRow::to_message).collect()
+    }
+
+    pub async fn get_message(&self, id: &str) -> Result<Message> {
+        let s = self.scope;
+        let row: Option<MessageRow> = self
+            .store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    message_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?;
+        row.ok_or(Error::NotFound {
+            resource: "message",
+        })?
+        .to_message()
+    }
+
+    /// Notes of a conversation of this scope, newest first.
+    pub async fn list_conversation_notes(
+        &self,
+        conversation_id: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<Note>> {
+        self.get_conversation(conversation_id).await?;
+        let s = self.scope;
+        let rows: Vec<NoteRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(concat!(
+                    "SELECT id, contact_id, conversation_id, content, created_by, livemode, created_at FROM notes WHERE ",
+                    in_scope!(),
+                    " AND conversation_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(conversation_id)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
+        Ok(rows.into_iter().map(Note::from).collect())
+    }
+
+    /// Adds a note to a conversation of this scope, with `note.created`.
+    pub async fn create_conversation_note(
+        &self,
+        conversation_id: &str,
+        content: &str,
+        created_by: &str,
+    ) -> Result<Note> {
+        let s = self.scope;
+        let note = Note {
+            id: new_id("note"),
+            object: "note",
+            contact_id: None,
+            conversation_id: Some(conversation_id.to_owned()),
+            content: content.to_owned(),
+            created_by: created_by.to_owned(),
+            livemode: s.livemode(),
+            created_at: now(),
+        };
+        let mut tx = self.store.db.begin().await?;
+        let done = tx
+            .execute(
+                query(concat!(
+                    "INSERT INTO notes (id, org_id, workspace_id, livemode, conversation_id, content, \
+                     created_by, created_at) \
+                     SELECT $5, org_id, workspace_id, livemode, id, $6, $7, $8 FROM conversations WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(conversation_id)
+                .bind(&note.id)
+                .bind(&note.content)
+                .bind(&note.created_by)
+                .bind(note.created_at),
+            )
+            .await?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "conversation",
+            });
+        }
+        record_event(&mut tx, s, "note.created", to_json(&note)?).await?;
+        tx.commit().await?;
+        Ok(note)
+    }
+}

@@ -396,8 +396,10 @@ pub async fn media(
 }
 
 /// List conversations
+///
+/// Sorted by last activity (a call or message), most recent first.
 #[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(PageQuery),
-    responses((status = 200, description = "Conversations, newest first", body = Page<Conversation>)))]
+    responses((status = 200, description = "Conversations, most recently active first", body = Page<Conversation>)))]
 pub async fn list_conversations(
     State(state): State<AppState>,
     t: Tenant,
@@ -409,7 +411,11 @@ pub async fn list_conversations(
         .scoped(&t.scope)
         .list_conversations(&page)
         .await?;
-    Ok(axum::Json(Page::from_rows(rows, &page, |c| &c.id)))
+    Ok(axum::Json(Page::from_rows_keyed(
+        rows,
+        &page,
+        Conversation::activity_key,
+    )))
 }
 
 /// Retrieve a conversation

@@ -24,3 +24,38 @@ pub struct Conversation {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
+
+impl Conversation {
+    /// The cursor key of a conversation in activity order: `{millis}_{id}`.
+    pub fn activity_key(&self) -> String {
+        format!("{}_{}", self.last_activity_at.timestamp_millis(), self.id)
+    }
+}
+
+/// Splits an activity cursor back into its time and id.
+pub fn parse_activity_key(key: &str) -> crate::Result<(Timestamp, String)> {
+    let invalid = || {
+        crate::Error::validation(
+            "cursor",
+            "cursor is invalid; pass meta.next_cursor as given",
+        )
+    };
+    let (millis, id) = key.split_once('_').ok_or_else(invalid)?;
+    let millis: i64 = millis.parse().map_err(|_| invalid())?;
+    let at = chrono::DateTime::from_timestamp_millis(millis).ok_or_else(invalid)?;
+    Ok((at, id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn activity_keys_round_trip_through_a_cursor() {
+        let key = format!("{}_{}", 1_795_000_000_123i64, crate::id::new_id("conv"));
+        let cursor = crate::page::encode_cursor(&key);
+        let page = crate::page::PageRequest::new(Some(1), Some(&cursor)).expect("cursor");
+        let (at, id) =
+            super::parse_activity_key(page.before_id.as_deref().unwrap_or("")).expect("key");
+        assert_eq!(at.timestamp_millis(), 1_795_000_000_123);
+        assert!(id.starts_with("conv_"));
+    }
+}

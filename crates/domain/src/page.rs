@@ -77,11 +77,21 @@ pub struct PageMeta {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched newest first.
-    pub fn from_rows(mut rows: Vec<T>, req: &PageRequest, id_of: impl Fn(&T) -> &str) -> Self {
+    pub fn from_rows(rows: Vec<T>, req: &PageRequest, id_of: impl Fn(&T) -> &str) -> Self {
+        Self::from_rows_keyed(rows, req, |r| id_of(r).to_owned())
+    }
+
+    /// Like [`Page::from_rows`], for lists ordered by something else than the id: the
+    /// cursor is `key_of` the last row (for example `{millis}_{id}`).
+    pub fn from_rows_keyed(
+        mut rows: Vec<T>,
+        req: &PageRequest,
+        key_of: impl Fn(&T) -> String,
+    ) -> Self {
         let has_more = rows.len() > req.limit as usize;
         rows.truncate(req.limit as usize);
         let next_cursor = if has_more {
-            rows.last().map(|r| encode_cursor(id_of(r)))
+            rows.last().map(|r| encode_cursor(&key_of(r)))
         } else {
             None
         };

@@ -835,10 +835,17 @@ impl Scoped<'_> {
         })
     }
 
+    /// Conversations by last activity, newest first. The page cursor is an activity
+    /// key (`{millis}_{id}`, see [`Conversation::activity_key`]).
     pub async fn list_conversations(&self, page: &PageRequest) -> Result<Vec<Conversation>> {
         let s = self.scope;
-        // Newest activity first; the cursor is still an id, so the order is by id
-        // within equal activity times.
+        let (after_at, after_id) = match &page.before_id {
+            Some(key) => {
+                let (at, id) = dialtone_domain::conversations::parse_activity_key(key)?;
+                (Some(at), Some(id))
+            }
+            None => (None, None),
+        };
         let rows: Vec<ConversationRow> = self
             .store
             .db
@@ -847,12 +854,14 @@ impl Scoped<'_> {
                     "SELECT id, workspace_id, livemode, phone_number, phone_number_id, participant, \
                      contact_id, last_activity_at, created_at FROM conversations WHERE ",
                     in_scope!(),
-                    " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+                    " AND ($4 IS NULL OR last_activity_at < $4 OR (last_activity_at = $4 AND id < $5)) \
+                     ORDER BY last_activity_at DESC, id DESC LIMIT $6"
                 ))
                 .bind(&s.org_id)
                 .bind(&s.workspace_id)
                 .bind(s.livemode())
-                .bind(&page.before_id)
+                .bind(after_at)
+                .bind(after_id)
                 .bind(page.fetch_limit()),
             )
             .await?;

@@ -334,6 +334,31 @@ async fn calls_are_filtered_paged_and_threaded_into_conversations() {
         3,
         "one conversation per number called: {convs}"
     );
+    // Most recently active first, and the same order page by page.
+    let order: Vec<&str> = convs["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|c| c["participant"].as_str())
+        .collect();
+    assert_eq!(order, ["+442071838750", "+15005550001", "+14155550123"]);
+    let mut paged = Vec::new();
+    let mut path = "/v1/conversations?limit=1".to_owned();
+    loop {
+        let (status, page) = t.get(&path, &key).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        paged.push(
+            page["data"][0]["participant"]
+                .as_str()
+                .expect("participant")
+                .to_owned(),
+        );
+        match page["meta"]["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/conversations?limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, order);
     let (_, first) = t.get(&format!("/v1/calls/{}", ids[0]), &key).await;
     let (_, second) = t.get(&format!("/v1/calls/{}", ids[1]), &key).await;
     assert_eq!(first["conversation_id"], second["conversation_id"]);

@@ -17,6 +17,7 @@
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
 
 pub mod agents;
+pub mod analytics;
 pub mod auth;
 pub mod billing;
 pub mod calls;

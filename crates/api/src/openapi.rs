@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::{ErrorBody, UnauthorizedBody};
-use crate::{agents, billing, calls, contacts, keys, messages, phone_numbers};
+use crate::{agents, analytics, billing, calls, contacts, keys, messages, phone_numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,7 +28,7 @@ use crate::{agents, billing, calls, contacts, keys, messages, phone_numbers};
         contacts::delete, contacts::list_notes, contacts::create_note,
         agents::list, agents::create, agents::get, agents::update, agents::delete,
         phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::get,
-        phone_numbers::configure, phone_numbers::release, billing::wallet,
+        phone_numbers::configure, phone_numbers::release, billing::wallet, analytics::usage,
         calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
         calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
         calls::get_conversation, messages::conversation_messages, messages::list_notes,
@@ -41,6 +41,7 @@ use crate::{agents, billing, calls, contacts, keys, messages, phone_numbers};
         (name = "agents", description = "Voice agents: prompt, voice, language, greeting"),
         (name = "phone_numbers", description = "Search, buy, configure and release numbers"),
         (name = "billing", description = "The wallet live usage is paid from"),
+        (name = "analytics", description = "Usage over time"),
         (name = "calls", description = "Calls (call logs), transcripts and recordings; test keys simulate"),
         (name = "conversations", description = "Threads of calls and messages with one number, and their notes"),
         (name = "messages", description = "SMS: send, list, retrieve"),

@@ -27,7 +27,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    agents, auth, billing, calls, contacts, keys, messages, metrics, openapi, ops, phone_numbers,
+    agents, analytics, auth, billing, calls, contacts, keys, messages, metrics, openapi, ops,
+    phone_numbers,
 };
 
 /// One `/v1` route: its method, path template and the permission it needs
@@ -156,6 +157,12 @@ fn v1() -> Vec<Route> {
             "/v1/phone-numbers/{id}",
             write(PhoneNumbers),
             phone_numbers::release,
+        ),
+        route(
+            M::GET,
+            "/v1/analytics/usage",
+            read(Analytics),
+            analytics::usage,
         ),
         route(M::GET, "/v1/billing/wallet", read(Billing), billing::wallet),
         route(M::GET, "/v1/calls", read(Calls), calls::list),

@@ -8,6 +8,7 @@
 //! decision instead of re-implementing it.
 
 pub mod agents;
+pub mod analytics;
 pub mod auth;
 pub mod billing;
 pub mod calls;

@@ -483,6 +483,15 @@ pub(crate) enum Db {
 }
 
 impl Db {
+    /// Picks the statement for this database, for the few places their SQL differs
+    /// (time bucketing, row locking).
+    pub(crate) fn dialect(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Db::Sqlite(_) => sqlite,
+            Db::Postgres(_) => postgres,
+        }
+    }
+
     pub(crate) async fn fetch_all<R: FromRow>(&self, q: Query) -> Result<Vec<R>> {
         match self {
             Db::Sqlite(s) => s.read(|c| sqlite_rows(c, &q, None)),

@@ -18,6 +18,7 @@ macro_rules! in_scope {
 }
 
 mod agents;
+mod analytics;
 mod billing;
 mod calls;
 mod contacts;

@@ -3,6 +3,7 @@
 //! `DIALTONE_TEST_DATABASE_URL=postgres://…`.
 
 mod agents;
+mod analytics;
 mod calls;
 mod cli;
 mod common;

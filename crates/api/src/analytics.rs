@@ -13,6 +13,7 @@ use crate::error::{ApiResult, Query};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
     /// RFC 3339; default 30 days before `to`.

@@ -31,6 +31,7 @@ fn call_id(id: &str) -> Result<&str> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListCallsQuery {
     pub limit: Option<u32>,
@@ -269,6 +270,7 @@ pub async fn transcript(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListRecordingsQuery {
     pub limit: Option<u32>,

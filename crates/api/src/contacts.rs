@@ -16,6 +16,7 @@ use crate::shared::{Deleted, PageQuery, checked_id};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListContactsQuery {
     /// 1 to 100, default 20.

@@ -24,6 +24,7 @@ fn conversation_id(id: &str) -> Result<&str> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListMessagesQuery {
     pub limit: Option<u32>,

@@ -63,7 +63,14 @@ fn error_response(description: &str, schema: &str) -> RefOr<utoipa::openapi::Res
     )
 }
 
-fn add_shared(op: &mut Operation, path: &str) {
+fn add_shared(op: &mut Operation, method: &str, path: &str) {
+    // Unique, stable operation ids (handler names repeat across resources).
+    op.operation_id = Some(format!(
+        "{method}_{}",
+        path.trim_start_matches("/v1/")
+            .replace(['/', '-'], "_")
+            .replace(['{', '}'], "")
+    ));
     op.security = Some(vec![SecurityRequirement::new(
         "bearer",
         Vec::<String>::new(),
@@ -122,17 +129,16 @@ pub fn document() -> utoipa::openapi::OpenApi {
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
     for (path, item) in doc.paths.paths.iter_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            add_shared(op, path);
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ] {
+            if let Some(op) = op {
+                add_shared(op, method, path);
+            }
         }
     }
     doc

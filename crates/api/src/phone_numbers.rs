@@ -24,6 +24,7 @@ fn number_id(id: &str) -> Result<&str> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListNumbersQuery {
     pub limit: Option<u32>,
@@ -33,6 +34,7 @@ pub struct ListNumbersQuery {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AvailableQuery {
     /// `US` (default), `CA` or `GB`.

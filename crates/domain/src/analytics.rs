@@ -62,7 +62,9 @@ impl UsageRequest {
         group_by: Option<&str>,
         now: Timestamp,
     ) -> Result<Self> {
-        let to = to.unwrap_or(now);
+        // `to` is exclusive: by default it is just after now, so what happened in this
+        // very millisecond counts.
+        let to = to.unwrap_or(now + chrono::TimeDelta::milliseconds(1));
         let from = from.unwrap_or(to - chrono::TimeDelta::days(30));
         let granularity = match granularity {
             None | Some("day") => Granularity::Day,
@@ -176,6 +178,7 @@ mod tests {
         let now = crate::time::now();
         let r = UsageRequest::new(None, None, None, None, now).expect("valid");
         assert_eq!(r.to - r.from, chrono::TimeDelta::days(30));
+        assert!(r.to > now);
         assert!(UsageRequest::new(Some(now), Some(now), None, None, now).is_err());
         assert!(UsageRequest::new(None, None, Some("week"), None, now).is_err());
         assert!(UsageRequest::new(None, None, Some("hour"), None, now).is_ok());

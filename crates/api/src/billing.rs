@@ -1,8 +1,9 @@
-//! `/v1/billing`: the wallet.
+//! `/v1/billing`: the wallet and monthly invoices.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use dialtone_domain::billing::Wallet;
+use dialtone_domain::Error;
+use dialtone_domain::billing::{Invoice, Wallet, invoice_month};
 
 use crate::auth::Tenant;
 use crate::error::ApiResult;
@@ -16,4 +17,41 @@ use crate::state::AppState;
     responses((status = 200, description = "The wallet", body = Wallet)))]
 pub async fn wallet(State(state): State<AppState>, t: Tenant) -> ApiResult<impl IntoResponse> {
     Ok(axum::Json(state.store.scoped(&t.scope).wallet().await?))
+}
+
+/// List invoices
+///
+/// One per month with charges, newest first: calls, messages and numbers, summed
+/// from the wallet's ledger. The current month is `open`.
+#[utoipa::path(get, path = "/v1/billing/invoices", tag = "billing",
+    responses((status = 200, description = "Invoices, newest first", body = Vec<Invoice>)))]
+pub async fn invoices(State(state): State<AppState>, t: Tenant) -> ApiResult<impl IntoResponse> {
+    let data = state.store.scoped(&t.scope).invoices().await?;
+    Ok(axum::Json(
+        serde_json::json!({ "data": data, "meta": { "next_cursor": null, "has_more": false } }),
+    ))
+}
+
+/// Retrieve an invoice
+#[utoipa::path(get, path = "/v1/billing/invoices/{id}", tag = "billing",
+    params(("id" = String, Path, description = "inv_YYYYMM")),
+    responses((status = 200, description = "The invoice", body = Invoice)))]
+pub async fn invoice(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let not_found = || Error::NotFound {
+        resource: "invoice",
+    };
+    invoice_month(&id).ok_or_else(not_found)?;
+    let found = state
+        .store
+        .scoped(&t.scope)
+        .invoices()
+        .await?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(not_found)?;
+    Ok(axum::Json(found))
 }

@@ -28,7 +28,7 @@ use crate::{agents, analytics, billing, calls, contacts, keys, messages, phone_n
         contacts::delete, contacts::list_notes, contacts::create_note,
         agents::list, agents::create, agents::get, agents::update, agents::delete,
         phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::get,
-        phone_numbers::configure, phone_numbers::release, billing::wallet, analytics::usage,
+        phone_numbers::configure, phone_numbers::release, billing::wallet, billing::invoices, billing::invoice, analytics::usage,
         calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
         calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
         calls::get_conversation, messages::conversation_messages, messages::list_notes,

@@ -164,6 +164,18 @@ fn v1() -> Vec<Route> {
             read(Analytics),
             analytics::usage,
         ),
+        route(
+            M::GET,
+            "/v1/billing/invoices",
+            read(Billing),
+            billing::invoices,
+        ),
+        route(
+            M::GET,
+            "/v1/billing/invoices/{id}",
+            read(Billing),
+            billing::invoice,
+        ),
         route(M::GET, "/v1/billing/wallet", read(Billing), billing::wallet),
         route(M::GET, "/v1/calls", read(Calls), calls::list),
         route(M::POST, "/v1/calls", write(Calls), calls::place),

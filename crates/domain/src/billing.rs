@@ -114,3 +114,104 @@ mod tests {
         assert_eq!(format_amount(-5), "-0.05");
     }
 }
+
+/// A month of charges, summed from the wallet's ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Invoice {
+    /// `inv_{YYYYMM}`.
+    #[schema(example = "inv_202611")]
+    pub id: String,
+    #[schema(example = "invoice")]
+    pub object: &'static str,
+    pub livemode: bool,
+    /// First day of the month (UTC).
+    #[schema(example = "2026-11-01")]
+    pub period_start: String,
+    /// First day of the next month (UTC), exclusive.
+    #[schema(example = "2026-12-01")]
+    pub period_end: String,
+    /// `open` for the current month, `finalized` for past ones.
+    pub status: &'static str,
+    pub currency: &'static str,
+    /// In cents.
+    pub total: i64,
+    pub lines: Vec<InvoiceLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct InvoiceLine {
+    /// `call`, `message` or `phone_number`.
+    pub kind: String,
+    pub description: String,
+    /// How many charges.
+    pub quantity: i64,
+    /// In cents.
+    pub amount: i64,
+}
+
+/// `2026-11` ↔ `inv_202611`.
+pub fn invoice_id(month: &str) -> String {
+    format!("inv_{}", month.replace('-', ""))
+}
+
+/// The month (`2026-11`) an invoice id names, if it is one.
+pub fn invoice_month(id: &str) -> Option<String> {
+    let digits = id.strip_prefix("inv_")?;
+    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let month: u32 = digits[4..].parse().ok()?;
+    (1..=12)
+        .contains(&month)
+        .then(|| format!("{}-{}", &digits[..4], &digits[4..]))
+}
+
+/// The first day of the month after `2026-11` → `2026-12-01`.
+pub fn next_month_start(month: &str) -> String {
+    let (y, m) = month.split_once('-').unwrap_or((month, "1"));
+    let (y, m): (i32, u32) = (y.parse().unwrap_or(1970), m.parse().unwrap_or(1));
+    if m >= 12 {
+        format!("{}-01-01", y + 1)
+    } else {
+        format!("{y}-{:02}-01", m + 1)
+    }
+}
+
+/// Builds an invoice from a month's ledger lines.
+pub fn invoice(
+    month: &str,
+    livemode: bool,
+    current_month: &str,
+    lines: Vec<InvoiceLine>,
+) -> Invoice {
+    Invoice {
+        id: invoice_id(month),
+        object: "invoice",
+        livemode,
+        period_start: format!("{month}-01"),
+        period_end: next_month_start(month),
+        status: if month == current_month {
+            "open"
+        } else {
+            "finalized"
+        },
+        currency: CURRENCY,
+        total: lines.iter().map(|l| l.amount).sum(),
+        lines,
+    }
+}
+
+#[cfg(test)]
+mod invoice_tests {
+    use super::*;
+
+    #[test]
+    fn invoice_ids_and_months() {
+        assert_eq!(invoice_id("2026-11"), "inv_202611");
+        assert_eq!(invoice_month("inv_202611").as_deref(), Some("2026-11"));
+        assert_eq!(invoice_month("inv_202613"), None);
+        assert_eq!(invoice_month("inv_2026"), None);
+        assert_eq!(next_month_start("2026-12"), "2027-01-01");
+        assert_eq!(next_month_start("2026-02"), "2026-03-01");
+    }
+}

@@ -275,3 +275,80 @@ impl Scoped<'_> {
         wallet(self.store, &self.scope.org_id, self.scope.livemode()).await
     }
 }
+
+struct LedgerLine(String, dialtone_domain::billing::InvoiceLine);
+
+impl FromRow for LedgerLine {
+    fn from_row(r: &Row<'_>) -> Result<Self> {
+        let kind: String = r.get("kind")?;
+        Ok(LedgerLine(
+            r.get("month")?,
+            dialtone_domain::billing::InvoiceLine {
+                description: match kind.as_str() {
+                    "call" => "Calls (per started minute)".to_owned(),
+                    "message" => "Messages (per segment)".to_owned(),
+                    "phone_number" => "Phone numbers (monthly)".to_owned(),
+                    other => other.to_owned(),
+                },
+                kind,
+                quantity: r.get("quantity")?,
+                amount: r.get("amount")?,
+            },
+        ))
+    }
+}
+
+macro_rules! invoice_lines {
+    ($month:literal) => {
+        concat!(
+            "SELECT ",
+            $month,
+            " AS month, kind, CAST(COUNT(*) AS BIGINT) AS quantity, CAST(-SUM(amount) AS BIGINT) AS amount \
+             FROM wallet_transactions WHERE org_id = $1 AND livemode = $2 AND amount < 0 \
+             GROUP BY 1, 2 ORDER BY 1 DESC, 2"
+        )
+    };
+}
+
+impl Scoped<'_> {
+    /// Invoices of this organization and mode, newest month first: one per month with
+    /// charges, each line a kind of charge.
+    pub async fn invoices(&self) -> Result<Vec<dialtone_domain::billing::Invoice>> {
+        let s = self.scope;
+        let db = &self.store.db;
+        let sql = db.dialect(
+            invoice_lines!("substr(created_at, 1, 7)"),
+            invoice_lines!("to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')"),
+        );
+        let rows: Vec<LedgerLine> = db
+            .fetch_all(query(sql).bind(&s.org_id).bind(s.livemode()))
+            .await?;
+        let current = now().format("%Y-%m").to_string();
+        let mut out: Vec<dialtone_domain::billing::Invoice> = Vec::new();
+        let mut month_lines: Vec<dialtone_domain::billing::InvoiceLine> = Vec::new();
+        let mut month: Option<String> = None;
+        for LedgerLine(m, line) in rows {
+            if month.as_deref() != Some(m.as_str()) {
+                if let Some(done) = month.take() {
+                    out.push(dialtone_domain::billing::invoice(
+                        &done,
+                        s.livemode(),
+                        &current,
+                        std::mem::take(&mut month_lines),
+                    ));
+                }
+                month = Some(m);
+            }
+            month_lines.push(line);
+        }
+        if let Some(done) = month {
+            out.push(dialtone_domain::billing::invoice(
+                &done,
+                s.livemode(),
+                &current,
+                month_lines,
+            ));
+        }
+        Ok(out)
+    }
+}

@@ -286,3 +286,57 @@ async fn numbers_stay_in_their_workspace_and_mode() {
     assert_isolated(&t, "/v1/phone-numbers", json!({})).await;
     t.finish().await;
 }
+
+#[tokio::test]
+async fn invoices_sum_a_month_of_charges_by_kind() {
+    let t = TestApp::spawn_with(|c| c.live_simulator = true).await;
+    let key = t.admin_key().await;
+    t.store
+        .credit_wallet(&t.org.id, true, 5000, "credit")
+        .await
+        .expect("credit");
+    t.post("/v1/phone-numbers", &key, json!({})).await;
+    t.post("/v1/phone-numbers", &key, json!({"type": "toll_free"}))
+        .await;
+    t.post(
+        "/v1/messages",
+        &key,
+        json!({"to": "+14155550123", "body": "x".repeat(170)}),
+    )
+    .await;
+    let (status, list) = t.get("/v1/billing/invoices", &key).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let invoices = list["data"].as_array().expect("data");
+    assert_eq!(invoices.len(), 1);
+    let inv = &invoices[0];
+    assert_eq!(inv["object"], "invoice");
+    assert_eq!(inv["status"], "open");
+    assert_eq!(inv["total"], 115 + 215 + 2);
+    let numbers = inv["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["kind"] == "phone_number")
+        .expect("numbers line");
+    assert_eq!(
+        (&numbers["quantity"], &numbers["amount"]),
+        (&json!(2), &json!(330))
+    );
+    let id = inv["id"].as_str().expect("id");
+    assert!(id.starts_with("inv_"));
+    let (status, one) = t.get(&format!("/v1/billing/invoices/{id}"), &key).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&one, inv);
+    assert_eq!(
+        t.get("/v1/billing/invoices/inv_200001", &key).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.get("/v1/billing/invoices/nope", &key).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let test = test_key(&t).await;
+    let (_, none) = t.get("/v1/billing/invoices", &test).await;
+    assert_eq!(none["data"], json!([]), "test mode is never charged");
+    t.finish().await;
+}

@@ -75,11 +75,25 @@ async fn every_kind_of_bad_key_gets_the_exact_401_body() {
 
 /// Fills `{id}` with an id of the right prefix for the route.
 fn concrete(path: &str) -> String {
-    let prefix = if path.starts_with("/v1/api-keys") {
-        "key"
-    } else {
-        "ct"
-    };
+    let prefixes = [
+        ("/v1/api-keys", "key"),
+        ("/v1/contacts", "ct"),
+        ("/v1/agents", "agt"),
+        ("/v1/phone-numbers", "pn"),
+        ("/v1/calls", "call"),
+        ("/v1/call-logs", "call"),
+        ("/v1/recordings", "rec"),
+        ("/v1/conversations", "conv"),
+        ("/v1/messages", "msg"),
+        ("/v1/campaigns", "cmp"),
+    ];
+    if path.starts_with("/v1/billing/invoices") {
+        return path.replace("{id}", "inv_200001");
+    }
+    let prefix = prefixes
+        .iter()
+        .find(|(p, _)| path.starts_with(p))
+        .map_or("x", |(_, prefix)| prefix);
     path.replace("{id}", &dialtone_domain::id::new_id(prefix))
 }
 

@@ -185,6 +185,7 @@ pub async fn place(
         phone_number_id,
         agent_id: input.agent_id,
         campaign_id: None,
+        recipient_position: None,
         metadata: input.metadata.unwrap_or_default(),
     };
     let step =

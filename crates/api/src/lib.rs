@@ -21,6 +21,7 @@ pub mod analytics;
 pub mod auth;
 pub mod billing;
 pub mod calls;
+pub mod campaigns;
 pub mod config;
 pub mod contacts;
 pub mod error;

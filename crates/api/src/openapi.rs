@@ -14,7 +14,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::{ErrorBody, UnauthorizedBody};
-use crate::{agents, analytics, billing, calls, contacts, keys, messages, phone_numbers};
+use crate::{
+    agents, analytics, billing, calls, campaigns, contacts, keys, messages, phone_numbers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +31,7 @@ use crate::{agents, analytics, billing, calls, contacts, keys, messages, phone_n
         agents::list, agents::create, agents::get, agents::update, agents::delete,
         phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::get,
         phone_numbers::configure, phone_numbers::release, billing::wallet, billing::invoices, billing::invoice, analytics::usage,
+        campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::calls,
         calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
         calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
         calls::get_conversation, messages::conversation_messages, messages::list_notes,
@@ -42,6 +45,7 @@ use crate::{agents, analytics, billing, calls, contacts, keys, messages, phone_n
         (name = "phone_numbers", description = "Search, buy, configure and release numbers"),
         (name = "billing", description = "The wallet live usage is paid from"),
         (name = "analytics", description = "Usage over time"),
+        (name = "campaigns", description = "An agent calling a list of numbers"),
         (name = "calls", description = "Calls (call logs), transcripts and recordings; test keys simulate"),
         (name = "conversations", description = "Threads of calls and messages with one number, and their notes"),
         (name = "messages", description = "SMS: send, list, retrieve"),

@@ -27,8 +27,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    agents, analytics, auth, billing, calls, contacts, keys, messages, metrics, openapi, ops,
-    phone_numbers,
+    agents, analytics, auth, billing, calls, campaigns, contacts, keys, messages, metrics, openapi,
+    ops, phone_numbers,
 };
 
 /// One `/v1` route: its method, path template and the permission it needs
@@ -157,6 +157,31 @@ fn v1() -> Vec<Route> {
             "/v1/phone-numbers/{id}",
             write(PhoneNumbers),
             phone_numbers::release,
+        ),
+        route(M::GET, "/v1/campaigns", read(Campaigns), campaigns::list),
+        route(
+            M::POST,
+            "/v1/campaigns",
+            write(Campaigns),
+            campaigns::create,
+        ),
+        route(
+            M::GET,
+            "/v1/campaigns/{id}",
+            read(Campaigns),
+            campaigns::get,
+        ),
+        route(
+            M::PATCH,
+            "/v1/campaigns/{id}",
+            write(Campaigns),
+            campaigns::update,
+        ),
+        route(
+            M::GET,
+            "/v1/campaigns/{id}/calls",
+            read(Campaigns),
+            campaigns::calls,
         ),
         route(
             M::GET,

@@ -221,7 +221,11 @@ async fn simulator(state: AppState, mut stop: watch::Receiver<bool>) {
     let step = state.config.simulator_step;
     let step_delta =
         chrono::TimeDelta::from_std(step).unwrap_or(chrono::TimeDelta::milliseconds(500));
-    let mut tick = tokio::time::interval((step / 5).max(std::time::Duration::from_millis(10)));
+    // Due steps are looked for often (at most every 250 ms); they only run when due.
+    let mut tick = tokio::time::interval((step / 5).clamp(
+        std::time::Duration::from_millis(10),
+        std::time::Duration::from_millis(250),
+    ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -249,6 +253,9 @@ async fn simulator(state: AppState, mut stop: watch::Receiver<bool>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "simulator: listing due messages failed"),
+        }
+        if let Err(e) = crate::campaigns::run_all(&state).await {
+            tracing::warn!(error = %e, "campaign runner failed; will retry");
         }
     }
 }

@@ -509,6 +509,7 @@ async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
                 phone_number_id: Some(number_id),
                 agent_id: number.agent_id,
                 campaign_id: None,
+                recipient_position: None,
                 metadata: Default::default(),
             };
             match scoped

@@ -12,6 +12,7 @@ pub mod analytics;
 pub mod auth;
 pub mod billing;
 pub mod calls;
+pub mod campaigns;
 pub mod contacts;
 pub mod conversations;
 pub mod error;

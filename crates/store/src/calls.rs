@@ -34,6 +34,9 @@ pub struct NewCall {
     pub phone_number_id: Option<String>,
     pub agent_id: Option<String>,
     pub campaign_id: Option<String>,
+    /// The campaign recipient this call is for (with `campaign_id`): claimed in the
+    /// same transaction, so a recipient is called once.
+    pub recipient_position: Option<i64>,
     pub metadata: Map<String, Value>,
     pub outcome: SimulatedOutcome,
 }
@@ -644,6 +647,25 @@ impl Scoped<'_> {
             .bind(at),
         )
         .await?;
+        if let (Some(campaign), Some(position)) = (&new.campaign_id, new.recipient_position) {
+            let claimed = tx
+                .execute(
+                    query(
+                        "UPDATE campaign_recipients SET call_id = $1 \
+                         WHERE campaign_id = $2 AND position = $3 AND call_id IS NULL",
+                    )
+                    .bind(&id)
+                    .bind(campaign)
+                    .bind(position),
+                )
+                .await?;
+            if claimed == 0 {
+                return Err(Error::Conflict {
+                    message: "This campaign recipient was already called.".to_owned(),
+                    details: None,
+                });
+            }
+        }
         let call = call_in_tx(&mut tx, &id).await?.to_call()?;
         record_event(&mut tx, s, "call.queued", to_json(&call)?).await?;
         let body = serde_json::to_string(&call).map_err(Error::internal)?;

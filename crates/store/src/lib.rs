@@ -21,6 +21,7 @@ mod agents;
 mod analytics;
 mod billing;
 mod calls;
+mod campaigns;
 mod contacts;
 mod db;
 mod keys;
@@ -39,6 +40,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::db::{Db, Scalar, Sqlite, pg_error, query};
 
 pub use calls::{CallFilter, DueCall, NewCall};
+pub use campaigns::{NextRecipient, RunningCampaign};
 pub use contacts::ContactFilter;
 pub use keys::{KeyChange, NewKeyRow, UsageDelta};
 pub use messages::{DueMessage, NewMessage};
@@ -66,6 +68,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261123000005,
         include_str!("../migrations/sqlite/20261123000005_messages.sql"),
+    ),
+    (
+        20261123000006,
+        include_str!("../migrations/sqlite/20261123000006_campaigns.sql"),
     ),
 ];
 

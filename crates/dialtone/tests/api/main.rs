@@ -5,6 +5,7 @@
 mod agents;
 mod analytics;
 mod calls;
+mod campaigns;
 mod cli;
 mod common;
 mod contacts;

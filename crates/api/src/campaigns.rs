@@ -1,0 +1,199 @@
+//! `/v1/campaigns`, and the runner that calls each campaign's recipients through the
+//! same path as `POST /v1/calls` (simulator, charges, events).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::TimeDelta;
+use dialtone_domain::calls::{Call, Direction, SimulatedOutcome};
+use dialtone_domain::campaigns::{CONCURRENCY, Campaign, CreateCampaign, UpdateCampaign};
+use dialtone_domain::idempotency::Outcome;
+use dialtone_domain::page::{Page, PageRequest};
+use dialtone_domain::{Error, Result};
+use dialtone_store::{CallFilter, NewCall, RunningCampaign};
+
+use crate::auth::Tenant;
+use crate::calls::resolve_from;
+use crate::error::{ApiResult, Json, JsonBytes, Query};
+use crate::shared::{PageQuery, checked_id, idempotency_key, replay};
+use crate::state::AppState;
+
+fn campaign_id(id: &str) -> Result<&str> {
+    checked_id("cmp", "campaign", id)
+}
+
+/// Create a campaign
+///
+/// An agent calls every recipient (a JSON list or CSV), two calls at a time. The
+/// campaign starts `running`; progress counts are on the object.
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, description = "The campaign, running", body = Campaign)))]
+pub async fn create(
+    State(state): State<AppState>,
+    t: Tenant,
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<CreateCampaign>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/campaigns", &raw)?;
+    let store = state.store.scoped(&t.scope);
+    if let Some(key) = &idem
+        && let Some(stored) = store.idempotent_response(key).await?
+    {
+        return Ok(replay(stored.replay_for(key)?));
+    }
+    let (name, recipients) = input.checked()?;
+    let from = resolve_from(&store, t.scope.livemode(), input.from.as_deref()).await?;
+    Ok(
+        match (
+            store
+                .create_campaign(&name, &input.agent_id, from, &recipients, idem.as_ref())
+                .await?,
+            &idem,
+        ) {
+            (Outcome::Done(c), _) => (StatusCode::CREATED, axum::Json(c)).into_response(),
+            (Outcome::Replay(stored), Some(key)) => replay(stored.replay_for(key)?),
+            (Outcome::Replay(_), None) => {
+                return Err(Error::internal(std::io::Error::other("replay without a key")).into());
+            }
+        },
+    )
+}
+
+/// List campaigns
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(PageQuery),
+    responses((status = 200, description = "Campaigns, newest first", body = Page<Campaign>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let rows = state.store.scoped(&t.scope).list_campaigns(&page).await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |c| &c.id)))
+}
+
+/// Retrieve a campaign
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "cmp_…")),
+    responses((status = 200, description = "The campaign, with progress", body = Campaign)))]
+pub async fn get(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(
+        state
+            .store
+            .scoped(&t.scope)
+            .get_campaign(campaign_id(&id)?)
+            .await?,
+    ))
+}
+
+/// Pause, resume or cancel a campaign
+#[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "cmp_…")),
+    request_body = UpdateCampaign,
+    responses((status = 200, description = "The campaign", body = Campaign),
+              (status = 409, description = "Not allowed from the current status", body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Json(input): Json<UpdateCampaign>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(
+        state
+            .store
+            .scoped(&t.scope)
+            .set_campaign_status(campaign_id(&id)?, &input.status)
+            .await?,
+    ))
+}
+
+/// List a campaign's calls
+#[utoipa::path(get, path = "/v1/campaigns/{id}/calls", tag = "campaigns",
+    params(("id" = String, Path, description = "cmp_…"), PageQuery),
+    responses((status = 200, description = "Calls, newest first", body = Page<Call>)))]
+pub async fn calls(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let store = state.store.scoped(&t.scope);
+    store.get_campaign(campaign_id(&id)?).await?;
+    let filter = CallFilter {
+        campaign_id: Some(id),
+        ..CallFilter::default()
+    };
+    let rows = store.list_calls(&filter, &page).await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |c| &c.id)))
+}
+
+/// One pass of the runner over every running campaign.
+pub(crate) async fn run_all(state: &AppState) -> Result<()> {
+    for c in state.store.running_campaigns().await? {
+        if let Err(e) = run(state, &c).await {
+            tracing::warn!(campaign_id = %c.id, error = %e, "campaign step failed; will retry");
+        }
+    }
+    Ok(())
+}
+
+/// Keeps up to `CONCURRENCY` calls of a campaign in flight; completes it at the end;
+/// pauses it (with a reason) when live calls cannot be placed.
+async fn run(state: &AppState, c: &RunningCampaign) -> Result<()> {
+    let step =
+        TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
+    let scoped = state.store.scoped(&c.scope);
+    loop {
+        let (in_flight, next) = state.store.campaign_next(&c.id).await?;
+        let Some(next) = next else {
+            state.store.complete_campaign_if_done(&c.id).await?;
+            return Ok(());
+        };
+        if in_flight >= CONCURRENCY {
+            return Ok(());
+        }
+        let max_seconds = if c.scope.livemode() {
+            if !state.config.live_simulator {
+                return state
+                    .store
+                    .pause_campaign(&c.id, "carrier_unavailable")
+                    .await;
+            }
+            let affordable = scoped.affordable_seconds().await?;
+            if affordable < 60 {
+                return state
+                    .store
+                    .pause_campaign(&c.id, "insufficient_balance")
+                    .await;
+            }
+            Some(affordable)
+        } else {
+            None
+        };
+        let new = NewCall {
+            direction: Direction::Outbound,
+            outcome: SimulatedOutcome::for_number(&next.number, max_seconds),
+            from: c.from.clone(),
+            to: next.number,
+            phone_number_id: c.phone_number_id.clone(),
+            agent_id: Some(c.agent_id.clone()),
+            campaign_id: Some(c.id.clone()),
+            recipient_position: Some(next.position),
+            metadata: Default::default(),
+        };
+        match scoped.place_call(new, step, None).await {
+            Ok(_) | Err(Error::Conflict { .. }) => continue,
+            Err(Error::InsufficientBalance { .. }) => {
+                return state
+                    .store
+                    .pause_campaign(&c.id, "insufficient_balance")
+                    .await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

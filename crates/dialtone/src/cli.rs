@@ -82,6 +82,26 @@ enum Command {
     /// Make inbound traffic to one of your numbers, for demos and tests.
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// Fill a workspace with realistic demo data (contacts, calls, transcripts, notes).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    #[arg(long)]
+    org: String,
+    /// Default: the organization's default workspace.
+    #[arg(long)]
+    workspace: Option<String>,
+    #[arg(long, default_value_t = 200)]
+    contacts: usize,
+    #[arg(long, default_value_t = 2_000)]
+    calls: usize,
+    /// Write test-mode data (seen by test keys) instead of live data.
+    #[arg(long)]
+    test: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +394,7 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
         }
         Command::Keys(cmd) => keys(g, cmd).await,
         Command::Simulate(cmd) => simulate(g, cmd).await,
+        Command::Demo(args) => demo(g, args).await,
         Command::Billing(BillingCommand::Credit {
             org,
             amount,
@@ -481,6 +502,49 @@ async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
     };
     store.close().await;
     result
+}
+
+async fn demo(g: &Global, args: DemoArgs) -> Result<(), AnyError> {
+    use std::io::Write;
+    let (store, _) = open(g).await?;
+    let org = store.get_org(&args.org).await?;
+    let workspace = match args.workspace {
+        Some(ws) => store.get_workspace(&org.id, &ws).await?.id,
+        None => org.default_workspace_id,
+    };
+    let scope = dialtone_domain::tenancy::Scope {
+        org_id: org.id,
+        workspace_id: workspace,
+        mode: if args.test { Mode::Test } else { Mode::Live },
+    };
+    let started = std::time::Instant::now();
+    let summary = store
+        .scoped(&scope)
+        .demo(args.contacts, args.calls, |done, total| {
+            let pct = done * 100 / total.max(1);
+            let bar = "#".repeat(pct / 4);
+            eprint!("\rcalls [{bar:<25}] {done}/{total} ({pct}%)");
+            let _ = std::io::stderr().flush();
+        })
+        .await;
+    eprintln!();
+    store.close().await;
+    let summary = summary?;
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "demo data in {:.1} s: {} contacts, {} calls, {} transcripts, {} notes; agent {}, number {}",
+            started.elapsed().as_secs_f64(),
+            summary.contacts,
+            summary.calls,
+            summary.transcripts,
+            summary.notes,
+            summary.agent_id,
+            summary.phone_number
+        );
+    }
+    Ok(())
 }
 
 async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {

@@ -35,6 +35,23 @@ pub fn new_id(prefix: &str) -> String {
     id
 }
 
+/// An id for something that happened at `millis` (demo data, imports): ordered by that
+/// time, not by when it was made.
+pub fn new_id_at(prefix: &str, millis: i64) -> String {
+    let ms = millis.max(0) as u128 & ((1 << 48) - 1);
+    let mut n = (ms << 80) | (rand::random::<u128>() & ((1 << 80) - 1));
+    let mut body = [0u8; 26];
+    for slot in body.iter_mut().rev() {
+        *slot = ALPHABET[(n & 31) as usize];
+        n >>= 5;
+    }
+    let mut id = String::with_capacity(prefix.len() + 27);
+    id.push_str(prefix);
+    id.push('_');
+    id.extend(body.iter().map(|&b| b as char));
+    id
+}
+
 /// True when `s` has the shape of an id with this prefix (used to answer 404 early).
 pub fn looks_like(prefix: &str, s: &str) -> bool {
     s.strip_prefix(prefix)

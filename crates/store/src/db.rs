@@ -12,6 +12,7 @@
 //! read-only connections. Every SQLite placeholder must be bound: an unbound `$n` is
 //! an error, not a silent NULL.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,6 +74,12 @@ to_value! {
     Json => Json, |v| v;
 }
 
+impl ToValue for Value {
+    fn to_value(self) -> Value {
+        self
+    }
+}
+
 impl ToValue for &Option<String> {
     fn to_value(self) -> Value {
         Value::Text(self.clone())
@@ -129,13 +136,22 @@ fn bind_pg(q: PgQuery, v: Value) -> PgQuery {
 /// A statement and its arguments.
 #[derive(Debug, Clone)]
 pub(crate) struct Query {
-    sql: &'static str,
+    sql: Cow<'static, str>,
     args: Vec<Value>,
 }
 
 pub(crate) fn query(sql: &'static str) -> Query {
     Query {
-        sql,
+        sql: Cow::Borrowed(sql),
+        args: Vec::new(),
+    }
+}
+
+/// A statement assembled at run time. Only for SQL built from fixed fragments and
+/// `$n` placeholders (optional filters, multi-row inserts): never from input text.
+pub(crate) fn query_built(sql: String) -> Query {
+    Query {
+        sql: Cow::Owned(sql),
         args: Vec::new(),
     }
 }
@@ -147,7 +163,11 @@ impl Query {
     }
 
     fn pg(self) -> PgQuery {
-        self.args.into_iter().fold(sqlx::query(self.sql), bind_pg)
+        let q = match self.sql {
+            Cow::Borrowed(sql) => sqlx::query(sql),
+            Cow::Owned(sql) => sqlx::query(sqlx::AssertSqlSafe(sql)),
+        };
+        self.args.into_iter().fold(q, bind_pg)
     }
 
     /// Binds `$n` by its number, whatever order the placeholders appear in.
@@ -456,7 +476,7 @@ impl Sqlite {
 }
 
 fn sqlite_rows<R: FromRow>(conn: &Connection, q: &Query, limit: Option<usize>) -> Result<Vec<R>> {
-    let mut stmt = conn.prepare_cached(q.sql).map_err(sqlite_error)?;
+    let mut stmt = conn.prepare_cached(&q.sql).map_err(sqlite_error)?;
     q.bind_sqlite(&mut stmt)?;
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
@@ -470,7 +490,7 @@ fn sqlite_rows<R: FromRow>(conn: &Connection, q: &Query, limit: Option<usize>) -
 }
 
 fn sqlite_execute(conn: &Connection, q: &Query) -> Result<u64> {
-    let mut stmt = conn.prepare_cached(q.sql).map_err(sqlite_error)?;
+    let mut stmt = conn.prepare_cached(&q.sql).map_err(sqlite_error)?;
     q.bind_sqlite(&mut stmt)?;
     stmt.raw_execute().map(|n| n as u64).map_err(sqlite_error)
 }

@@ -157,3 +157,83 @@ async fn operator_commands_manage_orgs_workspaces_keys_and_credit() {
     );
     drop_db(&db).await;
 }
+
+#[tokio::test]
+async fn demo_fills_a_workspace_that_the_api_pages_through() {
+    let t = crate::common::TestApp::spawn().await;
+    let mut env = vec![("DIALTONE_SECRET_KEY", SECRET.to_owned())];
+    match &t.db {
+        TestDb::Sqlite(dir) => env.push(("DIALTONE_DATA_DIR", dir.display().to_string())),
+        TestDb::Postgres { admin_url, name } => {
+            env.push(("DATABASE_URL", with_database(admin_url, name)))
+        }
+    }
+    let cli = Cli { env };
+    let summary = cli
+        .json(&[
+            "demo",
+            "--org",
+            &t.org.id,
+            "--contacts",
+            "40",
+            "--calls",
+            "700",
+            "--test",
+            "--json",
+        ])
+        .await;
+    assert_eq!(summary["calls"], 700);
+    let key = t
+        .key(dialtone_domain::auth::KeyRequest {
+            name: "test".into(),
+            mode: Some(dialtone_domain::tenancy::Mode::Test),
+            ..Default::default()
+        })
+        .await;
+    // Every call once, newest first, across pages; the status filter agrees.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut completed = 0;
+    let mut last_created = String::from("9999");
+    let mut path = "/v1/calls?limit=100".to_owned();
+    loop {
+        let (status, page) = t.get(&path, &key).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+        for c in page["data"].as_array().expect("data") {
+            assert!(
+                seen.insert(c["id"].as_str().expect("id").to_owned()),
+                "duplicate"
+            );
+            let created = c["created_at"].as_str().expect("created_at").to_owned();
+            assert!(created <= last_created, "not newest first");
+            last_created = created;
+            completed += usize::from(c["status"] == "completed");
+        }
+        match page["meta"]["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/calls?limit=100&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 700);
+    let mut filtered = 0;
+    let mut path = "/v1/calls?limit=100&status=completed".to_owned();
+    loop {
+        let (_, page) = t.get(&path, &key).await;
+        filtered += page["data"].as_array().map_or(0, Vec::len);
+        match page["meta"]["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/calls?limit=100&status=completed&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(filtered, completed);
+    let (_, contacts) = t.get("/v1/contacts?limit=100", &key).await;
+    assert_eq!(contacts["data"].as_array().map(Vec::len), Some(40));
+    let (_, recordings) = t.get("/v1/recordings?limit=1", &key).await;
+    let call_id = recordings["data"][0]["call_id"]
+        .as_str()
+        .expect("a recording");
+    let (status, _) = t
+        .get(&format!("/v1/calls/{call_id}/transcript"), &key)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    t.finish().await;
+}

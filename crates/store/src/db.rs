@@ -170,22 +170,35 @@ impl Query {
         self.args.into_iter().fold(q, bind_pg)
     }
 
-    /// Binds `$n` by its number, whatever order the placeholders appear in.
+    /// Binds `$n` (written `?n` for SQLite, see [`sqlite_sql`]) by its number.
     fn bind_sqlite(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> Result<()> {
-        for i in 1..=stmt.parameter_count() {
-            let n: usize = stmt
-                .parameter_name(i)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| internal(format!("placeholder {i} of {:?} is not $n", self.sql)))?;
+        for n in 1..=stmt.parameter_count() {
             let v = self
                 .args
                 .get(n - 1)
                 .ok_or_else(|| internal(format!("${n} of {:?} is not bound", self.sql)))?;
-            stmt.raw_bind_parameter(i, v).map_err(sqlite_error)?;
+            stmt.raw_bind_parameter(n, v).map_err(sqlite_error)?;
         }
         Ok(())
     }
+}
+
+/// The SQLite spelling of a statement: `$n` becomes `?n`, which SQLite numbers `n`
+/// directly (it treats `$n` as a name, and looking names up is linear per parameter).
+fn sqlite_sql(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn internal(message: String) -> Error {
@@ -476,7 +489,9 @@ impl Sqlite {
 }
 
 fn sqlite_rows<R: FromRow>(conn: &Connection, q: &Query, limit: Option<usize>) -> Result<Vec<R>> {
-    let mut stmt = conn.prepare_cached(&q.sql).map_err(sqlite_error)?;
+    let mut stmt = conn
+        .prepare_cached(&sqlite_sql(&q.sql))
+        .map_err(sqlite_error)?;
     q.bind_sqlite(&mut stmt)?;
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
@@ -490,7 +505,9 @@ fn sqlite_rows<R: FromRow>(conn: &Connection, q: &Query, limit: Option<usize>) -
 }
 
 fn sqlite_execute(conn: &Connection, q: &Query) -> Result<u64> {
-    let mut stmt = conn.prepare_cached(&q.sql).map_err(sqlite_error)?;
+    let mut stmt = conn
+        .prepare_cached(&sqlite_sql(&q.sql))
+        .map_err(sqlite_error)?;
     q.bind_sqlite(&mut stmt)?;
     stmt.raw_execute().map(|n| n as u64).map_err(sqlite_error)
 }

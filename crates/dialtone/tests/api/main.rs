@@ -12,5 +12,6 @@ mod contacts;
 mod keys;
 mod messages;
 mod ops;
+mod pagination;
 mod phone_numbers;
 mod secrets;

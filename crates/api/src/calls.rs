@@ -7,8 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use dialtone_domain::billing::CALL_PER_MINUTE;
 use dialtone_domain::calls::{
-    Call, CallStatus, Direction, PlaceCall, Recording, SimulatedOutcome, TEST_FROM_NUMBER,
-    Transcript, simulated_wav,
+    Call, CallStatus, Direction, PlaceCall, Recording, TEST_FROM_NUMBER, Transcript, simulated_wav,
 };
 use dialtone_domain::conversations::Conversation;
 use dialtone_domain::idempotency::Outcome;
@@ -169,17 +168,15 @@ pub async fn place(
             }
             .into());
         }
-        if !state.config.live_simulator {
-            return Err(Error::CarrierUnavailable.into());
-        }
         Some(affordable)
     } else {
         None
     };
+    let carrier = state.carrier(t.scope.mode)?;
     let (phone_number_id, from) = resolve_from(&store, live, input.from.as_deref()).await?;
     let new = NewCall {
         direction: Direction::Outbound,
-        outcome: SimulatedOutcome::for_number(&input.to, max_seconds),
+        outcome: carrier.dial(&input.to, max_seconds),
         from,
         to: input.to,
         phone_number_id,

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
-use dialtone_domain::calls::{Call, Direction, SimulatedOutcome};
+use dialtone_domain::calls::{Call, Direction};
 use dialtone_domain::campaigns::{CONCURRENCY, Campaign, CreateCampaign, UpdateCampaign};
 use dialtone_domain::idempotency::Outcome;
 use dialtone_domain::page::{Page, PageRequest};
@@ -156,13 +156,13 @@ async fn run(state: &AppState, c: &RunningCampaign) -> Result<()> {
         if in_flight >= CONCURRENCY {
             return Ok(());
         }
+        let Ok(carrier) = state.carrier(c.scope.mode) else {
+            return state
+                .store
+                .pause_campaign(&c.id, "carrier_unavailable")
+                .await;
+        };
         let max_seconds = if c.scope.livemode() {
-            if !state.config.live_simulator {
-                return state
-                    .store
-                    .pause_campaign(&c.id, "carrier_unavailable")
-                    .await;
-            }
             let affordable = scoped.affordable_seconds().await?;
             if affordable < 60 {
                 return state
@@ -176,7 +176,7 @@ async fn run(state: &AppState, c: &RunningCampaign) -> Result<()> {
         };
         let new = NewCall {
             direction: Direction::Outbound,
-            outcome: SimulatedOutcome::for_number(&next.number, max_seconds),
+            outcome: carrier.dial(&next.number, max_seconds),
             from: c.from.clone(),
             to: next.number,
             phone_number_id: c.phone_number_id.clone(),

@@ -6,6 +6,7 @@
 //!
 //! Map of the crate:
 //! - [`router`]: every route in one table, with the permission each needs;
+//! - [`carrier`]: where calls and messages go out (the simulator is built in);
 //! - [`auth`]: bearer-key authentication, the key cache, usage counting, rate limits;
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
 //! - [`contacts`]: contacts and contact notes; [`agents`]: voice agents;
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod billing;
 pub mod calls;
 pub mod campaigns;
+pub mod carrier;
 pub mod config;
 pub mod contacts;
 pub mod error;

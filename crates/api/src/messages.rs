@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
 use dialtone_domain::calls::Direction;
 use dialtone_domain::idempotency::Outcome;
-use dialtone_domain::messages::{Message, PER_SEGMENT, SendMessage, segments, simulated_failure};
+use dialtone_domain::messages::{Message, PER_SEGMENT, SendMessage, segments};
 use dialtone_domain::notes::{Note, NoteInput};
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::{Error, Result};
@@ -64,14 +64,12 @@ pub async fn send(
         if balance < needed {
             return Err(Error::InsufficientBalance { needed, balance }.into());
         }
-        if !state.config.live_simulator {
-            return Err(Error::CarrierUnavailable.into());
-        }
     }
+    let carrier = state.carrier(t.scope.mode)?;
     let (phone_number_id, from) = resolve_from(&store, live, input.from.as_deref()).await?;
     let new = NewMessage {
         direction: Direction::Outbound,
-        fail: simulated_failure(&input.to, Direction::Outbound),
+        fail: carrier.message_fails(&input.to),
         from,
         to: input.to,
         body: input.body,

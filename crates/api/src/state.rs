@@ -77,6 +77,14 @@ impl AppState {
         Ok(())
     }
 
+    /// The carrier for a mode, or 503 `CARRIER_UNAVAILABLE` for live mode without one.
+    pub fn carrier(
+        &self,
+        mode: dialtone_domain::tenancy::Mode,
+    ) -> Result<&'static dyn crate::carrier::Carrier> {
+        crate::carrier::for_mode(mode, self.config.live_simulator).ok_or(Error::CarrierUnavailable)
+    }
+
     /// Writes the usage counted in memory; counts are put back if the write fails.
     pub async fn flush_usage(&self) -> Result<()> {
         let deltas = self.usage.drain();

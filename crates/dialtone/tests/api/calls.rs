@@ -127,6 +127,35 @@ async fn a_test_call_runs_its_whole_lifecycle_with_events_transcript_and_recordi
     let bytes = audio.bytes().await.expect("bytes");
     assert_eq!(&bytes[0..4], b"RIFF");
     assert_eq!(bytes.len() as i64, 44 + duration * 8_000 * 2);
+    // Another workspace, or live mode, sees none of it.
+    let ws = t
+        .store
+        .create_workspace(&t.org.id, "Other")
+        .await
+        .expect("workspace");
+    let other = t
+        .key(KeyRequest {
+            name: "other".into(),
+            mode: Some(Mode::Test),
+            workspace_id: Some(ws.id),
+            ..Default::default()
+        })
+        .await;
+    let live = t.admin_key().await;
+    let rec_id = rec["id"].as_str().expect("id");
+    let conv_id = done["conversation_id"].as_str().expect("conversation");
+    for k in [&other, &live] {
+        for path in [
+            format!("/v1/calls/{id}"),
+            format!("/v1/calls/{id}/transcript"),
+            format!("/v1/recordings/{rec_id}"),
+            format!("/v1/conversations/{conv_id}"),
+            format!("/v1/conversations/{conv_id}/messages"),
+            format!("/v1/conversations/{conv_id}/notes"),
+        ] {
+            assert_eq!(t.get(&path, k).await.0, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
     let tampered = url.replace("signature=", "signature=0");
     assert_eq!(
         t.client

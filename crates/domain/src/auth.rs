@@ -8,7 +8,7 @@
 use crate::error::{Error, Result, Validator};
 use crate::permissions::{Permission, Permissions, Resource};
 use crate::tenancy::{Mode, Scope};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, rfc3339};
 
 /// An API key as stored (never the token).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,79 @@ impl ApiKey {
     /// What the key looks like after creation: `dt_live_…abcd`.
     pub fn masked(&self) -> String {
         format!("{}…{}", self.prefix, self.last_four)
+    }
+}
+
+/// An API key as the API shows it: never the secret, only its last four characters.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    #[schema(example = "key_01jd5x7c2m8n4p6q8r0s2t4v6w")]
+    pub id: String,
+    #[schema(example = "api_key")]
+    pub object: &'static str,
+    pub name: String,
+    pub mode: Mode,
+    pub livemode: bool,
+    /// True when the key holds no `:write` permission.
+    pub read_only: bool,
+    #[schema(value_type = Vec<String>, example = json!(["contacts:read", "calls:read"]))]
+    pub permissions: Vec<String>,
+    /// `organization` for a key that works in every workspace, else `workspace`.
+    pub scope: &'static str,
+    pub workspace_id: Option<String>,
+    #[schema(example = "abcd")]
+    pub last_four: String,
+    /// How the key is displayed after creation, e.g. `dt_live_…abcd`.
+    pub redacted: String,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    pub created_by: String,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Timestamp>,
+    pub rotated_from: Option<String>,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Timestamp>,
+    pub last_ip: Option<String>,
+    /// Authenticated requests in the last 30 days.
+    pub requests_30d: i64,
+}
+
+impl ApiKeyView {
+    pub fn new(key: &ApiKey, at: Timestamp) -> Self {
+        ApiKeyView {
+            id: key.id.clone(),
+            object: "api_key",
+            name: key.name.clone(),
+            mode: key.mode,
+            livemode: key.mode.is_live(),
+            read_only: key.read_only(),
+            permissions: key.permissions.to_strings(),
+            scope: if key.workspace_id.is_some() {
+                "workspace"
+            } else {
+                "organization"
+            },
+            workspace_id: key.workspace_id.clone(),
+            last_four: key.last_four.clone(),
+            redacted: key.masked(),
+            status: key.status(at),
+            created_at: key.created_at,
+            created_by: key.created_by.clone(),
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            rotated_from: key.rotated_from.clone(),
+            last_used_at: key.last_used_at,
+            last_ip: key.last_ip.clone(),
+            requests_30d: key.requests_30d,
+        }
     }
 }
 

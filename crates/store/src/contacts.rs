@@ -9,7 +9,8 @@ use dialtone_domain::{Error, Result};
 use serde_json::{Map, Value};
 
 use crate::Scoped;
-use crate::db::{from_row, query};
+use crate::calls::record_event;
+use crate::db::{Tx, from_row, query};
 
 /// Filters of `GET /v1/contacts`.
 #[derive(Debug, Clone, Default)]
@@ -219,9 +220,8 @@ impl Scoped<'_> {
             created_at: at,
             updated_at: at,
         };
-        self.store
-            .db
-            .execute(
+        let mut tx = self.store.db.begin().await?;
+        tx.execute(
                 query(
                     "INSERT INTO contacts (id, org_id, workspace_id, livemode, first_name, last_name, \
                      phone_number, email, company, job_title, external_id, custom_fields, created_at, \
@@ -244,15 +244,16 @@ impl Scoped<'_> {
             )
             .await
             .map_err(external_id_conflict)?;
+        record_event(&mut tx, s, "contact.created", to_json(&contact)?).await?;
+        tx.commit().await?;
         Ok(contact)
     }
 
     /// Replaces the editable fields of a contact with `input` (a checked, merged patch).
     pub async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact> {
         let s = self.scope;
-        let done = self
-            .store
-            .db
+        let mut tx = self.store.db.begin().await?;
+        let done = tx
             .execute(
                 query(concat!(
                     "UPDATE contacts SET first_name = $5, last_name = $6, phone_number = $7, email = $8, \
@@ -282,15 +283,18 @@ impl Scoped<'_> {
                 resource: "contact",
             });
         }
-        self.get_contact(id).await
+        let contact = contact_in_tx(&mut tx, s, id).await?;
+        record_event(&mut tx, s, "contact.updated", to_json(&contact)?).await?;
+        tx.commit().await?;
+        Ok(contact)
     }
 
     /// Deletes a contact and its notes.
     pub async fn delete_contact(&self, id: &str) -> Result<()> {
         let s = self.scope;
-        let done = self
-            .store
-            .db
+        let mut tx = self.store.db.begin().await?;
+        let contact = contact_in_tx(&mut tx, s, id).await?;
+        let done = tx
             .execute(
                 query(concat!(
                     "DELETE FROM contacts WHERE ",
@@ -308,6 +312,8 @@ impl Scoped<'_> {
                 resource: "contact",
             });
         }
+        record_event(&mut tx, s, "contact.deleted", to_json(&contact)?).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -357,9 +363,8 @@ impl Scoped<'_> {
             created_at: now(),
         };
         // INSERT … SELECT: the note is only written if the contact exists in this scope.
-        let done = self
-            .store
-            .db
+        let mut tx = self.store.db.begin().await?;
+        let done = tx
             .execute(
                 query(concat!(
                     "INSERT INTO notes (id, org_id, workspace_id, livemode, contact_id, content, \
@@ -383,6 +388,36 @@ impl Scoped<'_> {
                 resource: "contact",
             });
         }
+        record_event(&mut tx, s, "note.created", to_json(&note)?).await?;
+        tx.commit().await?;
         Ok(note)
     }
+}
+
+async fn contact_in_tx(
+    tx: &mut Tx,
+    s: &dialtone_domain::tenancy::Scope,
+    id: &str,
+) -> Result<Contact> {
+    let row: Option<ContactRow> = tx
+        .fetch_optional(
+            query(concat!(
+                contact_columns!(),
+                "WHERE ",
+                in_scope!(),
+                " AND id = $4"
+            ))
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(id),
+        )
+        .await?;
+    row.map(Contact::from).ok_or(Error::NotFound {
+        resource: "contact",
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(Error::internal)
 }

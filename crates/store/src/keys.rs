@@ -11,7 +11,8 @@ use dialtone_domain::time::{Timestamp, epoch_day, now};
 use dialtone_domain::{Error, Result};
 
 use crate::Store;
-use crate::db::{FromRow, Row, Scalar, from_row, query};
+use crate::calls::record_event;
+use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
 
 /// Columns of a key row, with `requests_30d` summed from the daily counters
 /// (`$1` must be the first day of the 30-day window).
@@ -227,8 +228,10 @@ impl Store {
             .bind(&spec.rotated_from),
         )
         .await?;
+        let key = key_in_tx(&mut tx, row.id).await?;
+        record_key_event(&mut tx, &key, "api_key.created").await?;
         tx.commit().await?;
-        self.get_key(&spec.org_id, row.id).await
+        Ok(key)
     }
 
     /// The key with this digest and its organization's default workspace.
@@ -326,6 +329,8 @@ impl Store {
                     .bind(at),
             )
             .await?;
+            let key = key_in_tx(&mut tx, key_id).await?;
+            record_key_event(&mut tx, &key, "api_key.revoked").await?;
         }
         tx.commit().await?;
         self.get_key(org_id, key_id).await
@@ -395,4 +400,45 @@ impl Store {
         }
         tx.commit().await
     }
+}
+
+async fn key_in_tx(tx: &mut Tx, key_id: &str) -> Result<ApiKey> {
+    let row: Option<KeyRow> = tx
+        .fetch_optional(
+            query(concat!(key_select!(), "FROM api_keys k WHERE k.id = $2"))
+                .bind(window_start())
+                .bind(key_id),
+        )
+        .await?;
+    row.ok_or(Error::NotFound {
+        resource: "api_key",
+    })?
+    .try_into()
+}
+
+/// Records a key event in the key's workspace (an organization key's events go to the
+/// organization's default workspace) and mode. The object never holds the secret.
+async fn record_key_event(tx: &mut Tx, key: &ApiKey, event_type: &str) -> Result<()> {
+    let workspace_id = match &key.workspace_id {
+        Some(ws) => ws.clone(),
+        None => {
+            tx.fetch_optional::<Scalar<String>>(
+                query("SELECT default_workspace_id FROM organizations WHERE id = $1")
+                    .bind(&key.org_id),
+            )
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "organization",
+            })?
+            .0
+        }
+    };
+    let scope = dialtone_domain::tenancy::Scope {
+        org_id: key.org_id.clone(),
+        workspace_id,
+        mode: key.mode,
+    };
+    let object = serde_json::to_value(dialtone_domain::auth::ApiKeyView::new(key, now()))
+        .map_err(Error::internal)?;
+    record_event(tx, &scope, event_type, object).await
 }

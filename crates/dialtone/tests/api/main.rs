@@ -9,6 +9,7 @@ mod campaigns;
 mod cli;
 mod common;
 mod contacts;
+mod events;
 mod keys;
 mod messages;
 mod ops;

@@ -28,6 +28,16 @@ pub struct ServerConfig {
     pub live_simulator: bool,
     /// The server's public base URL (for signed media links); default: from `Host`.
     pub public_url: Option<String>,
+    /// Allow webhook URLs on loopback, private and other reserved addresses.
+    pub webhook_allow_private: bool,
+    /// The seed-001 signature header (`X-Dialtone-Signature`, or e.g. `X-DialNexa-Signature`).
+    pub webhook_signature_header: String,
+    /// Waits before each attempt: about 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// How long a receiver may take to answer.
+    pub webhook_timeout: Duration,
+    /// Largest event body sent; a bigger one fails without being sent.
+    pub webhook_max_payload: usize,
 }
 
 impl ServerConfig {
@@ -44,6 +54,14 @@ impl ServerConfig {
             simulator_step: Duration::from_millis(500),
             live_simulator: false,
             public_url: None,
+            webhook_allow_private: false,
+            webhook_signature_header: "X-Dialtone-Signature".to_owned(),
+            webhook_retry_schedule: [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            webhook_timeout: Duration::from_secs(15),
+            webhook_max_payload: 256 * 1024,
         }
     }
 }

@@ -64,6 +64,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Validation { .. } => StatusCode::BAD_REQUEST,
+        Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
@@ -109,6 +110,10 @@ impl IntoResponse for ApiError {
                 ..
             } => (required_permission.map(|p| p.to_string()), None),
             Error::Validation { details, .. } => (None, serde_json::to_value(details).ok()),
+            Error::Unprocessable { field, message } => (
+                None,
+                Some(serde_json::json!([{ "field": field, "message": message }])),
+            ),
             Error::Conflict { details, .. } => (None, details.clone()),
             Error::InsufficientBalance { needed, balance } => (
                 None,

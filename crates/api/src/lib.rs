@@ -14,6 +14,7 @@
 //!   [`calls`]: calls, transcripts, recordings, conversations; [`messages`]: SMS and
 //!   conversation notes;
 //! - [`shared`]: page parameters, the delete answer, id checks;
+//! - [`webhooks`]: endpoints, REST hooks, the signed delivery worker;
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
 
@@ -36,6 +37,7 @@ pub mod phone_numbers;
 pub mod router;
 pub mod shared;
 mod state;
+pub mod webhooks;
 
 pub use config::ServerConfig;
 pub use state::{App, AppState};

@@ -9,6 +9,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -29,6 +30,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthLabels {
     outcome: &'static str,
 }
@@ -41,6 +47,10 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     auth: Family<AuthLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    delivery_latency: Histogram,
+    queue_depth: Gauge,
+    queue_oldest_seconds: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -75,11 +85,39 @@ impl Metrics {
             "API key authentication outcomes",
             auth.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let delivery_latency = latency_histogram();
+        let queue_depth = Gauge::default();
+        let queue_oldest_seconds = Gauge::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "webhook_attempt_duration_seconds",
+            "Webhook attempt latency",
+            delivery_latency.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Webhook deliveries waiting",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "webhook_queue_oldest_age_seconds",
+            "Age of the oldest waiting webhook delivery",
+            queue_oldest_seconds.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             auth,
+            deliveries,
+            delivery_latency,
+            queue_depth,
+            queue_oldest_seconds,
         }
     }
 
@@ -89,6 +127,28 @@ impl Metrics {
                 outcome: outcome.as_str(),
             })
             .inc();
+    }
+
+    pub fn webhook_attempt(&self, outcome: &dialtone_store::DeliveryOutcome, duration_ms: i64) {
+        use dialtone_store::DeliveryOutcome as O;
+        let outcome = match outcome {
+            O::Succeeded => "succeeded",
+            O::Retry(_) => "retry",
+            O::Failed => "failed",
+            O::Gone => "gone",
+        };
+        self.deliveries
+            .get_or_create(&DeliveryLabels { outcome })
+            .inc();
+        self.delivery_latency.observe(duration_ms as f64 / 1000.0);
+    }
+
+    pub fn webhook_queue(&self, depth: i64, oldest: Option<dialtone_domain::time::Timestamp>) {
+        self.queue_depth.set(depth);
+        let age = oldest.map_or(0, |t| {
+            (dialtone_domain::time::now() - t).num_seconds().max(0)
+        });
+        self.queue_oldest_seconds.set(age);
     }
 
     pub fn render(&self) -> String {

@@ -15,7 +15,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::{ErrorBody, UnauthorizedBody};
 use crate::{
-    agents, analytics, billing, calls, campaigns, contacts, keys, messages, phone_numbers,
+    agents, analytics, billing, calls, campaigns, contacts, keys, messages, phone_numbers, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -32,6 +32,8 @@ use crate::{
         phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::get,
         phone_numbers::configure, phone_numbers::release, billing::wallet, billing::invoices, billing::invoice, analytics::usage,
         campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::calls,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::deliveries, webhooks::subscribe, webhooks::unsubscribe,
         calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
         calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
         calls::get_conversation, messages::conversation_messages, messages::list_notes,
@@ -46,6 +48,7 @@ use crate::{
         (name = "billing", description = "The wallet live usage is paid from"),
         (name = "analytics", description = "Usage over time"),
         (name = "campaigns", description = "An agent calling a list of numbers"),
+        (name = "webhooks", description = "Signed event deliveries, and Zapier-style REST hooks"),
         (name = "calls", description = "Calls (call logs), transcripts and recordings; test keys simulate"),
         (name = "conversations", description = "Threads of calls and messages with one number, and their notes"),
         (name = "messages", description = "SMS: send, list, retrieve"),

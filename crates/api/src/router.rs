@@ -28,7 +28,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
     agents, analytics, auth, billing, calls, campaigns, contacts, keys, messages, metrics, openapi,
-    ops, phone_numbers,
+    ops, phone_numbers, webhooks,
 };
 
 /// One `/v1` route: its method, path template and the permission it needs
@@ -264,6 +264,34 @@ fn v1() -> Vec<Route> {
         route(M::GET, "/v1/messages", read(Messages), messages::list),
         route(M::POST, "/v1/messages", write(Messages), messages::send),
         route(M::GET, "/v1/messages/{id}", read(Messages), messages::get),
+        route(M::GET, "/v1/webhooks", read(Webhooks), webhooks::list),
+        route(M::POST, "/v1/webhooks", write(Webhooks), webhooks::create),
+        route(M::GET, "/v1/webhooks/{id}", read(Webhooks), webhooks::get),
+        route(
+            M::PATCH,
+            "/v1/webhooks/{id}",
+            write(Webhooks),
+            webhooks::update,
+        ),
+        route(
+            M::DELETE,
+            "/v1/webhooks/{id}",
+            write(Webhooks),
+            webhooks::delete,
+        ),
+        route(
+            M::GET,
+            "/v1/webhooks/{id}/deliveries",
+            read(Webhooks),
+            webhooks::deliveries,
+        ),
+        route(M::POST, "/v1/hooks", write(Webhooks), webhooks::subscribe),
+        route(
+            M::DELETE,
+            "/v1/hooks/{id}",
+            write(Webhooks),
+            webhooks::unsubscribe,
+        ),
     ]
 }
 

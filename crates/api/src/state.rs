@@ -32,6 +32,10 @@ pub struct Inner {
     pub usage: UsageCounter,
     pub rate_limiter: RateLimiter,
     pub metrics: Metrics,
+    /// Seals webhook secrets at rest.
+    pub secret_box: dialtone_domain::webhooks::SecretBox,
+    /// The client webhook deliveries go through.
+    pub webhook_client: reqwest::Client,
     workspaces_seen: RwLock<HashSet<(String, String)>>,
 }
 
@@ -48,6 +52,11 @@ impl AppState {
         AppState(Arc::new(Inner {
             digester: KeyDigester::new(&config.server_secret),
             rate_limiter: RateLimiter::new(config.rate_limit_per_key),
+            secret_box: dialtone_domain::webhooks::SecretBox::new(&config.server_secret),
+            webhook_client: crate::webhooks::client(
+                config.webhook_timeout,
+                config.webhook_allow_private,
+            ),
             store,
             config,
             key_cache: KeyCache::default(),
@@ -147,6 +156,7 @@ impl App {
             tokio::spawn(usage_flusher(state.clone(), shutdown.subscribe())),
             tokio::spawn(key_change_poller(state.clone(), shutdown.subscribe())),
             tokio::spawn(simulator(state.clone(), shutdown.subscribe())),
+            tokio::spawn(webhook_worker(state.clone(), shutdown.subscribe())),
         ];
         Ok(App {
             state,
@@ -264,6 +274,33 @@ async fn simulator(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = crate::campaigns::run_all(&state).await {
             tracing::warn!(error = %e, "campaign runner failed; will retry");
+        }
+    }
+}
+
+/// Delivers webhooks: claims due deliveries (a full batch means more are waiting, so
+/// it goes again at once) and keeps the queue gauges current.
+async fn webhook_worker(state: AppState, mut stop: watch::Receiver<bool>) {
+    const BATCH: i64 = 64;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        loop {
+            match crate::webhooks::deliver_due(&state, BATCH).await {
+                Ok(n) if n as i64 == BATCH && !*stop.borrow() => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook worker: claiming failed; will retry");
+                    break;
+                }
+            }
+        }
+        if let Ok((depth, oldest)) = state.store.queue_depth().await {
+            state.metrics.webhook_queue(depth, oldest);
         }
     }
 }

@@ -177,6 +177,16 @@ struct ServeArgs {
     /// Public base URL of this server, for links it hands out (e.g. recording media).
     #[arg(long, env = "DIALTONE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Allow webhook URLs on loopback, private and reserved addresses (development only).
+    #[arg(long, env = "DIALTONE_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// The header carrying the hex HMAC signature of each delivery.
+    #[arg(
+        long,
+        env = "DIALTONE_WEBHOOK_SIGNATURE_HEADER",
+        default_value = "X-Dialtone-Signature"
+    )]
+    webhook_signature_header: String,
     /// Log format: text or json.
     #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -645,6 +655,12 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.simulator_step = Duration::from_millis(args.simulator_step_ms.max(10));
     config.live_simulator = args.live_simulator;
     config.public_url = args.public_url;
+    config.webhook_allow_private = args.webhook_allow_private;
+    if axum_header_ok(&args.webhook_signature_header) {
+        config.webhook_signature_header = args.webhook_signature_header;
+    } else {
+        return Err("--webhook-signature-header must be a valid header name".into());
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let mut app = App::start(listener, store.clone(), config).await?;
     let backend = match &g.database_url {
@@ -696,4 +712,8 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn axum_header_ok(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }

@@ -26,6 +26,12 @@ pub enum Error {
         message: String,
         required_permission: Option<Permission>,
     },
+    /// Well-formed but refused, e.g. a webhook URL on a private address (422).
+    #[error("{message}")]
+    Unprocessable {
+        field: &'static str,
+        message: String,
+    },
     #[error("{resource} not found")]
     NotFound { resource: &'static str },
     #[error("{message}")]
@@ -69,7 +75,7 @@ impl Error {
             Error::Unauthorized => "Unauthorized",
             Error::Forbidden { .. } => "INSUFFICIENT_PERMISSIONS",
             Error::NotFound { .. } => "NOT_FOUND",
-            Error::Validation { .. } => "VALIDATION_ERROR",
+            Error::Validation { .. } | Error::Unprocessable { .. } => "VALIDATION_ERROR",
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",

@@ -28,5 +28,6 @@ pub mod permissions;
 pub mod phone_numbers;
 pub mod tenancy;
 pub mod time;
+pub mod webhooks;
 
 pub use error::{Error, FieldError, Result};

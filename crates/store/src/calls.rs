@@ -260,18 +260,21 @@ impl From<RecordingRow> for Recording {
 }
 
 /// Writes an event in `tx`, in the envelope every event shares.
+/// Writes an event in `tx`, in the envelope every event shares, and queues its
+/// webhook deliveries in the same transaction.
 pub(crate) async fn record_event(
     tx: &mut Tx,
     scope: &Scope,
     event_type: &str,
     object: Value,
 ) -> Result<()> {
+    let id = new_id("evt");
     tx.execute(
         query(
             "INSERT INTO events (id, org_id, workspace_id, livemode, event_type, data, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(new_id("evt"))
+        .bind(&id)
         .bind(&scope.org_id)
         .bind(&scope.workspace_id)
         .bind(scope.livemode())
@@ -279,8 +282,8 @@ pub(crate) async fn record_event(
         .bind(serde_json::json!({ "object": object }))
         .bind(now()),
     )
-    .await
-    .map(|_| ())
+    .await?;
+    crate::webhooks::fan_out(tx, scope, &id, event_type).await
 }
 
 async fn call_in_tx(tx: &mut Tx, id: &str) -> Result<CallRow> {

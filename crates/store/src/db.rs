@@ -247,7 +247,16 @@ macro_rules! column {
     )*};
 }
 
-column!(String, Option<String>, i64, Option<i64>, i32, bool, Vec<u8>);
+column!(
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    i32,
+    Option<i32>,
+    bool,
+    Vec<u8>
+);
 
 fn parse_time(s: &str) -> Result<Timestamp> {
     DateTime::parse_from_rfc3339(s)

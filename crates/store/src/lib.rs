@@ -29,6 +29,7 @@ mod keys;
 mod messages;
 mod phone_numbers;
 mod tenancy;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub use keys::{KeyChange, NewKeyRow, UsageDelta};
 pub use messages::{DueMessage, NewMessage};
 pub use phone_numbers::Candidate;
 pub use tenancy::{Organization, Workspace};
+pub use webhooks::{ClaimedDelivery, EndpointRow, NewEndpoint, Outcome as DeliveryOutcome};
 
 /// SQLite migrations, embedded; `every_sqlite_migration_is_embedded` keeps the list whole.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -74,6 +76,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261123000006,
         include_str!("../migrations/sqlite/20261123000006_campaigns.sql"),
+    ),
+    (
+        20261123000007,
+        include_str!("../migrations/sqlite/20261123000007_webhooks.sql"),
     ),
 ];
 

@@ -16,3 +16,4 @@ mod ops;
 mod pagination;
 mod phone_numbers;
 mod secrets;
+mod webhooks;

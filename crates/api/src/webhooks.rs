@@ -1,0 +1,513 @@
+//! `/v1/webhooks`, `/v1/hooks`, and the delivery worker.
+//!
+//! Addresses are checked twice: when an endpoint is saved (its host is resolved; a
+//! loopback, private, link-local or otherwise reserved address is a 422), and when a
+//! delivery connects (the HTTP client's resolver drops such addresses, so a DNS answer
+//! that changed since cannot reach them). `--webhook-allow-private` lifts both checks.
+//! Redirects are not followed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use dialtone_domain::events::{Event, EventData};
+use dialtone_domain::page::{Page, PageRequest};
+use dialtone_domain::time::now;
+use dialtone_domain::webhooks::{
+    Attempt, CreatedWebhook, Delivery, HookInput, WebhookEndpoint, WebhookInput, WebhookPatch,
+    check_caller_secret, check_events, check_url_shape, generate_secret, retry_delay, sign_hex,
+    sign_standard,
+};
+use dialtone_domain::{Error, Result};
+use dialtone_store::{ClaimedDelivery, DeliveryOutcome, NewEndpoint};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::auth::Tenant;
+use crate::error::{ApiResult, Json, Query};
+use crate::shared::{Deleted, PageQuery, checked_id};
+use crate::state::AppState;
+
+/// How much of a receiver's answer is kept in the delivery log.
+const RESPONSE_KEPT: usize = 4096;
+
+/// Addresses a webhook may not reach unless the operator allows private targets.
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_documentation()
+                || o[0] == 0
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || s[0] == 0x2001 && s[1] == 0x0db8
+                || a.to_ipv4_mapped()
+                    .is_some_and(|v4| is_forbidden(IpAddr::V4(v4)))
+        }
+    }
+}
+
+fn refused(message: impl Into<String>) -> Error {
+    Error::Unprocessable {
+        field: "url",
+        message: message.into(),
+    }
+}
+
+/// Checks a webhook URL: shape, then (unless private targets are allowed) every
+/// address its host resolves to.
+pub async fn check_url(url: &str, allow_private: bool) -> Result<()> {
+    check_url_shape(url)?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| Error::validation("url", "url is not a valid URL"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| Error::validation("url", "url has no host"))?;
+    if allow_private {
+        return Ok(());
+    }
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| refused(format!("{host} does not resolve")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(refused(format!("{host} does not resolve")));
+    }
+    if addrs.iter().any(|a| is_forbidden(a.ip())) {
+        return Err(refused(
+            "url resolves to a loopback, private or reserved address; webhooks must reach a public address",
+        ));
+    }
+    Ok(())
+}
+
+/// The resolver of the delivery client: public addresses only.
+#[derive(Debug, Clone, Copy)]
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_forbidden(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client deliveries go through: no redirects, a timeout, public addresses
+/// only (unless allowed).
+pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .user_agent(concat!("dialtone-webhooks/", env!("CARGO_PKG_VERSION")));
+    if !allow_private {
+        b = b.dns_resolver(Arc::new(PublicOnly));
+    }
+    b.build().unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn endpoint_id(id: &str) -> Result<&str> {
+    if dialtone_domain::id::looks_like("whk", id) || dialtone_domain::id::looks_like("hook", id) {
+        Ok(id)
+    } else {
+        Err(Error::NotFound {
+            resource: "webhook_endpoint",
+        })
+    }
+}
+
+async fn create_endpoint(
+    state: &AppState,
+    t: &Tenant,
+    kind: &'static str,
+    input: WebhookInput,
+) -> Result<CreatedWebhook> {
+    let WebhookInput {
+        url,
+        events,
+        secret,
+        description,
+        active,
+    } = input;
+    let events = check_events(&events)?;
+    if let Some(d) = &description {
+        let mut v = dialtone_domain::error::Validator::new();
+        v.max_len(
+            "description",
+            Some(d),
+            dialtone_domain::webhooks::DESCRIPTION_MAX,
+        );
+        v.finish()?;
+    }
+    let secret = match secret {
+        Some(s) => {
+            check_caller_secret(&s)?;
+            SecretString::from(s)
+        }
+        None => generate_secret(),
+    };
+    check_url(&url, state.config.webhook_allow_private).await?;
+    let row = state
+        .store
+        .scoped(&t.scope)
+        .create_endpoint(NewEndpoint {
+            kind,
+            url,
+            events,
+            description,
+            secret_sealed: state.secret_box.seal(&secret)?,
+            active: active.unwrap_or(true),
+        })
+        .await?;
+    Ok(CreatedWebhook {
+        endpoint: row.to_endpoint(),
+        secret: secret.expose_secret().to_owned(),
+    })
+}
+
+/// Create a webhook endpoint
+///
+/// Events reach `url` signed two ways (see the `webhook-signature` and
+/// `X-Dialtone-Signature` headers). Without `secret`, a `whsec_…` one is generated and
+/// shown only in this answer.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookInput,
+    responses((status = 201, description = "The endpoint, with its secret", body = CreatedWebhook),
+              (status = 422, description = "The URL reaches a private or reserved address", body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    t: Tenant,
+    Json(input): Json<WebhookInput>,
+) -> ApiResult<impl IntoResponse> {
+    let created = create_endpoint(&state, &t, "webhook", input).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// List webhook endpoints
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageQuery),
+    responses((status = 200, description = "Endpoints, newest first", body = Page<WebhookEndpoint>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_endpoints("webhook", &page)
+        .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, &page, |e| &e.id).map(|e| e.to_endpoint()),
+    ))
+}
+
+/// Retrieve a webhook endpoint
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "whk_…")),
+    responses((status = 200, description = "The endpoint", body = WebhookEndpoint)))]
+pub async fn get(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(
+        state
+            .store
+            .scoped(&t.scope)
+            .get_endpoint(endpoint_id(&id)?)
+            .await?
+            .to_endpoint(),
+    ))
+}
+
+/// Update a webhook endpoint
+///
+/// `active: true` re-enables an endpoint dialtone disabled; the events kept meanwhile
+/// are then delivered.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "whk_…")),
+    request_body = WebhookPatch,
+    responses((status = 200, description = "The endpoint", body = WebhookEndpoint)))]
+pub async fn update(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Json(patch): Json<WebhookPatch>,
+) -> ApiResult<impl IntoResponse> {
+    let store = state.store.scoped(&t.scope);
+    let current = store.get_endpoint(endpoint_id(&id)?).await?;
+    let url = match patch.url {
+        Some(url) => {
+            check_url(&url, state.config.webhook_allow_private).await?;
+            url
+        }
+        None => current.url.clone(),
+    };
+    let events = match patch.events {
+        Some(e) => check_events(&e)?,
+        None => current.event_list(),
+    };
+    let description = match patch.description {
+        Some(d) => d,
+        None => current.description.clone(),
+    };
+    let active = patch.active.unwrap_or(current.active);
+    let row = store
+        .update_endpoint(&id, &url, &events, description.as_deref(), active)
+        .await?;
+    Ok(axum::Json(row.to_endpoint()))
+}
+
+/// Delete a webhook endpoint
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "whk_…")),
+    responses((status = 200, description = "Deleted", body = Deleted)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    state
+        .store
+        .scoped(&t.scope)
+        .delete_endpoint(endpoint_id(&id)?, "webhook")
+        .await?;
+    Ok(axum::Json(Deleted::new(id, "webhook_endpoint")))
+}
+
+/// List an endpoint's deliveries
+///
+/// Each with every attempt: time, status code, duration, the first 4 KB of the answer,
+/// and the error if the request failed.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "whk_…"), PageQuery),
+    responses((status = 200, description = "Deliveries, newest first", body = Page<Delivery>)))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .scoped(&t.scope)
+        .list_deliveries(endpoint_id(&id)?, &page)
+        .await?;
+    Ok(axum::Json(Page::from_rows(rows, &page, |d| &d.id)))
+}
+
+/// Subscribe a REST hook
+///
+/// Zapier-style: one URL, one event type. The answer's `id` unsubscribes it.
+#[utoipa::path(post, path = "/v1/hooks", tag = "webhooks", request_body = HookInput,
+    responses((status = 201, description = "The subscription", body = CreatedWebhook)))]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    t: Tenant,
+    Json(input): Json<HookInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = WebhookInput {
+        url: input.url,
+        events: vec![input.event],
+        secret: None,
+        description: None,
+        active: Some(true),
+    };
+    let created = create_endpoint(&state, &t, "hook", input).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Unsubscribe a REST hook
+#[utoipa::path(delete, path = "/v1/hooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "hook_…")),
+    responses((status = 200, description = "Deleted", body = Deleted)))]
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let id = checked_id("hook", "hook", &id)?.to_owned();
+    state
+        .store
+        .scoped(&t.scope)
+        .delete_endpoint(&id, "hook")
+        .await?;
+    Ok(axum::Json(Deleted::new(id, "hook")))
+}
+
+/// One pass of the worker: claims due deliveries and sends them concurrently.
+/// Returns how many it claimed.
+pub(crate) async fn deliver_due(state: &AppState, batch: i64) -> Result<usize> {
+    let lease = chrono::TimeDelta::from_std(state.config.webhook_timeout + Duration::from_secs(30))
+        .unwrap_or(chrono::TimeDelta::seconds(45));
+    let claimed = state.store.claim_deliveries(batch, lease).await?;
+    let n = claimed.len();
+    let mut set = tokio::task::JoinSet::new();
+    for d in claimed {
+        let state = state.clone();
+        set.spawn(async move {
+            if let Err(e) = deliver_one(&state, &d).await {
+                tracing::warn!(delivery_id = %d.id, error = %e, "webhook delivery could not be recorded; it will be retried");
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    Ok(n)
+}
+
+async fn deliver_one(state: &AppState, d: &ClaimedDelivery) -> Result<()> {
+    let event = Event {
+        id: d.event_id.clone(),
+        object: "event",
+        event_type: d.event_type.clone(),
+        created_at: d.event_created_at,
+        livemode: d.livemode,
+        data: EventData {
+            object: d.data.get("object").cloned().unwrap_or_default(),
+        },
+    };
+    let body = serde_json::to_vec(&event).map_err(Error::internal)?;
+    let started = Instant::now();
+    let attempted_at = now();
+    let made = usize::try_from(d.attempts).unwrap_or(0) + 1;
+    let schedule = &state.config.webhook_retry_schedule;
+    let retry = |wait: Option<Duration>| match retry_delay(schedule, made) {
+        Some(delay) => {
+            let delay = wait.map_or(delay, |w| w.max(delay).min(Duration::from_secs(86_400)));
+            DeliveryOutcome::Retry(
+                attempted_at
+                    + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::seconds(5)),
+            )
+        }
+        None => DeliveryOutcome::Failed,
+    };
+    let (attempt, outcome) = if body.len() > state.config.webhook_max_payload {
+        let error = format!(
+            "event body of {} bytes is larger than the {}-byte limit",
+            body.len(),
+            state.config.webhook_max_payload
+        );
+        (
+            Attempt {
+                attempted_at,
+                status_code: None,
+                duration_ms: 0,
+                response_body: String::new(),
+                error: Some(error),
+            },
+            DeliveryOutcome::Failed,
+        )
+    } else {
+        let secret = state.secret_box.open(&d.secret_sealed)?;
+        let ts = attempted_at.timestamp();
+        let request = state
+            .webhook_client
+            .post(&d.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.event_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                sign_standard(secret.expose_secret(), &d.event_id, ts, &body),
+            )
+            .header(
+                state.config.webhook_signature_header.as_str(),
+                sign_hex(secret.expose_secret(), &body),
+            )
+            .body(body);
+        match request.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let wait = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let text = read_prefix(resp).await;
+                let outcome = if status.is_success() {
+                    DeliveryOutcome::Succeeded
+                } else if status == reqwest::StatusCode::GONE {
+                    DeliveryOutcome::Gone
+                } else {
+                    retry(wait)
+                };
+                let attempt = Attempt {
+                    attempted_at,
+                    status_code: Some(i32::from(status.as_u16())),
+                    duration_ms: started.elapsed().as_millis() as i64,
+                    response_body: text,
+                    error: None,
+                };
+                (attempt, outcome)
+            }
+            Err(e) => {
+                let error = if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    format!("request failed: {}", without_url(&e))
+                };
+                let attempt = Attempt {
+                    attempted_at,
+                    status_code: None,
+                    duration_ms: started.elapsed().as_millis() as i64,
+                    response_body: String::new(),
+                    error: Some(error),
+                };
+                (attempt, retry(None))
+            }
+        }
+    };
+    state.metrics.webhook_attempt(&outcome, attempt.duration_ms);
+    state.store.finish_attempt(d, &attempt, &outcome).await
+}
+
+/// The first 4 KB of an answer, as text.
+async fn read_prefix(mut resp: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < RESPONSE_KEPT {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(RESPONSE_KEPT);
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// An error's text without the URL (which may hold credentials of the receiver).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    last.unwrap_or_else(|| "connection error".to_owned())
+}

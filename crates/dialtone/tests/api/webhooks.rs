@@ -1,0 +1,434 @@
+//! Webhooks against a real receiver on a loopback port: both signatures verified
+//! (the `standardwebhooks` crate and seed 001's HMAC), retries, `Retry-After`, 410,
+//! disabled endpoints catching up, the delivery log, REST hooks, and SSRF refusals.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use dialtone_domain::auth::KeyRequest;
+use dialtone_domain::tenancy::Mode;
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::common::TestApp;
+
+/// A request the receiver got: its headers and body.
+type Received = (HeaderMap, Vec<u8>);
+/// An answer to give: status and `Retry-After`.
+type Answer = (u16, Option<u64>);
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    /// Answers to give, in order (then 200).
+    script: Arc<Mutex<VecDeque<Answer>>>,
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, String) {
+        let r = Receiver::default();
+        let state = r.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    state
+                        .got
+                        .lock()
+                        .expect("lock")
+                        .push((headers, body.to_vec()));
+                    let (status, retry_after) = state
+                        .script
+                        .lock()
+                        .expect("lock")
+                        .pop_front()
+                        .unwrap_or((200, None));
+                    let mut h = HeaderMap::new();
+                    if let Some(s) = retry_after {
+                        h.insert("retry-after", s.into());
+                    }
+                    (
+                        AxumStatus::from_u16(status).unwrap_or(AxumStatus::OK),
+                        h,
+                        "ok",
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, url)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).expect("json"))
+            .collect()
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let started = std::time::Instant::now();
+        loop {
+            let got = self.got.lock().expect("lock").clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "only {} of {n} deliveries arrived",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn fast(c: &mut dialtone_api::ServerConfig) {
+    c.webhook_allow_private = true;
+    c.webhook_retry_schedule = vec![
+        Duration::ZERO,
+        Duration::from_millis(50),
+        Duration::from_millis(50),
+        Duration::from_millis(50),
+    ];
+}
+
+async fn test_key(t: &TestApp) -> String {
+    t.key(KeyRequest {
+        name: "test".into(),
+        mode: Some(Mode::Test),
+        ..Default::default()
+    })
+    .await
+}
+
+fn seed_001_verify(body: &[u8], signature: &str, secret: &str) -> bool {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes()) == signature
+}
+
+#[tokio::test]
+async fn deliveries_verify_with_standard_webhooks_and_seed_001() {
+    let t = TestApp::spawn_with(fast).await;
+    let key = test_key(&t).await;
+    let (rx, url) = Receiver::start().await;
+    let (status, generated) = t
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["contact.created"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{generated}");
+    let generated_secret = generated["secret"].as_str().expect("secret").to_owned();
+    assert!(generated_secret.starts_with("whsec_"));
+    let own_secret = "my-own-shared-secret";
+    let (_, own) = t
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["*"], "secret": own_secret}),
+        )
+        .await;
+    let (_, fetched) = t
+        .get(
+            &format!("/v1/webhooks/{}", generated["id"].as_str().expect("id")),
+            &key,
+        )
+        .await;
+    assert!(fetched.get("secret").is_none(), "the secret is shown once");
+
+    let (_, contact) = t
+        .post("/v1/contacts", &key, json!({"first_name": "Ada"}))
+        .await;
+    let got = rx.wait_for(2).await;
+    for (headers, body) in &got {
+        let envelope: Value = serde_json::from_slice(body).expect("json");
+        assert_eq!(envelope["type"], "contact.created");
+        assert_eq!(envelope["object"], "event");
+        assert_eq!(envelope["livemode"], false);
+        assert_eq!(envelope["data"]["object"]["id"], contact["id"]);
+        assert_eq!(headers["webhook-id"], envelope["id"].as_str().expect("id"));
+        let signature = headers["x-dialtone-signature"].to_str().expect("ascii");
+        let mut http_headers = HeaderMap::new();
+        for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            http_headers.insert(
+                name,
+                headers[name]
+                    .to_str()
+                    .expect("ascii")
+                    .parse()
+                    .expect("header"),
+            );
+        }
+        let verified_generated = standardwebhooks::Webhook::new(&generated_secret)
+            .expect("secret")
+            .verify(body, &http_headers)
+            .is_ok()
+            && seed_001_verify(body, signature, &generated_secret);
+        let verified_own = standardwebhooks::Webhook::from_bytes(own_secret.as_bytes().to_vec())
+            .expect("secret")
+            .verify(body, &http_headers)
+            .is_ok()
+            && seed_001_verify(body, signature, own_secret);
+        assert!(
+            verified_generated ^ verified_own,
+            "each delivery verifies with exactly its endpoint's secret, both ways"
+        );
+    }
+    // The delivery log records the attempt.
+    let (_, log) = t
+        .get(
+            &format!(
+                "/v1/webhooks/{}/deliveries",
+                own["id"].as_str().expect("id")
+            ),
+            &key,
+        )
+        .await;
+    let d = &log["data"][0];
+    assert_eq!(d["status"], "succeeded");
+    assert_eq!(d["attempts"][0]["status_code"], 200);
+    assert_eq!(d["attempts"][0]["response_body"], "ok");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn failures_are_retried_retry_after_honoured_and_410_disables_until_reenabled() {
+    let t = TestApp::spawn_with(fast).await;
+    let key = test_key(&t).await;
+    let (rx, url) = Receiver::start().await;
+    rx.script
+        .lock()
+        .expect("lock")
+        .extend([(500, None), (503, Some(1))]);
+    let (_, hook) = t
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["contact.created"]}),
+        )
+        .await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    t.post("/v1/contacts", &key, json!({"first_name": "Retry"}))
+        .await;
+    let got = rx.wait_for(3).await;
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|(h, _)| h["webhook-id"].to_str().expect("ascii"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "the same event id on every retry"
+    );
+    let (_, log) = t
+        .get(&format!("/v1/webhooks/{hook_id}/deliveries"), &key)
+        .await;
+    let attempts = log["data"][0]["attempts"]
+        .as_array()
+        .expect("attempts")
+        .clone();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| a["status_code"].as_i64().unwrap_or(0))
+            .collect::<Vec<_>>(),
+        [500, 503, 200]
+    );
+    // Retry-After: 1 s, although the schedule said 50 ms.
+    let t2: chrono::DateTime<chrono::Utc> = attempts[1]["attempted_at"]
+        .as_str()
+        .expect("time")
+        .parse()
+        .expect("time");
+    let t3: chrono::DateTime<chrono::Utc> = attempts[2]["attempted_at"]
+        .as_str()
+        .expect("time")
+        .parse()
+        .expect("time");
+    assert!(
+        t3 - t2 >= chrono::TimeDelta::milliseconds(900),
+        "{t2} → {t3}"
+    );
+
+    // 410 disables the endpoint; later events are kept and delivered once re-enabled.
+    rx.script.lock().expect("lock").push_back((410, None));
+    t.post("/v1/contacts", &key, json!({"first_name": "Gone"}))
+        .await;
+    rx.wait_for(4).await;
+    let started = std::time::Instant::now();
+    loop {
+        let (_, h) = t.get(&format!("/v1/webhooks/{hook_id}"), &key).await;
+        if h["active"] == false {
+            assert_eq!(h["disabled_reason"], "gone");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not disabled: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.post("/v1/contacts", &key, json!({"first_name": "Kept"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rx.got.lock().expect("lock").len(),
+        4,
+        "nothing goes to a disabled endpoint"
+    );
+    let (status, h) = t
+        .call(
+            Method::PATCH,
+            &format!("/v1/webhooks/{hook_id}"),
+            Some(&key),
+            Some(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(h["disabled_reason"], Value::Null);
+    rx.wait_for(6).await;
+    let names: Vec<String> = rx
+        .bodies()
+        .iter()
+        .map(|b| {
+            b["data"]["object"]["first_name"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        names.iter().filter(|n| *n == "Gone").count() == 2 && names.contains(&"Kept".to_owned()),
+        "{names:?}"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn every_retry_used_fails_the_delivery() {
+    let t = TestApp::spawn_with(fast).await;
+    let key = test_key(&t).await;
+    let (rx, url) = Receiver::start().await;
+    rx.script
+        .lock()
+        .expect("lock")
+        .extend([(500, None), (500, None), (500, None), (500, None)]);
+    let (_, hook) = t
+        .post("/v1/webhooks", &key, json!({"url": url, "events": ["*"]}))
+        .await;
+    t.post("/v1/contacts", &key, json!({"first_name": "Doomed"}))
+        .await;
+    rx.wait_for(4).await;
+    let path = format!(
+        "/v1/webhooks/{}/deliveries",
+        hook["id"].as_str().expect("id")
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let (_, log) = t.get(&path, &key).await;
+        if log["data"][0]["status"] == "failed" {
+            assert_eq!(log["data"][0]["attempts"].as_array().map(Vec::len), Some(4));
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn private_targets_and_bad_input_are_refused_and_rest_hooks_subscribe() {
+    let t = TestApp::spawn().await;
+    let key = test_key(&t).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://10.0.0.1/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest",
+        "http://192.168.1.1/",
+    ] {
+        let (status, err) = t
+            .post("/v1/webhooks", &key, json!({"url": url, "events": ["*"]}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {err}");
+        assert_eq!(err["error"], "VALIDATION_ERROR");
+    }
+    for body in [
+        json!({"url": "ftp://example.com", "events": ["*"]}),
+        json!({"url": "https://example.com", "events": []}),
+        json!({"url": "https://example.com", "events": ["call.exploded"]}),
+        json!({"url": "https://example.com", "events": ["*"], "secret": "short"}),
+        json!({"url": "https://example.com", "events": ["*"], "colour": 1}),
+    ] {
+        let (status, err) = t.post("/v1/webhooks", &key, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+    }
+    t.finish().await;
+
+    let t = TestApp::spawn_with(fast).await;
+    let key = test_key(&t).await;
+    let (rx, url) = Receiver::start().await;
+    let (status, hook) = t
+        .post(
+            "/v1/hooks",
+            &key,
+            json!({"url": url, "event": "contact.created"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let id = hook["id"].as_str().expect("id").to_owned();
+    assert!(id.starts_with("hook_"));
+    t.post("/v1/contacts", &key, json!({"first_name": "Zap"}))
+        .await;
+    rx.wait_for(1).await;
+    let (status, _) = t
+        .call(Method::DELETE, &format!("/v1/hooks/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    t.post("/v1/contacts", &key, json!({"first_name": "After"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.got.lock().expect("lock").len(), 1, "unsubscribed");
+    let (_, list) = t.get("/v1/webhooks", &key).await;
+    assert_eq!(
+        list["data"],
+        json!([]),
+        "REST hooks are not webhook endpoints"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn webhook_secrets_are_sealed_in_the_database() {
+    let t = TestApp::spawn_with(fast).await;
+    let key = test_key(&t).await;
+    let (_, created) = t.post("/v1/webhooks", &key, json!({"url": "http://127.0.0.1:9/h", "events": ["*"], "secret": "plain-text-secret-123"})).await;
+    assert_eq!(created["secret"], "plain-text-secret-123");
+    let scope = dialtone_domain::tenancy::Scope {
+        org_id: t.org.id.clone(),
+        workspace_id: t.org.default_workspace_id.clone(),
+        mode: Mode::Test,
+    };
+    let row = t
+        .store
+        .scoped(&scope)
+        .get_endpoint(created["id"].as_str().expect("id"))
+        .await
+        .expect("row");
+    assert!(!row.secret_sealed.contains("plain-text-secret-123"));
+    t.finish().await;
+}

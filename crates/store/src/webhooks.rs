@@ -1,0 +1,517 @@
+//! Webhook endpoints and the durable delivery queue.
+//!
+//! [`fan_out`] runs inside the transaction that records an event: a `pending`
+//! delivery per interested endpoint (active or not: a disabled endpoint keeps its
+//! events and catches up when re-enabled). Workers claim due deliveries with a lease
+//! (`claimed_until`); PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so several nodes
+//! share the queue without taking the same delivery; a lease that runs out (the worker
+//! died) makes the delivery claimable again, so a `kill -9` loses nothing.
+
+use dialtone_domain::id::new_id;
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::tenancy::Scope;
+use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::webhooks::{Attempt, Delivery, WebhookEndpoint, wants};
+use dialtone_domain::{Error, Result};
+use serde_json::Value;
+
+use crate::db::{FromRow, Row, Tx, from_row, query};
+use crate::{Scoped, Store};
+
+/// An endpoint as stored (its secret sealed).
+#[derive(Debug, Clone)]
+pub struct EndpointRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub livemode: bool,
+    pub kind: String,
+    pub url: String,
+    pub events: String,
+    pub description: Option<String>,
+    pub secret_sealed: String,
+    pub active: bool,
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+from_row!(EndpointRow {
+    id,
+    workspace_id,
+    livemode,
+    kind,
+    url,
+    events,
+    description,
+    secret_sealed,
+    active,
+    disabled_reason,
+    created_at,
+    updated_at,
+});
+
+macro_rules! endpoint_columns {
+    () => {
+        "SELECT id, workspace_id, livemode, kind, url, events, description, secret_sealed, active, \
+         disabled_reason, created_at, updated_at FROM webhook_endpoints "
+    };
+}
+
+impl EndpointRow {
+    pub fn event_list(&self) -> Vec<String> {
+        self.events
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn to_endpoint(&self) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: self.id.clone(),
+            object: "webhook_endpoint",
+            workspace_id: self.workspace_id.clone(),
+            livemode: self.livemode,
+            url: self.url.clone(),
+            events: self.event_list(),
+            description: self.description.clone(),
+            active: self.active,
+            disabled_reason: self.disabled_reason.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A new endpoint, checked by the caller (URL safety, events, sealed secret).
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub kind: &'static str,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub secret_sealed: String,
+    pub active: bool,
+}
+
+/// Queues a delivery of event `event_id` to every endpoint of `scope` that wants it.
+pub(crate) async fn fan_out(
+    tx: &mut Tx,
+    scope: &Scope,
+    event_id: &str,
+    event_type: &str,
+) -> Result<()> {
+    let endpoints: Vec<EndpointRow> = tx
+        .fetch_all(
+            query(concat!(endpoint_columns!(), "WHERE ", in_scope!()))
+                .bind(&scope.org_id)
+                .bind(&scope.workspace_id)
+                .bind(scope.livemode()),
+        )
+        .await?;
+    let at = now();
+    for e in endpoints
+        .iter()
+        .filter(|e| wants(&e.event_list(), event_type))
+    {
+        tx.execute(
+            query(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \
+                 next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
+            )
+            .bind(new_id("dlv"))
+            .bind(&e.id)
+            .bind(event_id)
+            .bind(at),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A delivery a worker holds, with what it needs to send it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret_sealed: String,
+    pub attempts: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub event_created_at: Timestamp,
+    pub livemode: bool,
+    pub data: Value,
+}
+
+impl FromRow for ClaimedDelivery {
+    fn from_row(r: &Row<'_>) -> Result<Self> {
+        Ok(ClaimedDelivery {
+            id: r.get("id")?,
+            endpoint_id: r.get("endpoint_id")?,
+            url: r.get("url")?,
+            secret_sealed: r.get("secret_sealed")?,
+            attempts: r.get("attempts")?,
+            event_id: r.get("event_id")?,
+            event_type: r.get("event_type")?,
+            event_created_at: r.get("event_created_at")?,
+            livemode: r.get("livemode")?,
+            data: r.get("data")?,
+        })
+    }
+}
+
+macro_rules! claimable {
+    ($lock:literal) => {
+        concat!(
+            "SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE e.active AND d.next_attempt_at <= $1 \
+             AND (d.status = 'pending' OR (d.status = 'in_flight' AND d.claimed_until < $1)) \
+             ORDER BY d.next_attempt_at LIMIT $2",
+            $lock
+        )
+    };
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Try again at this time.
+    Retry(Timestamp),
+    /// Every retry used.
+    Failed,
+    /// The receiver answered 410: disable the endpoint, keep the delivery for later.
+    Gone,
+}
+
+impl Store {
+    /// Claims up to `limit` due deliveries for `lease` (then they can be claimed again).
+    pub async fn claim_deliveries(
+        &self,
+        limit: i64,
+        lease: chrono::TimeDelta,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        let ids: Vec<crate::db::Scalar<String>> = tx
+            .fetch_all(
+                query(
+                    self.db
+                        .dialect(claimable!(""), claimable!(" FOR UPDATE OF d SKIP LOCKED")),
+                )
+                .bind(at)
+                .bind(limit),
+            )
+            .await?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            tx.execute(
+                query("UPDATE webhook_deliveries SET status = 'in_flight', claimed_until = $1, updated_at = $2 WHERE id = $3")
+                    .bind(at + lease)
+                    .bind(at)
+                    .bind(&id.0),
+            )
+            .await?;
+            let d: Option<ClaimedDelivery> = tx
+                .fetch_optional(
+                    query(
+                        "SELECT d.id, d.endpoint_id, e.url, e.secret_sealed, d.attempts, d.event_id, \
+                         v.event_type, v.created_at AS event_created_at, v.livemode, v.data \
+                         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                         JOIN events v ON v.id = d.event_id WHERE d.id = $1",
+                    )
+                    .bind(&id.0),
+                )
+                .await?;
+            claimed.extend(d);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Logs an attempt and moves the delivery on.
+    pub async fn finish_attempt(
+        &self,
+        d: &ClaimedDelivery,
+        attempt: &Attempt,
+        outcome: &Outcome,
+    ) -> Result<()> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            query(
+                "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, duration_ms, \
+                 response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(new_id("att"))
+            .bind(&d.id)
+            .bind(attempt.attempted_at)
+            .bind(attempt.status_code)
+            .bind(attempt.duration_ms)
+            .bind(&attempt.response_body)
+            .bind(&attempt.error),
+        )
+        .await?;
+        let (status, next) = match outcome {
+            Outcome::Succeeded => ("succeeded", at),
+            Outcome::Retry(when) => ("pending", *when),
+            Outcome::Failed => ("failed", at),
+            Outcome::Gone => ("pending", at),
+        };
+        tx.execute(
+            query(
+                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                 claimed_until = NULL, updated_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(next)
+            .bind(at)
+            .bind(&d.id),
+        )
+        .await?;
+        if *outcome == Outcome::Gone {
+            tx.execute(
+                query("UPDATE webhook_endpoints SET active = false, disabled_reason = 'gone', updated_at = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(&d.endpoint_id),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Deliveries waiting (for the metrics): how many, and the oldest's age.
+    pub async fn queue_depth(&self) -> Result<(i64, Option<Timestamp>)> {
+        struct Depth(i64, Option<Timestamp>);
+        impl FromRow for Depth {
+            fn from_row(r: &Row<'_>) -> Result<Self> {
+                Ok(Depth(r.get("n")?, r.get("oldest")?))
+            }
+        }
+        let d: Option<Depth> = self
+            .db
+            .fetch_optional(query(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
+                 WHERE status IN ('pending', 'in_flight')",
+            ))
+            .await?;
+        Ok(d.map_or((0, None), |d| (d.0, d.1)))
+    }
+}
+
+struct AttemptRow(Attempt);
+impl FromRow for AttemptRow {
+    fn from_row(r: &Row<'_>) -> Result<Self> {
+        Ok(AttemptRow(Attempt {
+            attempted_at: r.get("attempted_at")?,
+            status_code: r.get("status_code")?,
+            duration_ms: r.get("duration_ms")?,
+            response_body: r.get("response_body")?,
+            error: r.get("error")?,
+        }))
+    }
+}
+
+struct DeliveryRow {
+    id: String,
+    endpoint_id: String,
+    event_id: String,
+    event_type: String,
+    status: String,
+    next_attempt_at: Timestamp,
+    created_at: Timestamp,
+}
+from_row!(DeliveryRow {
+    id,
+    endpoint_id,
+    event_id,
+    event_type,
+    status,
+    next_attempt_at,
+    created_at
+});
+
+impl Scoped<'_> {
+    pub async fn create_endpoint(&self, e: NewEndpoint) -> Result<EndpointRow> {
+        let s = self.scope;
+        let id = new_id(if e.kind == "hook" { "hook" } else { "whk" });
+        self.store
+            .db
+            .execute(
+                query(
+                    "INSERT INTO webhook_endpoints (id, org_id, workspace_id, livemode, kind, url, events, \
+                     description, secret_sealed, active, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                )
+                .bind(&id)
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(e.kind)
+                .bind(&e.url)
+                .bind(format!(",{},", e.events.join(",")))
+                .bind(&e.description)
+                .bind(&e.secret_sealed)
+                .bind(e.active)
+                .bind(now()),
+            )
+            .await?;
+        self.get_endpoint(&id).await
+    }
+
+    pub async fn get_endpoint(&self, id: &str) -> Result<EndpointRow> {
+        let s = self.scope;
+        self.store
+            .db
+            .fetch_optional(
+                query(concat!(
+                    endpoint_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id),
+            )
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "webhook_endpoint",
+            })
+    }
+
+    pub async fn list_endpoints(&self, kind: &str, page: &PageRequest) -> Result<Vec<EndpointRow>> {
+        let s = self.scope;
+        self.store
+            .db
+            .fetch_all(
+                query(concat!(
+                    endpoint_columns!(),
+                    "WHERE ",
+                    in_scope!(),
+                    " AND kind = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(kind)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await
+    }
+
+    /// Replaces url, events, description and active (re-enabling clears the reason).
+    pub async fn update_endpoint(
+        &self,
+        id: &str,
+        url: &str,
+        events: &[String],
+        description: Option<&str>,
+        active: bool,
+    ) -> Result<EndpointRow> {
+        let s = self.scope;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "UPDATE webhook_endpoints SET url = $5, events = $6, description = $7, active = $8, \
+                     disabled_reason = CASE WHEN $8 THEN NULL ELSE disabled_reason END, updated_at = $9 WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id)
+                .bind(url)
+                .bind(format!(",{},", events.join(",")))
+                .bind(description)
+                .bind(active)
+                .bind(now()),
+            )
+            .await?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "webhook_endpoint",
+            });
+        }
+        self.get_endpoint(id).await
+    }
+
+    pub async fn delete_endpoint(&self, id: &str, kind: &str) -> Result<()> {
+        let s = self.scope;
+        let mut tx = self.store.db.begin().await?;
+        let done = tx
+            .execute(
+                query(concat!(
+                    "DELETE FROM webhook_endpoints WHERE ",
+                    in_scope!(),
+                    " AND id = $4 AND kind = $5"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id)
+                .bind(kind),
+            )
+            .await?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "webhook_endpoint",
+            });
+        }
+        tx.commit().await
+    }
+
+    /// Deliveries of an endpoint, newest first, each with its attempts.
+    pub async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<Delivery>> {
+        self.get_endpoint(endpoint_id).await?;
+        let rows: Vec<DeliveryRow> = self
+            .store
+            .db
+            .fetch_all(
+                query(
+                    "SELECT d.id, d.endpoint_id, d.event_id, v.event_type, d.status, d.next_attempt_at, d.created_at \
+                     FROM webhook_deliveries d JOIN events v ON v.id = d.event_id \
+                     WHERE d.endpoint_id = $1 AND ($2 IS NULL OR d.id < $2) ORDER BY d.id DESC LIMIT $3",
+                )
+                .bind(endpoint_id)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let attempts: Vec<AttemptRow> = self
+                .store
+                .db
+                .fetch_all(
+                    query(
+                        "SELECT attempted_at, status_code, duration_ms, response_body, error \
+                         FROM webhook_attempts WHERE delivery_id = $1 ORDER BY id",
+                    )
+                    .bind(&r.id),
+                )
+                .await?;
+            out.push(Delivery {
+                id: r.id,
+                object: "webhook_delivery",
+                endpoint_id: r.endpoint_id,
+                event_id: r.event_id,
+                event_type: r.event_type,
+                status: r.status,
+                attempts: attempts.into_iter().map(|a| a.0).collect(),
+                next_attempt_at: r.next_attempt_at,
+                created_at: r.created_at,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -34,6 +34,7 @@ use crate::{
         campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::calls,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::deliveries, webhooks::subscribe, webhooks::unsubscribe,
+        webhooks::redeliver, webhooks::recover, webhooks::test, webhooks::rotate_secret,
         calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
         calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
         calls::get_conversation, messages::conversation_messages, messages::list_notes,

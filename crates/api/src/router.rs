@@ -292,6 +292,30 @@ fn v1() -> Vec<Route> {
             write(Webhooks),
             webhooks::unsubscribe,
         ),
+        route(
+            M::POST,
+            "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            write(Webhooks),
+            webhooks::redeliver,
+        ),
+        route(
+            M::POST,
+            "/v1/webhooks/{id}/recover",
+            write(Webhooks),
+            webhooks::recover,
+        ),
+        route(
+            M::POST,
+            "/v1/webhooks/{id}/test",
+            write(Webhooks),
+            webhooks::test,
+        ),
+        route(
+            M::POST,
+            "/v1/webhooks/{id}/rotate-secret",
+            write(Webhooks),
+            webhooks::rotate_secret,
+        ),
     ]
 }
 

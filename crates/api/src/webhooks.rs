@@ -426,16 +426,28 @@ async fn deliver_one(state: &AppState, d: &ClaimedDelivery) -> Result<()> {
     } else {
         let secret = state.secret_box.open(&d.secret_sealed)?;
         let ts = attempted_at.timestamp();
+        // During a rotation's overlap both secrets sign (Standard Webhooks takes a list).
+        let mut signatures = sign_standard(secret.expose_secret(), &d.event_id, ts, &body);
+        if let (Some(previous), Some(until)) =
+            (&d.previous_secret_sealed, d.previous_secret_expires_at)
+            && until > attempted_at
+        {
+            let previous = state.secret_box.open(previous)?;
+            signatures.push(' ');
+            signatures.push_str(&sign_standard(
+                previous.expose_secret(),
+                &d.event_id,
+                ts,
+                &body,
+            ));
+        }
         let request = state
             .webhook_client
             .post(&d.url)
             .header("content-type", "application/json")
             .header("webhook-id", &d.event_id)
             .header("webhook-timestamp", ts.to_string())
-            .header(
-                "webhook-signature",
-                sign_standard(secret.expose_secret(), &d.event_id, ts, &body),
-            )
+            .header("webhook-signature", signatures)
             .header(
                 state.config.webhook_signature_header.as_str(),
                 sign_hex(secret.expose_secret(), &body),
@@ -510,4 +522,106 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     last.unwrap_or_else(|| "connection error".to_owned())
+}
+
+/// `POST /v1/webhooks/{id}/recover`
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverInput {
+    /// RFC 3339: failed deliveries created since then are queued again.
+    #[schema(value_type = String, format = DateTime)]
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+/// Redeliver an event
+///
+/// Queues the delivery's event again for this endpoint (a new delivery, same event id).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+    params(("id" = String, Path, description = "whk_…"), ("delivery_id" = String, Path, description = "dlv_…")),
+    responses((status = 202, description = "Queued", body = Object)))]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let delivery = state
+        .store
+        .scoped(&t.scope)
+        .redeliver(endpoint_id(&id)?, &delivery_id)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(
+            serde_json::json!({ "object": "webhook_delivery", "id": delivery, "status": "pending" }),
+        ),
+    ))
+}
+
+/// Recover failed deliveries
+#[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "webhooks",
+    params(("id" = String, Path, description = "whk_…")), request_body = RecoverInput,
+    responses((status = 202, description = "How many deliveries were queued again", body = Object)))]
+pub async fn recover(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+    Json(input): Json<RecoverInput>,
+) -> ApiResult<impl IntoResponse> {
+    let since = dialtone_domain::time::truncate(input.since);
+    let n = state
+        .store
+        .scoped(&t.scope)
+        .recover(endpoint_id(&id)?, since)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "object": "webhook_recovery", "queued": n })),
+    ))
+}
+
+/// Send a test event
+///
+/// A `webhook.test` event to this endpoint only.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks",
+    params(("id" = String, Path, description = "whk_…")),
+    responses((status = 202, description = "Queued", body = Object)))]
+pub async fn test(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let event = state
+        .store
+        .scoped(&t.scope)
+        .test_endpoint(endpoint_id(&id)?)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "object": "event", "id": event, "type": "webhook.test" })),
+    ))
+}
+
+/// Rotate an endpoint's secret
+///
+/// Answers the new `whsec_…` secret, once. For 24 hours the old secret signs too
+/// (`webhook-signature` carries both), so receivers can switch without losing events.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = String, Path, description = "whk_…")),
+    responses((status = 200, description = "The endpoint, with its new secret", body = CreatedWebhook)))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    t: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let secret = generate_secret();
+    let until = now() + chrono::TimeDelta::hours(24);
+    let row = state
+        .store
+        .scoped(&t.scope)
+        .rotate_endpoint_secret(endpoint_id(&id)?, &state.secret_box.seal(&secret)?, until)
+        .await?;
+    Ok(axum::Json(CreatedWebhook {
+        endpoint: row.to_endpoint(),
+        secret: secret.expose_secret().to_owned(),
+    }))
 }

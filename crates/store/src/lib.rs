@@ -81,6 +81,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         20261123000007,
         include_str!("../migrations/sqlite/20261123000007_webhooks.sql"),
     ),
+    (
+        20261123000008,
+        include_str!("../migrations/sqlite/20261123000008_webhook_rotation.sql"),
+    ),
 ];
 
 /// Which database a [`Store`] talks to.

@@ -135,6 +135,9 @@ pub struct ClaimedDelivery {
     pub endpoint_id: String,
     pub url: String,
     pub secret_sealed: String,
+    /// The secret before a rotation, still signing until `previous_secret_expires_at`.
+    pub previous_secret_sealed: Option<String>,
+    pub previous_secret_expires_at: Option<Timestamp>,
     pub attempts: i64,
     pub event_id: String,
     pub event_type: String,
@@ -150,6 +153,8 @@ impl FromRow for ClaimedDelivery {
             endpoint_id: r.get("endpoint_id")?,
             url: r.get("url")?,
             secret_sealed: r.get("secret_sealed")?,
+            previous_secret_sealed: r.get("previous_secret_sealed")?,
+            previous_secret_expires_at: r.get("previous_secret_expires_at")?,
             attempts: r.get("attempts")?,
             event_id: r.get("event_id")?,
             event_type: r.get("event_type")?,
@@ -215,7 +220,8 @@ impl Store {
             let d: Option<ClaimedDelivery> = tx
                 .fetch_optional(
                     query(
-                        "SELECT d.id, d.endpoint_id, e.url, e.secret_sealed, d.attempts, d.event_id, \
+                        "SELECT d.id, d.endpoint_id, e.url, e.secret_sealed, e.previous_secret_sealed, \
+                         e.previous_secret_expires_at, d.attempts, d.event_id, \
                          v.event_type, v.created_at AS event_created_at, v.livemode, v.data \
                          FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                          JOIN events v ON v.id = d.event_id WHERE d.id = $1",
@@ -269,6 +275,34 @@ impl Store {
             .bind(&d.id),
         )
         .await?;
+        // An endpoint that has only failed for five days is disabled; its events wait.
+        match outcome {
+            Outcome::Succeeded => {
+                tx.execute(
+                    query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                        .bind(&d.endpoint_id),
+                )
+                .await?;
+            }
+            _ => {
+                tx.execute(
+                    query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2")
+                        .bind(at)
+                        .bind(&d.endpoint_id),
+                )
+                .await?;
+                tx.execute(
+                    query(
+                        "UPDATE webhook_endpoints SET active = false, disabled_reason = 'failing', updated_at = $1 \
+                         WHERE id = $2 AND active AND failing_since < $3",
+                    )
+                    .bind(at)
+                    .bind(&d.endpoint_id)
+                    .bind(at - chrono::TimeDelta::days(5)),
+                )
+                .await?;
+            }
+        }
         if *outcome == Outcome::Gone {
             tx.execute(
                 query("UPDATE webhook_endpoints SET active = false, disabled_reason = 'gone', updated_at = $1 WHERE id = $2")
@@ -464,6 +498,141 @@ impl Scoped<'_> {
             });
         }
         tx.commit().await
+    }
+
+    /// A new secret; the previous one keeps signing until `overlap_until`.
+    pub async fn rotate_endpoint_secret(
+        &self,
+        id: &str,
+        sealed: &str,
+        overlap_until: Timestamp,
+    ) -> Result<EndpointRow> {
+        let s = self.scope;
+        let done = self
+            .store
+            .db
+            .execute(
+                query(concat!(
+                    "UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, \
+                     previous_secret_expires_at = $5, secret_sealed = $6, updated_at = $7 WHERE ",
+                    in_scope!(),
+                    " AND id = $4"
+                ))
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(id)
+                .bind(overlap_until)
+                .bind(sealed)
+                .bind(now()),
+            )
+            .await?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "webhook_endpoint",
+            });
+        }
+        self.get_endpoint(id).await
+    }
+
+    /// Queues the event of one delivery again, for the same endpoint.
+    pub async fn redeliver(&self, endpoint_id: &str, delivery_id: &str) -> Result<String> {
+        self.get_endpoint(endpoint_id).await?;
+        let event = self
+            .store
+            .db
+            .fetch_optional::<crate::db::Scalar<String>>(
+                query("SELECT event_id FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2")
+                    .bind(delivery_id)
+                    .bind(endpoint_id),
+            )
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "webhook_delivery",
+            })?;
+        let id = new_id("dlv");
+        let at = now();
+        self.store
+            .db
+            .execute(
+                query(
+                    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \
+                     next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
+                )
+                .bind(&id)
+                .bind(endpoint_id)
+                .bind(&event.0)
+                .bind(at),
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Queues again every failed delivery of the endpoint created since `since`.
+    pub async fn recover(&self, endpoint_id: &str, since: Timestamp) -> Result<u64> {
+        self.get_endpoint(endpoint_id).await?;
+        let mut tx = self.store.db.begin().await?;
+        let failed: Vec<crate::db::Scalar<String>> = tx
+            .fetch_all(
+                query(
+                    "SELECT event_id FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'failed' \
+                     AND created_at >= $2 ORDER BY id",
+                )
+                .bind(endpoint_id)
+                .bind(since),
+            )
+            .await?;
+        let at = now();
+        for event in &failed {
+            tx.execute(
+                query(
+                    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \
+                     next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
+                )
+                .bind(new_id("dlv"))
+                .bind(endpoint_id)
+                .bind(&event.0)
+                .bind(at),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(failed.len() as u64)
+    }
+
+    /// Sends a `webhook.test` event to this endpoint only.
+    pub async fn test_endpoint(&self, endpoint_id: &str) -> Result<String> {
+        let endpoint = self.get_endpoint(endpoint_id).await?;
+        let s = self.scope;
+        let at = now();
+        let event_id = new_id("evt");
+        let mut tx = self.store.db.begin().await?;
+        tx.execute(
+            query(
+                "INSERT INTO events (id, org_id, workspace_id, livemode, event_type, data, created_at) \
+                 VALUES ($1, $2, $3, $4, 'webhook.test', $5, $6)",
+            )
+            .bind(&event_id)
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(serde_json::json!({ "object": { "object": "webhook_test", "endpoint_id": endpoint.id } }))
+            .bind(at),
+        )
+        .await?;
+        tx.execute(
+            query(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \
+                 next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
+            )
+            .bind(new_id("dlv"))
+            .bind(&endpoint.id)
+            .bind(&event_id)
+            .bind(at),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(event_id)
     }
 
     /// Deliveries of an endpoint, newest first, each with its attempts.

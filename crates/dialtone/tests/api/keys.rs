@@ -86,6 +86,8 @@ fn concrete(path: &str) -> String {
         ("/v1/conversations", "conv"),
         ("/v1/messages", "msg"),
         ("/v1/campaigns", "cmp"),
+        ("/v1/webhooks", "whk"),
+        ("/v1/hooks", "hook"),
     ];
     if path.starts_with("/v1/billing/invoices") {
         return path.replace("{id}", "inv_200001");
@@ -95,6 +97,7 @@ fn concrete(path: &str) -> String {
         .find(|(p, _)| path.starts_with(p))
         .map_or("x", |(_, prefix)| prefix);
     path.replace("{id}", &dialtone_domain::id::new_id(prefix))
+        .replace("{delivery_id}", &dialtone_domain::id::new_id("dlv"))
 }
 
 #[tokio::test]

@@ -432,3 +432,168 @@ async fn webhook_secrets_are_sealed_in_the_database() {
     assert!(!row.secret_sealed.contains("plain-text-secret-123"));
     t.finish().await;
 }
+
+#[tokio::test]
+async fn rotation_signs_with_both_secrets_and_ping_redeliver_recover_work() {
+    let t = TestApp::spawn_with(fast).await;
+    let key = test_key(&t).await;
+    let (rx, url) = Receiver::start().await;
+    let (_, hook) = t
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["contact.created"]}),
+        )
+        .await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    let old_secret = hook["secret"].as_str().expect("secret").to_owned();
+    let (status, rotated) = t
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new_secret = rotated["secret"].as_str().expect("secret").to_owned();
+    assert_ne!(new_secret, old_secret);
+
+    // A ping goes to this endpoint only, verifiable with either secret during the overlap.
+    let (status, ping) = t
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/test"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ping}");
+    let got = rx.wait_for(1).await;
+    let (headers, body) = &got[0];
+    let envelope: Value = serde_json::from_slice(body).expect("json");
+    assert_eq!(envelope["type"], "webhook.test");
+    let mut h = HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        h.insert(name, headers[name].clone());
+    }
+    for secret in [&old_secret, &new_secret] {
+        standardwebhooks::Webhook::new(secret)
+            .expect("secret")
+            .verify(body, &h)
+            .expect("verifies during the overlap");
+    }
+    assert!(seed_001_verify(
+        body,
+        headers["x-dialtone-signature"].to_str().expect("ascii"),
+        &new_secret
+    ));
+
+    // A failed delivery is recovered; any delivery can be sent again.
+    rx.script
+        .lock()
+        .expect("lock")
+        .extend([(500, None), (500, None), (500, None), (500, None)]);
+    t.post("/v1/contacts", &key, json!({"first_name": "Again"}))
+        .await;
+    rx.wait_for(5).await;
+    let log_path = format!("/v1/webhooks/{id}/deliveries");
+    let started = std::time::Instant::now();
+    let failed_id = loop {
+        let (_, log) = t.get(&log_path, &key).await;
+        if let Some(d) = log["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .find(|d| d["status"] == "failed")
+        {
+            break d["id"].as_str().expect("id").to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (status, recovered) = t
+        .post(
+            &format!("/v1/webhooks/{id}/recover"),
+            &key,
+            json!({"since": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{recovered}");
+    assert_eq!(recovered["queued"], 1);
+    rx.wait_for(6).await;
+    let (status, _) = t
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/deliveries/{failed_id}/redeliver"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let got = rx.wait_for(7).await;
+    let last: Value = serde_json::from_slice(&got[6].1).expect("json");
+    assert_eq!(last["data"]["object"]["first_name"], "Again");
+    let (status, _) = t
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/deliveries/dlv_nope/redeliver"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_private_address_is_refused_again_at_delivery_time() {
+    // Saved while private targets were allowed (or resolving elsewhere then), the URL
+    // now points at loopback: the delivery client refuses to connect.
+    let t = TestApp::spawn_with(|c| c.webhook_retry_schedule = vec![Duration::ZERO]).await;
+    let key = test_key(&t).await;
+    let (rx, url) = Receiver::start().await;
+    let url = url.replace("127.0.0.1", "localhost");
+    let scope = dialtone_domain::tenancy::Scope {
+        org_id: t.org.id.clone(),
+        workspace_id: t.org.default_workspace_id.clone(),
+        mode: Mode::Test,
+    };
+    let sealed = dialtone_domain::webhooks::SecretBox::new(&t.config.server_secret)
+        .seal(&secrecy::SecretString::from("whsec_c2VjcmV0c2VjcmV0"))
+        .expect("seal");
+    let row = t
+        .store
+        .scoped(&scope)
+        .create_endpoint(dialtone_store::NewEndpoint {
+            kind: "webhook",
+            url,
+            events: vec!["*".into()],
+            description: None,
+            secret_sealed: sealed,
+            active: true,
+        })
+        .await
+        .expect("endpoint");
+    t.post("/v1/contacts", &key, json!({"first_name": "Blocked"}))
+        .await;
+    let path = format!("/v1/webhooks/{}/deliveries", row.id);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, log) = t.get(&path, &key).await;
+        if log["data"][0]["status"] == "failed" {
+            let error = log["data"][0]["attempts"][0]["error"]
+                .as_str()
+                .unwrap_or("");
+            assert!(error.contains("public address"), "{error}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        rx.got.lock().expect("lock").is_empty(),
+        "nothing reached the loopback receiver"
+    );
+    t.finish().await;
+}

@@ -121,10 +121,15 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// Installs the process's TLS crypto provider (ring) once; any HTTPS client needs it.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The HTTP client deliveries go through: no redirects, a timeout, public addresses
 /// only (unless allowed).
 pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
@@ -364,8 +369,11 @@ pub async fn unsubscribe(
 /// One pass of the worker: claims due deliveries and sends them concurrently.
 /// Returns how many it claimed.
 pub(crate) async fn deliver_due(state: &AppState, batch: i64) -> Result<usize> {
-    let lease = chrono::TimeDelta::from_std(state.config.webhook_timeout + Duration::from_secs(30))
-        .unwrap_or(chrono::TimeDelta::seconds(45));
+    // A claim outlives the longest attempt; after that, the worker is presumed dead and
+    // the delivery is claimable again.
+    let lease =
+        chrono::TimeDelta::from_std(state.config.webhook_timeout * 2 + Duration::from_secs(1))
+            .unwrap_or(chrono::TimeDelta::seconds(31));
     let claimed = state.store.claim_deliveries(batch, lease).await?;
     let n = claimed.len();
     let mut set = tokio::task::JoinSet::new();

@@ -187,6 +187,9 @@ struct ServeArgs {
         default_value = "X-Dialtone-Signature"
     )]
     webhook_signature_header: String,
+    /// How long a webhook receiver may take to answer, in milliseconds.
+    #[arg(long, env = "DIALTONE_WEBHOOK_TIMEOUT_MS", default_value_t = 15_000)]
+    webhook_timeout_ms: u64,
     /// Log format: text or json.
     #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -656,6 +659,7 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.live_simulator = args.live_simulator;
     config.public_url = args.public_url;
     config.webhook_allow_private = args.webhook_allow_private;
+    config.webhook_timeout = Duration::from_millis(args.webhook_timeout_ms.max(100));
     if axum_header_ok(&args.webhook_signature_header) {
         config.webhook_signature_header = args.webhook_signature_header;
     } else {

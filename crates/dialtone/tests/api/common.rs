@@ -88,6 +88,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        dialtone_api::webhooks::install_tls_provider();
         let (store, db) = fresh_db().await;
         let mut config = ServerConfig::new(SecretString::from(SECRET));
         config.usage_flush_interval = Duration::from_secs(3600);

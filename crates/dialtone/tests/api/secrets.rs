@@ -105,6 +105,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn tokens_never_reach_the_logs_of_the_real_binary() {
+    dialtone_api::webhooks::install_tls_provider();
     let (store, db) = fresh_db().await;
     store.close().await;
     let bin = env!("CARGO_BIN_EXE_dialtone");

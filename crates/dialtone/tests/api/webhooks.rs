@@ -597,3 +597,224 @@ async fn a_private_address_is_refused_again_at_delivery_time() {
     );
     t.finish().await;
 }
+
+/// A receiver that holds each request for `hold`, and notes any event that arrives
+/// while another delivery of the same event is still being received.
+#[derive(Clone, Default)]
+struct SlowReceiver {
+    ids: Arc<Mutex<Vec<String>>>,
+    in_flight: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    concurrent_duplicates: Arc<Mutex<usize>>,
+}
+
+impl SlowReceiver {
+    async fn start(hold: Duration) -> (SlowReceiver, String) {
+        let r = SlowReceiver::default();
+        let state = r.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap| {
+                let state = state.clone();
+                async move {
+                    let id = headers["webhook-id"].to_str().unwrap_or("").to_owned();
+                    {
+                        let mut f = state.in_flight.lock().expect("lock");
+                        let n = f.entry(id.clone()).or_default();
+                        if *n > 0 {
+                            *state.concurrent_duplicates.lock().expect("lock") += 1;
+                        }
+                        *n += 1;
+                    }
+                    tokio::time::sleep(hold).await;
+                    *state
+                        .in_flight
+                        .lock()
+                        .expect("lock")
+                        .entry(id.clone())
+                        .or_default() -= 1;
+                    state.ids.lock().expect("lock").push(id);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, url)
+    }
+
+    fn unique(&self) -> std::collections::BTreeSet<String> {
+        self.ids.lock().expect("lock").iter().cloned().collect()
+    }
+
+    async fn wait_unique(&self, n: usize, within: Duration) {
+        let started = std::time::Instant::now();
+        while self.unique().len() < n {
+            assert!(
+                started.elapsed() < within,
+                "{} of {n} events arrived",
+                self.unique().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn kill_9_with_deliveries_pending_and_in_flight_loses_nothing() {
+    use crate::common::{SECRET, TestDb, drop_db, fresh_db, with_database};
+    dialtone_api::webhooks::install_tls_provider();
+    let (store, db) = fresh_db().await;
+    let org = store.create_org("Crash").await.expect("org");
+    store.close().await;
+    let (rx, url) = SlowReceiver::start(Duration::from_millis(400)).await;
+    let mut env: Vec<(&str, String)> = vec![
+        ("DIALTONE_SECRET_KEY", SECRET.into()),
+        ("DIALTONE_WEBHOOK_ALLOW_PRIVATE", "true".into()),
+        ("DIALTONE_WEBHOOK_TIMEOUT_MS", "1000".into()),
+    ];
+    match &db {
+        TestDb::Sqlite(dir) => env.push(("DIALTONE_DATA_DIR", dir.display().to_string())),
+        TestDb::Postgres { admin_url, name } => {
+            env.push(("DATABASE_URL", with_database(admin_url, name)))
+        }
+    }
+    let bin = env!("CARGO_BIN_EXE_dialtone");
+    let out = tokio::process::Command::new(bin)
+        .args([
+            "keys", "create", "--org", &org.id, "--name", "k", "--test", "--json",
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .expect("keys");
+    let key = serde_json::from_slice::<Value>(&out.stdout).expect("json")["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let start = || {
+        tokio::process::Command::new(bin)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("serve")
+    };
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let wait_up = || async {
+        for _ in 0..100 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not start");
+    };
+    let mut server = start();
+    wait_up().await;
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    post(
+        "/v1/webhooks",
+        json!({"url": url, "events": ["contact.created"]}),
+    )
+    .await
+    .expect("webhook");
+    for i in 0..30 {
+        post("/v1/contacts", json!({"first_name": format!("C{i}")}))
+            .await
+            .expect("contact");
+    }
+    // Some deliveries are at the receiver, others still queued: kill -9 now.
+    let started = std::time::Instant::now();
+    while rx.in_flight.lock().expect("lock").values().all(|n| *n == 0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no delivery started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.start_kill().expect("kill -9");
+    let _ = server.wait().await;
+    assert!(
+        rx.unique().len() < 30,
+        "the kill came before everything was delivered"
+    );
+    let mut server = start();
+    wait_up().await;
+    rx.wait_unique(30, Duration::from_secs(20)).await;
+    server.start_kill().expect("kill");
+    let _ = server.wait().await;
+    drop_db(&db).await;
+}
+
+#[tokio::test]
+async fn two_servers_on_postgresql_share_the_queue_without_concurrent_duplicates() {
+    let Some(_) = crate::common::pg_url() else {
+        return; // A SQLite data directory belongs to one server.
+    };
+    let t = TestApp::spawn_with(fast).await;
+    let key = test_key(&t).await;
+    let (rx, url) = SlowReceiver::start(Duration::from_millis(20)).await;
+    let crate::common::TestDb::Postgres { admin_url, name } = &t.db else {
+        return;
+    };
+    let second_store =
+        dialtone_store::Store::open_postgres(&crate::common::with_database(admin_url, name))
+            .await
+            .expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let second = dialtone_api::App::start(listener, second_store.clone(), t.config.clone())
+        .await
+        .expect("second node");
+    let (_, hook) = t
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["contact.created"], "active": false}),
+        )
+        .await;
+    for i in 0..120 {
+        t.post("/v1/contacts", &key, json!({"first_name": format!("N{i}")}))
+            .await;
+    }
+    // Both nodes' workers start on the same 120 deliveries at once.
+    t.call(
+        Method::PATCH,
+        &format!("/v1/webhooks/{}", hook["id"].as_str().expect("id")),
+        Some(&key),
+        Some(json!({"active": true})),
+    )
+    .await;
+    rx.wait_unique(120, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        *rx.concurrent_duplicates.lock().expect("lock"),
+        0,
+        "an event was being delivered twice at once"
+    );
+    assert_eq!(
+        rx.ids.lock().expect("lock").len(),
+        120,
+        "each event exactly once"
+    );
+    second.shutdown().await;
+    second_store.close().await;
+    t.finish().await;
+}

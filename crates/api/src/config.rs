@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub webhook_retry_schedule: Vec<Duration>,
     /// How long a receiver may take to answer.
     pub webhook_timeout: Duration,
+    /// An endpoint that has only failed for this long is disabled (5 days).
+    pub webhook_disable_after: Duration,
     /// Largest event body sent; a bigger one fails without being sent.
     pub webhook_max_payload: usize,
 }
@@ -62,6 +64,7 @@ impl ServerConfig {
                 .collect(),
             webhook_timeout: Duration::from_secs(15),
             webhook_max_payload: 256 * 1024,
+            webhook_disable_after: Duration::from_secs(5 * 24 * 3600),
         }
     }
 }

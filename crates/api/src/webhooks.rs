@@ -505,7 +505,12 @@ async fn deliver_one(state: &AppState, d: &ClaimedDelivery) -> Result<()> {
         }
     };
     state.metrics.webhook_attempt(&outcome, attempt.duration_ms);
-    state.store.finish_attempt(d, &attempt, &outcome).await
+    let disable_after = chrono::TimeDelta::from_std(state.config.webhook_disable_after)
+        .unwrap_or(chrono::TimeDelta::days(5));
+    state
+        .store
+        .finish_attempt(d, &attempt, &outcome, disable_after)
+        .await
 }
 
 /// The first 4 KB of an answer, as text.

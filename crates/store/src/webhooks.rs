@@ -236,11 +236,13 @@ impl Store {
     }
 
     /// Logs an attempt and moves the delivery on.
+    /// An endpoint failing for longer than `disable_after` is disabled (`failing`).
     pub async fn finish_attempt(
         &self,
         d: &ClaimedDelivery,
         attempt: &Attempt,
         outcome: &Outcome,
+        disable_after: chrono::TimeDelta,
     ) -> Result<()> {
         let at = now();
         let mut tx = self.db.begin().await?;
@@ -275,7 +277,7 @@ impl Store {
             .bind(&d.id),
         )
         .await?;
-        // An endpoint that has only failed for five days is disabled; its events wait.
+        // An endpoint that has only failed for `disable_after` is disabled; its events wait.
         match outcome {
             Outcome::Succeeded => {
                 tx.execute(
@@ -298,7 +300,7 @@ impl Store {
                     )
                     .bind(at)
                     .bind(&d.endpoint_id)
-                    .bind(at - chrono::TimeDelta::days(5)),
+                    .bind(at - disable_after),
                 )
                 .await?;
             }

@@ -818,3 +818,41 @@ async fn two_servers_on_postgresql_share_the_queue_without_concurrent_duplicates
     second_store.close().await;
     t.finish().await;
 }
+
+#[tokio::test]
+async fn an_endpoint_that_only_fails_for_the_disable_period_is_disabled() {
+    // Five days in production; 100 ms here.
+    let t = TestApp::spawn_with(|c| {
+        fast(c);
+        c.webhook_retry_schedule = vec![
+            Duration::ZERO,
+            Duration::from_millis(150),
+            Duration::from_millis(150),
+        ];
+        c.webhook_disable_after = Duration::from_millis(100);
+    })
+    .await;
+    let key = test_key(&t).await;
+    let (rx, url) = Receiver::start().await;
+    rx.script
+        .lock()
+        .expect("lock")
+        .extend([(500, None), (500, None), (500, None)]);
+    let (_, hook) = t
+        .post("/v1/webhooks", &key, json!({"url": url, "events": ["*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}", hook["id"].as_str().expect("id"));
+    t.post("/v1/contacts", &key, json!({"first_name": "Failing"}))
+        .await;
+    let started = std::time::Instant::now();
+    loop {
+        let (_, h) = t.get(&path, &key).await;
+        if h["active"] == false {
+            assert_eq!(h["disabled_reason"], "failing");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.finish().await;
+}

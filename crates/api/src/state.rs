@@ -157,6 +157,7 @@ impl App {
             tokio::spawn(key_change_poller(state.clone(), shutdown.subscribe())),
             tokio::spawn(simulator(state.clone(), shutdown.subscribe())),
             tokio::spawn(webhook_worker(state.clone(), shutdown.subscribe())),
+            tokio::spawn(key_change_listener(state.clone(), shutdown.subscribe())),
         ];
         Ok(App {
             state,
@@ -301,6 +302,58 @@ async fn webhook_worker(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if let Ok((depth, oldest)) = state.store.queue_depth().await {
             state.metrics.webhook_queue(depth, oldest);
+        }
+    }
+}
+
+/// Evicts keys the moment another node revokes or rotates them (PostgreSQL
+/// `LISTEN`). When the connection drops, it catches up from the change feed and
+/// listens again; the poller stays as the safety net.
+async fn key_change_listener(state: AppState, mut stop: watch::Receiver<bool>) {
+    let catch_up = |state: &AppState| {
+        let state = state.clone();
+        async move {
+            let mut seen = HashSet::new();
+            if let Err(e) = state
+                .poll_key_changes(now() - chrono::TimeDelta::seconds(10), &mut seen)
+                .await
+            {
+                tracing::warn!(error = %e, "catching up on key changes failed");
+            }
+        }
+    };
+    loop {
+        let connected = tokio::select! {
+            l = state.store.key_change_listener() => l,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let mut listener = match connected {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "key change listener: cannot connect; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let heard = tokio::select! {
+                heard = listener.next() => heard,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match heard {
+                Ok(dialtone_store::Heard::Key(id)) => state.key_cache.evict(&id),
+                Ok(dialtone_store::Heard::Lost) => {
+                    tracing::warn!("key change listener: connection lost; catching up");
+                    catch_up(&state).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "key change listener failed; reconnecting");
+                    catch_up(&state).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    break;
+                }
+            }
         }
     }
 }

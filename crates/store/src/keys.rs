@@ -188,6 +188,7 @@ impl Store {
                     .bind(created_at),
             )
             .await?;
+            notify_key_change(&mut tx, &self.db, old_id).await?;
         }
         let expiries: Vec<Scalar<Option<Timestamp>>> = tx
             .fetch_all(
@@ -329,6 +330,7 @@ impl Store {
                     .bind(at),
             )
             .await?;
+            notify_key_change(&mut tx, &self.db, key_id).await?;
             let key = key_in_tx(&mut tx, key_id).await?;
             record_key_event(&mut tx, &key, "api_key.revoked").await?;
         }
@@ -441,4 +443,70 @@ async fn record_key_event(tx: &mut Tx, key: &ApiKey, event_type: &str) -> Result
     let object = serde_json::to_value(dialtone_domain::auth::ApiKeyView::new(key, now()))
         .map_err(Error::internal)?;
     record_event(tx, &scope, event_type, object).await
+}
+
+/// The PostgreSQL channel that carries key changes to every node at commit.
+pub const KEY_CHANGES_CHANNEL: &str = "dialtone_key_changes";
+
+/// Pushes a key change to the other nodes (PostgreSQL `NOTIFY`, sent when `tx`
+/// commits). SQLite has one node; the change feed covers operator commands there.
+async fn notify_key_change(tx: &mut Tx, db: &crate::db::Db, key_id: &str) -> Result<()> {
+    let sql = db.dialect(
+        "",
+        "SELECT CAST(pg_notify('dialtone_key_changes', $1) AS TEXT)",
+    );
+    if !sql.is_empty() {
+        tx.execute(query(sql).bind(key_id)).await?;
+    }
+    Ok(())
+}
+
+/// Listens for key changes pushed by other nodes (PostgreSQL only).
+pub struct KeyChangeListener {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for KeyChangeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyChangeListener")
+    }
+}
+
+/// What the listener heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// This key changed.
+    Key(String),
+    /// The connection dropped (it reconnects on the next call): changes may have been
+    /// missed, so catch up from the change feed.
+    Lost,
+}
+
+impl KeyChangeListener {
+    pub async fn next(&mut self) -> Result<Heard> {
+        match self.listener.try_recv().await {
+            Ok(Some(n)) => Ok(Heard::Key(n.payload().to_owned())),
+            Ok(None) => Ok(Heard::Lost),
+            Err(e) => Err(crate::db::pg_error(e)),
+        }
+    }
+}
+
+impl Store {
+    /// A listener for pushed key changes, on PostgreSQL; `None` on SQLite.
+    pub async fn key_change_listener(&self) -> Result<Option<KeyChangeListener>> {
+        match &self.db {
+            crate::db::Db::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+                    .await
+                    .map_err(crate::db::pg_error)?;
+                listener
+                    .listen(KEY_CHANGES_CHANNEL)
+                    .await
+                    .map_err(crate::db::pg_error)?;
+                Ok(Some(KeyChangeListener { listener }))
+            }
+            crate::db::Db::Sqlite(_) => Ok(None),
+        }
+    }
 }

@@ -45,7 +45,7 @@ pub use calls::{CallFilter, DueCall, NewCall};
 pub use campaigns::{NextRecipient, RunningCampaign};
 pub use contacts::ContactFilter;
 pub use demo::DemoSummary;
-pub use keys::{KeyChange, NewKeyRow, UsageDelta};
+pub use keys::{Heard, KeyChange, KeyChangeListener, NewKeyRow, UsageDelta};
 pub use messages::{DueMessage, NewMessage};
 pub use phone_numbers::Candidate;
 pub use tenancy::{Organization, Workspace};

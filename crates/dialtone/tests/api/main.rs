@@ -12,6 +12,7 @@ mod contacts;
 mod events;
 mod keys;
 mod messages;
+mod nodes;
 mod ops;
 mod pagination;
 mod phone_numbers;

@@ -1,0 +1,111 @@
+//! Several servers on one PostgreSQL: a key revoked on one node is refused by another
+//! on its next request after the change is pushed (LISTEN/NOTIFY), also after the
+//! notification connection was killed. Skipped on SQLite (one node per data directory).
+
+use std::time::{Duration, Instant};
+
+use dialtone_domain::auth::KeyRequest;
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+
+use crate::common::{TestApp, TestDb, pg_url, with_database};
+
+/// Polls `url` with `key` until it answers 401; returns how long that took.
+async fn until_refused(client: &reqwest::Client, url: &str, key: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = client
+            .get(url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+            .status();
+        if status == StatusCode::UNAUTHORIZED {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still accepted after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_node_reaches_the_other_by_push_even_after_the_listener_dies() {
+    if pg_url().is_none() {
+        return;
+    }
+    // No polling fallback within the test: only the push can evict.
+    let hour = Duration::from_secs(3600);
+    let t = TestApp::spawn_with(|c| c.key_poll_interval = hour).await;
+    let TestDb::Postgres { admin_url, name } = &t.db else {
+        return;
+    };
+    let db_url = with_database(admin_url, name);
+    let second_store = dialtone_store::Store::open_postgres(&db_url)
+        .await
+        .expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let b = dialtone_api::App::start(listener, second_store.clone(), t.config.clone())
+        .await
+        .expect("node b");
+    let b_me = format!("http://{}/v1/me", b.addr);
+    let admin = t.admin_key().await;
+    let client = reqwest::Client::new();
+    // Let node B's listener connect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut propagation = Vec::new();
+    for round in 0..2 {
+        if round == 1 {
+            // Kill node B's notification connection; it must reconnect and still hear.
+            let pool = sqlx::PgPool::connect(&db_url).await.expect("connect");
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("terminate");
+            assert!(!killed.is_empty(), "a listener connection existed");
+            pool.close().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let victim = t
+            .create_key(KeyRequest {
+                name: format!("victim {round}"),
+                ..Default::default()
+            })
+            .await;
+        let secret = victim.secret.expose_secret().to_owned();
+        assert_eq!(
+            client
+                .get(&b_me)
+                .bearer_auth(&secret)
+                .send()
+                .await
+                .expect("b")
+                .status(),
+            StatusCode::OK,
+            "cached on B"
+        );
+        let (status, _) = t
+            .call(
+                Method::DELETE,
+                &format!("/v1/api-keys/{}", victim.key.id),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        propagation.push(until_refused(&client, &b_me, &secret).await);
+    }
+    eprintln!("revocation reached the other node after {propagation:?}");
+    b.shutdown().await;
+    second_store.close().await;
+    t.finish().await;
+}

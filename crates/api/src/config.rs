@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub usage_flush_interval: Duration,
     /// How often other nodes' (and operator commands') key changes are picked up.
     pub key_poll_interval: Duration,
+    /// Share per-key rate limits between nodes through this Redis.
+    pub redis_url: Option<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
@@ -52,6 +54,7 @@ impl ServerConfig {
             usage_flush_interval: Duration::from_secs(10),
             key_poll_interval: Duration::from_millis(250),
             max_body_bytes: 256 * 1024,
+            redis_url: None,
             trust_proxy: false,
             simulator_step: Duration::from_millis(500),
             live_simulator: false,

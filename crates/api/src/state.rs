@@ -51,7 +51,14 @@ impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
         AppState(Arc::new(Inner {
             digester: KeyDigester::new(&config.server_secret),
-            rate_limiter: RateLimiter::new(config.rate_limit_per_key),
+            rate_limiter: match &config.redis_url {
+                Some(url) => RateLimiter::with_redis(config.rate_limit_per_key, url)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "invalid REDIS_URL; rate limits are per node");
+                        RateLimiter::new(config.rate_limit_per_key)
+                    }),
+                None => RateLimiter::new(config.rate_limit_per_key),
+            },
             secret_box: dialtone_domain::webhooks::SecretBox::new(&config.server_secret),
             webhook_client: crate::webhooks::client(
                 config.webhook_timeout,
@@ -158,6 +165,7 @@ impl App {
             tokio::spawn(simulator(state.clone(), shutdown.subscribe())),
             tokio::spawn(webhook_worker(state.clone(), shutdown.subscribe())),
             tokio::spawn(key_change_listener(state.clone(), shutdown.subscribe())),
+            tokio::spawn(redis_connector(state.clone(), shutdown.subscribe())),
         ];
         Ok(App {
             state,
@@ -355,5 +363,12 @@ async fn key_change_listener(state: AppState, mut stop: watch::Receiver<bool>) {
                 }
             }
         }
+    }
+}
+
+async fn redis_connector(state: AppState, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = state.rate_limiter.connect_loop() => {}
+        _ = stop.wait_for(|s| *s) => {}
     }
 }

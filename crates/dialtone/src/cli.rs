@@ -156,6 +156,9 @@ enum BillingCommand {
 struct ServeArgs {
     #[arg(long, env = "DIALTONE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Share per-key rate limits between nodes through this Redis (e.g. redis://127.0.0.1:6379).
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
     /// Requests per second per key (bursts of twice this).
     #[arg(long, env = "DIALTONE_RATE_LIMIT_PER_KEY", default_value_t = 100)]
     rate_limit_per_key: u32,
@@ -655,6 +658,7 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.usage_flush_interval = Duration::from_millis(args.usage_flush_ms.max(50));
     config.max_body_bytes = args.max_body_bytes;
     config.trust_proxy = args.trust_proxy;
+    config.redis_url = args.redis_url;
     config.simulator_step = Duration::from_millis(args.simulator_step_ms.max(10));
     config.live_simulator = args.live_simulator;
     config.public_url = args.public_url;

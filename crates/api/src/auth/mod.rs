@@ -138,7 +138,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             return ApiError(e).into_response();
         }
     };
-    let decision = state.rate_limiter.check(&principal.key_id);
+    let decision = state.rate_limiter.check(&principal.key_id).await;
     if !decision.allowed {
         state.metrics.auth(AuthOutcome::RateLimited);
         let mut resp = ApiError(Error::RateLimited {

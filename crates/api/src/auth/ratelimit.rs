@@ -1,8 +1,13 @@
-//! Per-key rate limiting: GCRA (a token bucket without a timer), in memory per node.
+//! Per-key rate limiting: GCRA (a token bucket without a timer).
 //!
 //! A key may make `rate` requests per second on average with bursts of `2 × rate`.
 //! Every answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`;
 //! a refusal also carries `Retry-After`.
+//!
+//! Per node in memory by default. With `REDIS_URL`, nodes share each key's limit
+//! through one atomic script in Redis (its clock, so node clocks don't matter). If Redis
+//! is unreachable or slow, requests fall back to the node's own limiter for a second
+//! at a time, so they keep being served.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,8 +17,42 @@ use axum::http::HeaderMap;
 
 use super::header_num;
 
+/// The GCRA step in Redis, on Redis's clock (microseconds). Returns
+/// `[allowed, remaining, retry_after_us, reset_us]`.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local ahead = tat - now
+if ahead > tolerance then
+  return {0, 0, ahead - tolerance, ahead}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+local used = new_tat - now
+return {1, math.floor((tolerance + interval - used) / interval), 0, used}
+"#;
+
+/// The shared limiter: a Redis connection (made in the background) and a breaker.
+struct Shared {
+    client: redis::Client,
+    conn: std::sync::RwLock<Option<redis::aio::ConnectionManager>>,
+    down_until: Mutex<Option<Instant>>,
+    script: redis::Script,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared(redis)")
+    }
+}
+
 #[derive(Debug)]
 pub struct RateLimiter {
+    shared: Option<Shared>,
     interval: Duration,
     tolerance: Duration,
     burst: u64,
@@ -39,20 +78,109 @@ impl Decision {
 }
 
 impl RateLimiter {
+    /// A limiter shared through Redis at `url` (falling back to this node's own).
+    pub fn with_redis(per_second: u32, url: &str) -> Result<Self, redis::RedisError> {
+        let mut limiter = Self::new(per_second);
+        limiter.shared = Some(Shared {
+            client: redis::Client::open(url)?,
+            conn: std::sync::RwLock::new(None),
+            down_until: Mutex::new(None),
+            script: redis::Script::new(GCRA),
+        });
+        Ok(limiter)
+    }
+
+    /// Keeps a connection to Redis (when configured); run as a background task.
+    pub async fn connect_loop(&self) {
+        let Some(shared) = &self.shared else { return };
+        loop {
+            let connected = shared
+                .conn
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some();
+            if !connected {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_millis(500)))
+                    .set_response_timeout(Some(Duration::from_millis(100)));
+                match redis::aio::ConnectionManager::new_with_config(shared.client.clone(), config)
+                    .await
+                {
+                    Ok(c) => *shared.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Redis unreachable; rate limits are per node until it is back")
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Checks a request against the key's limit: shared when Redis answers, else local.
+    pub async fn check(&self, key_id: &str) -> Decision {
+        if let Some(d) = self.check_shared(key_id).await {
+            return d;
+        }
+        self.check_at(key_id, Instant::now())
+    }
+
+    async fn check_shared(&self, key_id: &str) -> Option<Decision> {
+        let shared = self.shared.as_ref()?;
+        if shared
+            .down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t > Instant::now())
+        {
+            return None;
+        }
+        let mut conn = shared
+            .conn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let mut invocation = shared.script.key(format!("dialtone:rl:{key_id}"));
+        invocation
+            .arg(self.interval.as_micros() as u64)
+            .arg(self.tolerance.as_micros() as u64);
+        let call = invocation.invoke_async::<Vec<i64>>(&mut conn);
+        match tokio::time::timeout(Duration::from_millis(150), call).await {
+            Ok(Ok(r)) if r.len() == 4 => {
+                let us = |v: i64| Duration::from_micros(v.max(0) as u64);
+                Some(Decision {
+                    allowed: r[0] == 1,
+                    limit: self.burst,
+                    remaining: r[1].max(0) as u64,
+                    reset_secs: ceil_secs(us(r[3])),
+                    retry_after_secs: if r[0] == 1 {
+                        0
+                    } else {
+                        ceil_secs(us(r[2])).max(1)
+                    },
+                })
+            }
+            other => {
+                if let Ok(Err(e)) = &other {
+                    tracing::warn!(error = %e, "Redis rate limit failed; using this node's limit for a second");
+                }
+                *shared.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Instant::now() + Duration::from_secs(1));
+                None
+            }
+        }
+    }
+
     pub fn new(per_second: u32) -> Self {
         let per_second = per_second.max(1);
         let burst = u64::from(per_second) * 2;
         let interval = Duration::from_secs(1) / per_second;
         RateLimiter {
+            shared: None,
             interval,
             tolerance: interval * (burst as u32 - 1),
             burst,
             tat: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn check(&self, key_id: &str) -> Decision {
-        self.check_at(key_id, Instant::now())
     }
 
     fn check_at(&self, key_id: &str, now: Instant) -> Decision {

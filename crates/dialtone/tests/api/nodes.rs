@@ -109,3 +109,92 @@ async fn a_revocation_on_one_node_reaches_the_other_by_push_even_after_the_liste
     second_store.close().await;
     t.finish().await;
 }
+
+/// Sends `n` requests to `url` with `key`; returns how many were refused with 429.
+async fn refused(client: &reqwest::Client, url: &str, key: &str, n: usize) -> usize {
+    let mut count = 0;
+    for _ in 0..n {
+        let status = client
+            .get(url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+            .status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            count += 1;
+        } else {
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    count
+}
+
+#[tokio::test]
+async fn with_redis_two_nodes_share_one_limit() {
+    let Some(redis) = std::env::var("DIALTONE_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        return;
+    };
+    let t = TestApp::spawn_with(|c| {
+        c.rate_limit_per_key = 2;
+        c.redis_url = Some(redis.clone());
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let b = dialtone_api::App::start(listener, t.store.clone(), t.config.clone())
+        .await
+        .expect("node b");
+    // Let both nodes connect to Redis.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let key = t.admin_key().await;
+    let client = reqwest::Client::new();
+    let a_url = format!("{}/v1/me", t.url);
+    let b_url = format!("http://{}/v1/me", b.addr);
+    // A burst of 4 in all: 3 on A and 3 on B cannot all pass.
+    let denied = refused(&client, &a_url, &key, 3).await + refused(&client, &b_url, &key, 3).await;
+    assert_eq!(denied, 2, "one shared bucket of 4");
+    b.shutdown().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn without_redis_each_node_limits_alone_and_keeps_serving() {
+    // Redis configured but unreachable: requests are served, limited per node.
+    let t = TestApp::spawn_with(|c| {
+        c.rate_limit_per_key = 2;
+        c.redis_url = Some("redis://127.0.0.1:1".into());
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let b = dialtone_api::App::start(listener, t.store.clone(), t.config.clone())
+        .await
+        .expect("node b");
+    let key = t.admin_key().await;
+    let client = reqwest::Client::new();
+    let a_url = format!("{}/v1/me", t.url);
+    let b_url = format!("http://{}/v1/me", b.addr);
+    assert_eq!(
+        refused(&client, &a_url, &key, 4).await,
+        0,
+        "a burst of 4 on node A"
+    );
+    assert_eq!(
+        refused(&client, &b_url, &key, 4).await,
+        0,
+        "and another on node B"
+    );
+    assert_eq!(
+        refused(&client, &a_url, &key, 1).await,
+        1,
+        "node A's own limit still holds"
+    );
+    b.shutdown().await;
+    t.finish().await;
+}

@@ -343,6 +343,15 @@ pub(crate) fn pg_error(e: sqlx::Error) -> Error {
             Error::Unavailable
         }
         sqlx::Error::Database(db) if db.is_unique_violation() => unique_violation(),
+        // Connection exceptions and the server shutting down: unavailable, not a bug.
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            }) =>
+        {
+            tracing::warn!(error = %db, "database unavailable");
+            Error::Unavailable
+        }
         other => Error::internal(other),
     }
 }

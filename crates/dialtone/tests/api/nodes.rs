@@ -198,3 +198,106 @@ async fn without_redis_each_node_limits_alone_and_keeps_serving() {
     b.shutdown().await;
     t.finish().await;
 }
+
+/// Restarts the machine's PostgreSQL: run alone (`--ignored`), never beside other tests.
+struct PgRestart;
+
+impl PgRestart {
+    fn ctl(action: &str) {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .expect("a PostgreSQL cluster");
+        let status = std::process::Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version, "main", action])
+            .status()
+            .expect("pg_ctlcluster");
+        assert!(status.success(), "pg_ctlcluster {action}");
+    }
+}
+
+impl Drop for PgRestart {
+    fn drop(&mut self) {
+        // Whatever happened, leave PostgreSQL running.
+        let _ = std::panic::catch_unwind(|| PgRestart::ctl("start"));
+    }
+}
+
+#[tokio::test]
+#[ignore = "restarts PostgreSQL: .ci/run runs it alone"]
+async fn the_server_reports_unready_while_postgresql_is_down_and_recovers_by_itself() {
+    if pg_url().is_none() {
+        return;
+    }
+    let t = TestApp::spawn().await;
+    let key = t.admin_key().await;
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let (status, c) = t
+            .post(
+                "/v1/contacts",
+                &key,
+                serde_json::json!({"first_name": format!("Before {i}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        acknowledged.push(c["id"].as_str().expect("id").to_owned());
+    }
+    let guard = PgRestart;
+    PgRestart::ctl("stop");
+    let ready = client
+        .get(format!("{}/readyz", t.url))
+        .send()
+        .await
+        .expect("readyz")
+        .status();
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
+    // A write while the database is away is refused as unavailable, not lost silently.
+    let (status, err) = t
+        .post(
+            "/v1/contacts",
+            &key,
+            serde_json::json!({"first_name": "During"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    PgRestart::ctl("start");
+    let started = Instant::now();
+    loop {
+        let ready = client
+            .get(format!("{}/readyz", t.url))
+            .send()
+            .await
+            .expect("readyz")
+            .status();
+        if ready == StatusCode::OK {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, c) = t
+        .post(
+            "/v1/contacts",
+            &key,
+            serde_json::json!({"first_name": "After"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    acknowledged.push(c["id"].as_str().expect("id").to_owned());
+    for id in &acknowledged {
+        assert_eq!(
+            t.get(&format!("/v1/contacts/{id}"), &key).await.0,
+            StatusCode::OK,
+            "acknowledged write {id} lost"
+        );
+    }
+    drop(guard);
+    t.finish().await;
+}

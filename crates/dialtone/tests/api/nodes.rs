@@ -301,3 +301,184 @@ async fn the_server_reports_unready_while_postgresql_is_down_and_recovers_by_its
     drop(guard);
     t.finish().await;
 }
+
+/// Two nodes on one PostgreSQL for the cross-node tests: (first app, second app's base URL).
+async fn two_nodes(
+    tweak: impl FnOnce(&mut dialtone_api::ServerConfig),
+) -> Option<(TestApp, dialtone_api::App, dialtone_store::Store, String)> {
+    pg_url()?;
+    let t = TestApp::spawn_with(tweak).await;
+    let TestDb::Postgres { admin_url, name } = &t.db else {
+        return None;
+    };
+    let store = dialtone_store::Store::open_postgres(&with_database(admin_url, name))
+        .await
+        .expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let b = dialtone_api::App::start(listener, store.clone(), t.config.clone())
+        .await
+        .expect("node b");
+    let b_url = format!("http://{}", b.addr);
+    Some((t, b, store, b_url))
+}
+
+#[tokio::test]
+async fn the_key_cap_idempotency_and_usage_hold_across_nodes() {
+    let Some((t, b, b_store, b_url)) = two_nodes(|_| {}).await else {
+        return;
+    };
+    let admin = t.admin_key().await;
+    let worker = t
+        .create_key(KeyRequest {
+            name: "worker".into(),
+            ..Default::default()
+        })
+        .await;
+    let secret = worker.secret.expose_secret().to_owned();
+    let client = reqwest::Client::new();
+    // 40 concurrent creations spread over both nodes: exactly the cap.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let url = if i % 2 == 0 {
+            format!("{}/v1/api-keys", t.url)
+        } else {
+            format!("{b_url}/v1/api-keys")
+        };
+        let (client, admin) = (client.clone(), admin.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(admin)
+                .json(&serde_json::json!({"name": format!("k{i}")}))
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        if task.await.expect("join") == StatusCode::CREATED {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 23, "the admin and worker keys are two of the 25");
+    // One idempotency key retried on both nodes at once: one number, one charge.
+    t.store
+        .credit_wallet(&t.org.id, true, 1000, "credit")
+        .await
+        .expect("credit");
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let url = if i % 2 == 0 {
+            format!("{}/v1/phone-numbers", t.url)
+        } else {
+            format!("{b_url}/v1/phone-numbers")
+        };
+        let (client, admin) = (client.clone(), admin.clone());
+        tasks.push(tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .bearer_auth(admin)
+                .header("Idempotency-Key", "cross-node")
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .expect("send");
+            resp.json::<serde_json::Value>().await.expect("json")["id"]
+                .as_str()
+                .map(str::to_owned)
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        ids.insert(task.await.expect("join").expect("a number"));
+    }
+    assert_eq!(ids.len(), 1, "one purchase");
+    let (_, wallet) = t.get("/v1/billing/wallet", &admin).await;
+    assert_eq!(wallet["balance"], 1000 - 115, "one charge");
+    // Usage counted on both nodes adds up.
+    for i in 0..10 {
+        let base = if i % 2 == 0 {
+            t.url.clone()
+        } else {
+            b_url.clone()
+        };
+        assert_eq!(
+            client
+                .get(format!("{base}/v1/me"))
+                .bearer_auth(&secret)
+                .send()
+                .await
+                .expect("me")
+                .status(),
+            StatusCode::OK
+        );
+    }
+    t.app().state.flush_usage().await.expect("flush a");
+    b.state.flush_usage().await.expect("flush b");
+    let stored = t
+        .store
+        .get_key(&t.org.id, &worker.key.id)
+        .await
+        .expect("key");
+    assert_eq!(stored.requests_30d, 10);
+    b.shutdown().await;
+    b_store.close().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn service_continues_when_redis_stops_mid_run() {
+    // A Redis of the test's own, so stopping it disturbs nothing else.
+    let Ok(probe) = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+    else {
+        return;
+    };
+    if !probe.status.success() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server");
+    let t = TestApp::spawn_with(|c| {
+        c.rate_limit_per_key = 1000;
+        c.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let key = t.admin_key().await;
+    for _ in 0..5 {
+        assert_eq!(t.get("/v1/me", &key).await.0, StatusCode::OK);
+    }
+    redis.start_kill().expect("stop redis");
+    let _ = redis.wait().await;
+    for _ in 0..20 {
+        assert_eq!(
+            t.get("/v1/me", &key).await.0,
+            StatusCode::OK,
+            "served without Redis"
+        );
+    }
+    t.finish().await;
+}

@@ -188,18 +188,21 @@ async fn deliveries_verify_with_standard_webhooks_and_seed_001() {
             "each delivery verifies with exactly its endpoint's secret, both ways"
         );
     }
-    // The delivery log records the attempt.
-    let (_, log) = t
-        .get(
-            &format!(
-                "/v1/webhooks/{}/deliveries",
-                own["id"].as_str().expect("id")
-            ),
-            &key,
-        )
-        .await;
+    // The delivery log records the attempt (just after the receiver answered).
+    let path = format!(
+        "/v1/webhooks/{}/deliveries",
+        own["id"].as_str().expect("id")
+    );
+    let started = std::time::Instant::now();
+    let log = loop {
+        let (_, log) = t.get(&path, &key).await;
+        if log["data"][0]["status"] == "succeeded" {
+            break log;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let d = &log["data"][0];
-    assert_eq!(d["status"], "succeeded");
     assert_eq!(d["attempts"][0]["status_code"], 200);
     assert_eq!(d["attempts"][0]["response_body"], "ok");
     t.finish().await;
@@ -233,9 +236,18 @@ async fn failures_are_retried_retry_after_honoured_and_410_disables_until_reenab
         ids.windows(2).all(|w| w[0] == w[1]),
         "the same event id on every retry"
     );
-    let (_, log) = t
-        .get(&format!("/v1/webhooks/{hook_id}/deliveries"), &key)
-        .await;
+    // The receiver has the third request; wait for its attempt to be recorded.
+    let started = std::time::Instant::now();
+    let log = loop {
+        let (_, log) = t
+            .get(&format!("/v1/webhooks/{hook_id}/deliveries"), &key)
+            .await;
+        if log["data"][0]["status"] == "succeeded" {
+            break log;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let attempts = log["data"][0]["attempts"]
         .as_array()
         .expect("attempts")

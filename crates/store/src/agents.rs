@@ -7,7 +7,7 @@ use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 
 use crate::Scoped;
-use crate::db::{from_row, query};
+use crate::db::{from_row, query, scope_query};
 
 struct AgentRow {
     id: String,
@@ -68,15 +68,15 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
-                    agent_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        agent_columns!(),
+                        "WHERE ",
+                        in_scope!(),
+                        " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+                    ),
+                )
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
             )
@@ -90,15 +90,10 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    agent_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(agent_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?;
@@ -151,15 +146,15 @@ impl Scoped<'_> {
             .store
             .db
             .execute(
-                query(concat!(
-                    "UPDATE agents SET name = $5, prompt = $6, voice = $7, language = $8, \
+                scope_query(
+                    s,
+                    concat!(
+                        "UPDATE agents SET name = $5, prompt = $6, voice = $7, language = $8, \
                      greeting = $9, updated_at = $10 WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                        in_scope!(),
+                        " AND id = $4"
+                    ),
+                )
                 .bind(id)
                 .bind(&f.name)
                 .bind(&f.prompt)
@@ -181,14 +176,10 @@ impl Scoped<'_> {
             .store
             .db
             .execute(
-                query(concat!(
-                    "DELETE FROM agents WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!("DELETE FROM agents WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?;

@@ -22,7 +22,9 @@ use dialtone_domain::{Error, Result};
 use serde_json::{Map, Value};
 
 use crate::billing::{debit, idempotency_claim, idempotency_finish};
-use crate::db::{FromRow, Row, Scalar, Tx, Value as Bound, from_row, query, query_built};
+use crate::db::{
+    FromRow, Row, Scalar, Tx, Value as Bound, from_row, query, query_built, scope_query,
+};
 use crate::{Scoped, Store};
 
 /// What `POST /v1/calls` asks for, resolved by the caller (numbers, outcome).
@@ -453,14 +455,14 @@ pub(crate) async fn thread(
 ) -> Result<(String, Option<String>)> {
     let contact = tx
         .fetch_optional::<Scalar<String>>(
-            query(concat!(
-                "SELECT id FROM contacts WHERE ",
-                in_scope!(),
-                " AND phone_number = $4 ORDER BY id LIMIT 1"
-            ))
-            .bind(&s.org_id)
-            .bind(&s.workspace_id)
-            .bind(s.livemode())
+            scope_query(
+                s,
+                concat!(
+                    "SELECT id FROM contacts WHERE ",
+                    in_scope!(),
+                    " AND phone_number = $4 ORDER BY id LIMIT 1"
+                ),
+            )
             .bind(theirs),
         )
         .await?
@@ -598,14 +600,14 @@ impl Scoped<'_> {
         if let Some(agent) = &new.agent_id {
             let found = tx
                 .fetch_optional::<Scalar<i64>>(
-                    query(concat!(
-                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-                        in_scope!(),
-                        " AND id = $4"
-                    ))
-                    .bind(&s.org_id)
-                    .bind(&s.workspace_id)
-                    .bind(s.livemode())
+                    scope_query(
+                        s,
+                        concat!(
+                            "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                            in_scope!(),
+                            " AND id = $4"
+                        ),
+                    )
                     .bind(agent),
                 )
                 .await?;
@@ -739,15 +741,10 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    call_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(call_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?;
@@ -795,14 +792,14 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    "SELECT call_id, livemode, segments, created_at FROM transcripts WHERE ",
-                    in_scope!(),
-                    " AND call_id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        "SELECT call_id, livemode, segments, created_at FROM transcripts WHERE ",
+                        in_scope!(),
+                        " AND call_id = $4"
+                    ),
+                )
                 .bind(call_id),
             )
             .await?
@@ -828,14 +825,11 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     "SELECT id, call_id, livemode, duration_seconds, created_at FROM recordings WHERE ",
                     in_scope!(),
                     " AND ($4 IS NULL OR call_id = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(call_id)
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
@@ -850,14 +844,11 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
+                scope_query(s, concat!(
                     "SELECT id, call_id, livemode, duration_seconds, created_at FROM recordings WHERE ",
                     in_scope!(),
                     " AND id = $4"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(id),
             )
             .await?;
@@ -881,16 +872,13 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     "SELECT id, workspace_id, livemode, phone_number, phone_number_id, participant, \
                      contact_id, last_activity_at, created_at FROM conversations WHERE ",
                     in_scope!(),
                     " AND ($4 IS NULL OR last_activity_at < $4 OR (last_activity_at = $4 AND id < $5)) \
                      ORDER BY last_activity_at DESC, id DESC LIMIT $6"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(after_at)
                 .bind(after_id)
                 .bind(page.fetch_limit()),
@@ -905,15 +893,12 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
+                scope_query(s, concat!(
                     "SELECT id, workspace_id, livemode, phone_number, phone_number_id, participant, \
                      contact_id, last_activity_at, created_at FROM conversations WHERE ",
                     in_scope!(),
                     " AND id = $4"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(id),
             )
             .await?;
@@ -949,14 +934,11 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     "SELECT id, event_type, data, livemode, created_at FROM events WHERE ",
                     in_scope!(),
                     " AND ($4 IS NULL OR event_type = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(event_type)
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),

@@ -10,7 +10,7 @@ use dialtone_domain::{Error, Result};
 
 use crate::billing::{idempotency_claim, idempotency_finish};
 use crate::calls::record_event;
-use crate::db::{FromRow, Row, Scalar, from_row, query};
+use crate::db::{FromRow, Row, Scalar, from_row, query, scope_query};
 use crate::{Scoped, Store};
 
 struct CampaignRow {
@@ -239,14 +239,14 @@ impl Scoped<'_> {
         }
         let agent = tx
             .fetch_optional::<Scalar<i64>>(
-                query(concat!(
-                    "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                        in_scope!(),
+                        " AND id = $4"
+                    ),
+                )
                 .bind(agent_id),
             )
             .await?;
@@ -314,15 +314,10 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    campaign_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(campaign_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?
@@ -346,15 +341,15 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
-                    campaign_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        campaign_columns!(),
+                        "WHERE ",
+                        in_scope!(),
+                        " AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+                    ),
+                )
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
             )
@@ -383,14 +378,11 @@ impl Scoped<'_> {
             .store
             .db
             .execute(
-                query(concat!(
+                scope_query(s, concat!(
                     "UPDATE campaigns SET status = $5, status_reason = NULL, updated_at = $6 WHERE ",
                     in_scope!(),
                     " AND id = $4 AND status = $7"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(id)
                 .bind(to)
                 .bind(now())

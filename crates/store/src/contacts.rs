@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::Scoped;
 use crate::calls::record_event;
-use crate::db::{Tx, from_row, query};
+use crate::db::{Tx, from_row, query, scope_query};
 
 /// Filters of `GET /v1/contacts`.
 #[derive(Debug, Clone, Default)]
@@ -150,7 +150,7 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     contact_columns!(),
                     "WHERE ",
                     in_scope!(),
@@ -163,9 +163,6 @@ impl Scoped<'_> {
                      AND ($8 IS NULL OR external_id = $8) \
                      ORDER BY id DESC LIMIT $9"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(&page.before_id)
                 .bind(filter.search.as_deref().map(like_pattern))
                 .bind(&filter.phone_number)
@@ -183,15 +180,10 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    contact_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(contact_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?;
@@ -255,16 +247,13 @@ impl Scoped<'_> {
         let mut tx = self.store.db.begin().await?;
         let done = tx
             .execute(
-                query(concat!(
+                scope_query(s, concat!(
                     "UPDATE contacts SET first_name = $5, last_name = $6, phone_number = $7, email = $8, \
                      company = $9, job_title = $10, external_id = $11, custom_fields = $12, updated_at = $13 \
                      WHERE ",
                     in_scope!(),
                     " AND id = $4"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(id)
                 .bind(&input.first_name)
                 .bind(&input.last_name)
@@ -296,14 +285,10 @@ impl Scoped<'_> {
         let contact = contact_in_tx(&mut tx, s, id).await?;
         let done = tx
             .execute(
-                query(concat!(
-                    "DELETE FROM contacts WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!("DELETE FROM contacts WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?;
@@ -329,14 +314,11 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     "SELECT id, contact_id, conversation_id, content, created_by, livemode, created_at FROM notes WHERE ",
                     in_scope!(),
                     " AND contact_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(contact_id)
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
@@ -366,16 +348,13 @@ impl Scoped<'_> {
         let mut tx = self.store.db.begin().await?;
         let done = tx
             .execute(
-                query(concat!(
+                scope_query(s, concat!(
                     "INSERT INTO notes (id, org_id, workspace_id, livemode, contact_id, content, \
                      created_by, created_at) \
                      SELECT $5, org_id, workspace_id, livemode, id, $6, $7, $8 FROM contacts WHERE ",
                     in_scope!(),
                     " AND id = $4"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(contact_id)
                 .bind(&note.id)
                 .bind(&note.content)
@@ -401,15 +380,10 @@ async fn contact_in_tx(
 ) -> Result<Contact> {
     let row: Option<ContactRow> = tx
         .fetch_optional(
-            query(concat!(
-                contact_columns!(),
-                "WHERE ",
-                in_scope!(),
-                " AND id = $4"
-            ))
-            .bind(&s.org_id)
-            .bind(&s.workspace_id)
-            .bind(s.livemode())
+            scope_query(
+                s,
+                concat!(contact_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+            )
             .bind(id),
         )
         .await?;

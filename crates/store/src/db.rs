@@ -147,6 +147,15 @@ pub(crate) fn query(sql: &'static str) -> Query {
     }
 }
 
+/// A statement over tenant data, with the scope already bound to `$1` (org), `$2`
+/// (workspace) and `$3` (mode), as [`in_scope!`](crate) expects.
+pub(crate) fn scope_query(s: &dialtone_domain::tenancy::Scope, sql: &'static str) -> Query {
+    query(sql)
+        .bind(&s.org_id)
+        .bind(&s.workspace_id)
+        .bind(s.livemode())
+}
+
 /// A statement assembled at run time. Only for SQL built from fixed fragments and
 /// `$n` placeholders (optional filters, multi-row inserts): never from input text.
 pub(crate) fn query_built(sql: String) -> Query {

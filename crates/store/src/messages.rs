@@ -16,7 +16,7 @@ use dialtone_domain::{Error, Result};
 use crate::billing::{debit, idempotency_claim, idempotency_finish};
 use crate::calls::{record_event, thread};
 use crate::contacts::NoteRow;
-use crate::db::{FromRow, Row, Tx, from_row, query};
+use crate::db::{FromRow, Row, Tx, from_row, query, scope_query};
 use crate::{Scoped, Store};
 
 /// A message to store, resolved by the caller.
@@ -308,16 +308,13 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     message_columns!(),
                     "WHERE ",
                     in_scope!(),
                     " AND ($4 IS NULL OR conversation_id = $4) AND ($5 IS NULL OR direction = $5) \
                      AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(conversation_id)
                 .bind(direction.map(Direction::as_str))
                 .bind(&page.before_id)
@@ -333,15 +330,10 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    message_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(message_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?;
@@ -363,14 +355,11 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     "SELECT id, contact_id, conversation_id, content, created_by, livemode, created_at FROM notes WHERE ",
                     in_scope!(),
                     " AND conversation_id = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(conversation_id)
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
@@ -400,16 +389,13 @@ impl Scoped<'_> {
         let mut tx = self.store.db.begin().await?;
         let done = tx
             .execute(
-                query(concat!(
+                scope_query(s, concat!(
                     "INSERT INTO notes (id, org_id, workspace_id, livemode, conversation_id, content, \
                      created_by, created_at) \
                      SELECT $5, org_id, workspace_id, livemode, id, $6, $7, $8 FROM conversations WHERE ",
                     in_scope!(),
                     " AND id = $4"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(conversation_id)
                 .bind(&note.id)
                 .bind(&note.content)

@@ -11,7 +11,7 @@ use dialtone_domain::{Error, Result};
 
 use crate::Scoped;
 use crate::billing::{debit, idempotency_claim, idempotency_finish};
-use crate::db::{Scalar, from_row, query};
+use crate::db::{Scalar, from_row, query, scope_query};
 
 /// A number a purchase may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,15 +116,12 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_all(
-                query(concat!(
+                scope_query(s, concat!(
                     number_columns!(),
                     "WHERE ",
                     in_scope!(),
                     " AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(status)
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
@@ -139,15 +136,10 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    number_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(number_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?;
@@ -170,14 +162,14 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional(
-                query(concat!(
-                    "SELECT id, number FROM phone_numbers WHERE ",
-                    in_scope!(),
-                    " AND status = 'active' AND ($4 IS NULL OR number = $4) ORDER BY id LIMIT 1"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        "SELECT id, number FROM phone_numbers WHERE ",
+                        in_scope!(),
+                        " AND status = 'active' AND ($4 IS NULL OR number = $4) ORDER BY id LIMIT 1"
+                    ),
+                )
                 .bind(number),
             )
             .await?;
@@ -191,14 +183,14 @@ impl Scoped<'_> {
             .store
             .db
             .fetch_optional::<Scalar<i64>>(
-                query(concat!(
-                    "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                        in_scope!(),
+                        " AND id = $4"
+                    ),
+                )
                 .bind(id),
             )
             .await?;
@@ -239,14 +231,14 @@ impl Scoped<'_> {
         if let Some(agent) = &routing.agent_id {
             let found = tx
                 .fetch_optional::<Scalar<i64>>(
-                    query(concat!(
-                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-                        in_scope!(),
-                        " AND id = $4"
-                    ))
-                    .bind(&s.org_id)
-                    .bind(&s.workspace_id)
-                    .bind(s.livemode())
+                    scope_query(
+                        s,
+                        concat!(
+                            "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                            in_scope!(),
+                            " AND id = $4"
+                        ),
+                    )
                     .bind(agent),
                 )
                 .await?;
@@ -336,15 +328,12 @@ impl Scoped<'_> {
             .store
             .db
             .execute(
-                query(concat!(
+                scope_query(s, concat!(
                     "UPDATE phone_numbers SET name = $5, agent_id = $6, forward_to = $7, updated_at = $8 \
                      WHERE ",
                     in_scope!(),
                     " AND id = $4 AND status = 'active'"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(id)
                 .bind(&routing.name)
                 .bind(&routing.agent_id)
@@ -368,14 +357,11 @@ impl Scoped<'_> {
         self.store
             .db
             .execute(
-                query(concat!(
+                scope_query(s, concat!(
                     "UPDATE phone_numbers SET status = 'released', released_at = $5, updated_at = $5 WHERE ",
                     in_scope!(),
                     " AND id = $4 AND status = 'active'"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(id)
                 .bind(now()),
             )

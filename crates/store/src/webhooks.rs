@@ -15,7 +15,7 @@ use dialtone_domain::webhooks::{Attempt, Delivery, WebhookEndpoint, wants};
 use dialtone_domain::{Error, Result};
 use serde_json::Value;
 
-use crate::db::{FromRow, Row, Tx, from_row, query};
+use crate::db::{FromRow, Row, Tx, from_row, query, scope_query};
 use crate::{Scoped, Store};
 
 /// An endpoint as stored (its secret sealed).
@@ -400,15 +400,10 @@ impl Scoped<'_> {
         self.store
             .db
             .fetch_optional(
-                query(concat!(
-                    endpoint_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(endpoint_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+                )
                 .bind(id),
             )
             .await?
@@ -422,15 +417,15 @@ impl Scoped<'_> {
         self.store
             .db
             .fetch_all(
-                query(concat!(
-                    endpoint_columns!(),
-                    "WHERE ",
-                    in_scope!(),
-                    " AND kind = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        endpoint_columns!(),
+                        "WHERE ",
+                        in_scope!(),
+                        " AND kind = $4 AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+                    ),
+                )
                 .bind(kind)
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
@@ -452,15 +447,12 @@ impl Scoped<'_> {
             .store
             .db
             .execute(
-                query(concat!(
+                scope_query(s, concat!(
                     "UPDATE webhook_endpoints SET url = $5, events = $6, description = $7, active = $8, \
                      disabled_reason = CASE WHEN $8 THEN NULL ELSE disabled_reason END, updated_at = $9 WHERE ",
                     in_scope!(),
                     " AND id = $4"
                 ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
                 .bind(id)
                 .bind(url)
                 .bind(format!(",{},", events.join(",")))
@@ -482,14 +474,14 @@ impl Scoped<'_> {
         let mut tx = self.store.db.begin().await?;
         let done = tx
             .execute(
-                query(concat!(
-                    "DELETE FROM webhook_endpoints WHERE ",
-                    in_scope!(),
-                    " AND id = $4 AND kind = $5"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                scope_query(
+                    s,
+                    concat!(
+                        "DELETE FROM webhook_endpoints WHERE ",
+                        in_scope!(),
+                        " AND id = $4 AND kind = $5"
+                    ),
+                )
                 .bind(id)
                 .bind(kind),
             )
@@ -514,15 +506,15 @@ impl Scoped<'_> {
             .store
             .db
             .execute(
-                query(concat!(
-                    "UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, \
+                scope_query(
+                    s,
+                    concat!(
+                        "UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, \
                      previous_secret_expires_at = $5, secret_sealed = $6, updated_at = $7 WHERE ",
-                    in_scope!(),
-                    " AND id = $4"
-                ))
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
+                        in_scope!(),
+                        " AND id = $4"
+                    ),
+                )
                 .bind(id)
                 .bind(overlap_until)
                 .bind(sealed)

@@ -2,7 +2,7 @@
 //! links, and `/v1/conversations`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use dialtone_domain::billing::CALL_PER_MINUTE;
@@ -10,7 +10,6 @@ use dialtone_domain::calls::{
     Call, CallStatus, Direction, PlaceCall, Recording, TEST_FROM_NUMBER, Transcript, simulated_wav,
 };
 use dialtone_domain::conversations::Conversation;
-use dialtone_domain::idempotency::Outcome;
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::time::now;
 use dialtone_domain::{Error, Result};
@@ -19,7 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiResult, JsonBytes, Query};
-use crate::shared::{PageQuery, checked_id, idempotency_key, replay};
+use crate::shared::{PageQuery, checked_id, created, idempotency_key, replay};
 use crate::state::AppState;
 
 /// How long a recording's media link works.
@@ -187,14 +186,9 @@ pub async fn place(
     };
     let step =
         TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
-    Ok(
-        match (store.place_call(new, step, idem.as_ref()).await?, &idem) {
-            (Outcome::Done(call), _) => (StatusCode::CREATED, axum::Json(call)).into_response(),
-            (Outcome::Replay(stored), Some(key)) => replay(stored.replay_for(key)?),
-            (Outcome::Replay(_), None) => {
-                return Err(Error::internal(std::io::Error::other("replay without a key")).into());
-            }
-        },
+    created(
+        store.place_call(new, step, idem.as_ref()).await?,
+        idem.as_ref(),
     )
 }
 

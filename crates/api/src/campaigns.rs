@@ -2,12 +2,11 @@
 //! same path as `POST /v1/calls` (simulator, charges, events).
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
 use dialtone_domain::calls::{Call, Direction};
 use dialtone_domain::campaigns::{CONCURRENCY, Campaign, CreateCampaign, UpdateCampaign};
-use dialtone_domain::idempotency::Outcome;
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::{Error, Result};
 use dialtone_store::{CallFilter, NewCall, RunningCampaign};
@@ -15,7 +14,7 @@ use dialtone_store::{CallFilter, NewCall, RunningCampaign};
 use crate::auth::Tenant;
 use crate::calls::resolve_from;
 use crate::error::{ApiResult, Json, JsonBytes, Query};
-use crate::shared::{PageQuery, checked_id, idempotency_key, replay};
+use crate::shared::{PageQuery, checked_id, created, idempotency_key, replay};
 use crate::state::AppState;
 
 fn campaign_id(id: &str) -> Result<&str> {
@@ -44,19 +43,11 @@ pub async fn create(
     }
     let (name, recipients) = input.checked()?;
     let from = resolve_from(&store, t.scope.livemode(), input.from.as_deref()).await?;
-    Ok(
-        match (
-            store
-                .create_campaign(&name, &input.agent_id, from, &recipients, idem.as_ref())
-                .await?,
-            &idem,
-        ) {
-            (Outcome::Done(c), _) => (StatusCode::CREATED, axum::Json(c)).into_response(),
-            (Outcome::Replay(stored), Some(key)) => replay(stored.replay_for(key)?),
-            (Outcome::Replay(_), None) => {
-                return Err(Error::internal(std::io::Error::other("replay without a key")).into());
-            }
-        },
+    created(
+        store
+            .create_campaign(&name, &input.agent_id, from, &recipients, idem.as_ref())
+            .await?,
+        idem.as_ref(),
     )
 }
 

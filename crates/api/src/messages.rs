@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
 use dialtone_domain::calls::Direction;
-use dialtone_domain::idempotency::Outcome;
 use dialtone_domain::messages::{Message, PER_SEGMENT, SendMessage, segments};
 use dialtone_domain::notes::{Note, NoteInput};
 use dialtone_domain::page::{Page, PageRequest};
@@ -16,7 +15,7 @@ use serde::Deserialize;
 use crate::auth::Tenant;
 use crate::calls::resolve_from;
 use crate::error::{ApiResult, Json, JsonBytes, Query};
-use crate::shared::{PageQuery, checked_id, idempotency_key, replay};
+use crate::shared::{PageQuery, checked_id, created, idempotency_key, replay};
 use crate::state::AppState;
 
 fn conversation_id(id: &str) -> Result<&str> {
@@ -77,14 +76,9 @@ pub async fn send(
     };
     let step =
         TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
-    Ok(
-        match (store.create_message(new, step, idem.as_ref()).await?, &idem) {
-            (Outcome::Done(m), _) => (StatusCode::CREATED, axum::Json(m)).into_response(),
-            (Outcome::Replay(stored), Some(key)) => replay(stored.replay_for(key)?),
-            (Outcome::Replay(_), None) => {
-                return Err(Error::internal(std::io::Error::other("replay without a key")).into());
-            }
-        },
+    created(
+        store.create_message(new, step, idem.as_ref()).await?,
+        idem.as_ref(),
     )
 }
 

@@ -2,11 +2,10 @@
 //! configure routing, release.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::Error;
 use dialtone_domain::Result;
-use dialtone_domain::idempotency::Outcome;
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::phone_numbers::{
     AvailableNumber, PhoneNumber, PurchaseInput, RoutingPatch, Search, Wanted,
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Tenant;
 use crate::error::{ApiResult, Json, JsonBytes, Query};
-use crate::shared::{checked_id, idempotency_key, replay};
+use crate::shared::{checked_id, created, idempotency_key};
 use crate::state::AppState;
 
 fn number_id(id: &str) -> Result<&str> {
@@ -138,13 +137,7 @@ pub async fn purchase(
         .scoped(&t.scope)
         .purchase_number(&candidates, &routing, idem.as_ref())
         .await?;
-    Ok(match (outcome, &idem) {
-        (Outcome::Done(number), _) => (StatusCode::CREATED, axum::Json(number)).into_response(),
-        (Outcome::Replay(stored), Some(key)) => replay(stored.replay_for(key)?),
-        (Outcome::Replay(_), None) => {
-            return Err(Error::internal(std::io::Error::other("replay without a key")).into());
-        }
-    })
+    created(outcome, idem.as_ref())
 }
 
 /// Retrieve a phone number

@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::id::looks_like;
-use dialtone_domain::idempotency::{IdempotencyKey, StoredResponse};
+use dialtone_domain::idempotency::{IdempotencyKey, Outcome, StoredResponse};
 use dialtone_domain::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -76,4 +76,20 @@ pub fn replay(stored: StoredResponse) -> Response {
         stored.body,
     )
         .into_response()
+}
+
+/// The answer to a creation that takes an `Idempotency-Key`: 201 with the new object,
+/// or the replay of the first answer given for that key.
+pub fn created<T: Serialize>(
+    outcome: Outcome<T>,
+    idem: Option<&IdempotencyKey>,
+) -> crate::error::ApiResult<Response> {
+    match (outcome, idem) {
+        (Outcome::Done(v), _) => Ok((StatusCode::CREATED, axum::Json(v)).into_response()),
+        (Outcome::Replay(stored), Some(key)) => Ok(replay(stored.replay_for(key)?)),
+        (Outcome::Replay(_), None) => Err(Error::internal(std::io::Error::other(
+            "a replay without an idempotency key",
+        ))
+        .into()),
+    }
 }

@@ -1,0 +1,356 @@
+//! The tools that shape data rather than pass a page through: a transcript paged by
+//! segment, and `get_contact_timeline`.
+
+use dialtone_domain::permissions::{Permission, Resource};
+use rmcp::model::CallToolResult;
+use serde_json::{Map, Value, json};
+
+use crate::backend::{Backend, Caller};
+use crate::catalog::ToolSpec;
+use crate::output::{self, MAX_RESULT_CHARS};
+use crate::server::{DialtoneMcp, Failure, Me, fill_path};
+
+/// Room for the items of a timeline or transcript page (the rest of the result is
+/// the envelope).
+const ITEMS_BUDGET: usize = MAX_RESULT_CHARS - 2_000;
+/// The most items of each kind a timeline reads from the API.
+const SOURCE_CAP: usize = 1_000;
+
+fn offset(args: &Map<String, Value>) -> Result<usize, Failure> {
+    match args.get("cursor").and_then(Value::as_str) {
+        None | Some("") => Ok(0),
+        Some(c) => c
+            .parse()
+            .map_err(|_| Failure::validation("cursor", "cursor is not one this tool gave.")),
+    }
+}
+
+fn size(v: &Value) -> usize {
+    serde_json::to_string_pretty(v).map_or(0, |s| s.len())
+}
+
+pub(crate) async fn transcript<B: Backend>(
+    mcp: &DialtoneMcp<B>,
+    spec: &ToolSpec,
+    args: &Map<String, Value>,
+    caller: &Caller,
+) -> Result<CallToolResult, Failure> {
+    let (path, _) = fill_path("/v1/calls/{call_id}/transcript", args)?;
+    let start = offset(args)?;
+    let body = mcp.get(caller, path).await?.body;
+    let segments = body
+        .get("segments")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut page = Vec::new();
+    let mut used = 0;
+    for s in segments.iter().skip(start) {
+        let mut s = s.clone();
+        output::fit(&mut s, ITEMS_BUDGET);
+        let n = size(&s);
+        if !page.is_empty() && used + n > ITEMS_BUDGET {
+            break;
+        }
+        used += n;
+        page.push(s);
+    }
+    let end = start + page.len();
+    let next = (end < segments.len()).then(|| end.to_string());
+    let hint = next.as_ref().map(|c| {
+        format!(
+            "Segments {start}-{} of {}. More: call {} with cursor=\"{c}\".",
+            end.saturating_sub(1),
+            segments.len(),
+            spec.name
+        )
+    });
+    let value = json!({
+        "object": "transcript",
+        "call_id": body.get("call_id"),
+        "livemode": body.get("livemode"),
+        "created_at": body.get("created_at"),
+        "total_segments": segments.len(),
+        "offset": start,
+        "segments": page,
+        "next_cursor": next,
+    });
+    Ok(output::data(spec.name, value, hint))
+}
+
+/// One thing that happened with the contact.
+struct Entry {
+    at: String,
+    id: String,
+    kind: &'static str,
+    item: Value,
+}
+
+impl Entry {
+    fn position(&self) -> String {
+        format!("{}|{}", self.at, self.id)
+    }
+}
+
+/// Reads every page of `path` (up to [`SOURCE_CAP`] items); says whether it stopped early.
+async fn all_pages<B: Backend>(
+    mcp: &DialtoneMcp<B>,
+    caller: &Caller,
+    path: &str,
+) -> Result<(Vec<Value>, bool), Failure> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{path}{sep}limit=100");
+        if let Some(c) = &cursor {
+            url.push_str("&cursor=");
+            url.push_str(&form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
+        }
+        let body = mcp.get(caller, url).await?.body;
+        if let Some(data) = body.get("data").and_then(Value::as_array) {
+            items.extend(data.iter().cloned());
+        }
+        cursor = body
+            .pointer("/meta/next_cursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            return Ok((items, false));
+        }
+        if items.len() >= SOURCE_CAP {
+            return Ok((items, true));
+        }
+    }
+}
+
+fn pick(v: &Value, fields: &[&str]) -> Value {
+    let mut m = Map::new();
+    for f in fields {
+        if let Some(x) = v.get(*f).filter(|x| !x.is_null()) {
+            m.insert((*f).to_owned(), x.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+fn str_of(v: &Value, field: &str) -> String {
+    v.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub(crate) async fn timeline<B: Backend>(
+    mcp: &DialtoneMcp<B>,
+    spec: &ToolSpec,
+    args: &Map<String, Value>,
+    caller: &Caller,
+    me: &Me,
+) -> Result<CallToolResult, Failure> {
+    let (contact_path, _) = fill_path("/v1/contacts/{contact_id}", args)?;
+    let contact_id = str_of(&Value::Object(args.clone()), "contact_id");
+    let after = args
+        .get("cursor")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty());
+    if after.is_some_and(|c| !c.contains('|')) {
+        return Err(Failure::validation(
+            "cursor",
+            "cursor is not one this tool gave.",
+        ));
+    }
+    let contact = mcp.get(caller, contact_path.clone()).await?.body;
+    let may = |r| me.permissions.allows(Permission::read(r));
+    let mut entries = Vec::new();
+    let mut not_included = Vec::new();
+    let mut source_truncated = false;
+
+    if may(Resource::Calls) {
+        let (calls, cut) =
+            all_pages(mcp, caller, &format!("/v1/calls?contact_id={contact_id}")).await?;
+        source_truncated |= cut;
+        for c in calls {
+            entries.push(Entry {
+                at: str_of(&c, "created_at"),
+                id: str_of(&c, "id"),
+                kind: "call",
+                item: pick(
+                    &c,
+                    &[
+                        "id",
+                        "direction",
+                        "status",
+                        "from",
+                        "to",
+                        "duration_seconds",
+                        "started_at",
+                        "ended_at",
+                    ],
+                ),
+            });
+        }
+    } else {
+        not_included.push("calls (the key lacks calls:read)");
+    }
+    if may(Resource::Notes) {
+        let (notes, cut) = all_pages(mcp, caller, &format!("{contact_path}/notes")).await?;
+        source_truncated |= cut;
+        for n in notes {
+            entries.push(note_entry(&n));
+        }
+    } else {
+        not_included.push("notes (the key lacks notes:read)");
+    }
+    if may(Resource::Conversations) {
+        let (conversations, cut) = all_pages(
+            mcp,
+            caller,
+            &format!("/v1/conversations?contact_id={contact_id}"),
+        )
+        .await?;
+        source_truncated |= cut;
+        for conv in conversations {
+            let conv_id = str_of(&conv, "id");
+            if may(Resource::Messages) {
+                let (messages, cut) = all_pages(
+                    mcp,
+                    caller,
+                    &format!("/v1/messages?conversation_id={conv_id}"),
+                )
+                .await?;
+                source_truncated |= cut;
+                for m in messages {
+                    entries.push(Entry {
+                        at: str_of(&m, "created_at"),
+                        id: str_of(&m, "id"),
+                        kind: "message",
+                        item: pick(
+                            &m,
+                            &[
+                                "id",
+                                "conversation_id",
+                                "direction",
+                                "status",
+                                "from",
+                                "to",
+                                "body",
+                            ],
+                        ),
+                    });
+                }
+            }
+            if may(Resource::Notes) {
+                let (notes, cut) =
+                    all_pages(mcp, caller, &format!("/v1/conversations/{conv_id}/notes")).await?;
+                source_truncated |= cut;
+                for n in notes {
+                    entries.push(note_entry(&n));
+                }
+            }
+        }
+        if !may(Resource::Messages) {
+            not_included.push("messages (the key lacks messages:read)");
+        }
+    } else {
+        not_included.push("messages and conversation notes (the key lacks conversations:read)");
+    }
+
+    // Newest first; the cursor is the position of the last item shown.
+    entries.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
+    entries.retain(|e| after.is_none_or(|c| e.position().as_str() < c));
+
+    let mut items = Vec::new();
+    let mut used = 0;
+    let mut shown = 0;
+    for e in &entries {
+        let mut item = e.item.clone();
+        if let Value::Object(m) = &mut item {
+            m.insert("kind".into(), e.kind.into());
+            m.insert("at".into(), e.at.clone().into());
+        }
+        if e.kind == "call" {
+            add_excerpt(mcp, caller, &mut item, &e.id).await;
+        }
+        output::fit(&mut item, ITEMS_BUDGET / 2);
+        let n = size(&item);
+        if shown > 0 && used + n > ITEMS_BUDGET {
+            break;
+        }
+        used += n;
+        shown += 1;
+        items.push(item);
+    }
+    let rest = &entries[shown..];
+    let count = |k| rest.iter().filter(|e| e.kind == k).count();
+    let next = (!rest.is_empty()).then(|| entries[shown - 1].position());
+    let hint = next.as_ref().map(|c| {
+        format!(
+            "{} older items left out. More: call {} with cursor=\"{c}\".",
+            rest.len(),
+            spec.name
+        )
+    });
+    let value = json!({
+        "object": "timeline",
+        "contact": pick(&contact, &["id", "name", "phone_number", "email", "company"]),
+        "items": items,
+        "left_out": {"calls": count("call"), "messages": count("message"), "notes": count("note")},
+        "next_cursor": next,
+        "not_included": not_included,
+        "source_truncated": source_truncated,
+    });
+    Ok(output::data(spec.name, value, hint))
+}
+
+fn note_entry(n: &Value) -> Entry {
+    Entry {
+        at: str_of(n, "created_at"),
+        id: str_of(n, "id"),
+        kind: "note",
+        item: pick(
+            n,
+            &[
+                "id",
+                "contact_id",
+                "conversation_id",
+                "content",
+                "created_by",
+            ],
+        ),
+    }
+}
+
+/// The first lines of a call's transcript, when it has one.
+async fn add_excerpt<B: Backend>(
+    mcp: &DialtoneMcp<B>,
+    caller: &Caller,
+    item: &mut Value,
+    call_id: &str,
+) {
+    if item.get("status").and_then(Value::as_str) != Some("completed") {
+        return;
+    }
+    let Ok(r) = mcp
+        .get(caller, format!("/v1/calls/{call_id}/transcript"))
+        .await
+    else {
+        return;
+    };
+    let Some(segments) = r.body.get("segments").and_then(Value::as_array) else {
+        return;
+    };
+    let excerpt: Vec<Value> = segments
+        .iter()
+        .take(3)
+        .map(|s| {
+            let mut s = pick(s, &["speaker", "start_seconds", "text"]);
+            output::fit(&mut s, 400);
+            s
+        })
+        .collect();
+    if let Value::Object(m) = item {
+        m.insert("transcript_excerpt".into(), excerpt.into());
+        m.insert("transcript_segments".into(), segments.len().into());
+    }
+}

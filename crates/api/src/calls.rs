@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiResult, JsonBytes, Query};
-use crate::shared::{PageQuery, checked_id, created, idempotency_key, replay};
+use crate::shared::{checked_id, created, idempotency_key, replay};
 use crate::state::AppState;
 
 /// How long a recording's media link works.
@@ -389,21 +389,31 @@ pub async fn media(
         .into_response())
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListConversationsQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Only the conversations with this contact.
+    pub contact_id: Option<String>,
+}
+
 /// List conversations
 ///
 /// Sorted by last activity (a call or message), most recent first.
-#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(PageQuery),
+#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(ListConversationsQuery),
     responses((status = 200, description = "Conversations, most recently active first", body = Page<Conversation>)))]
 pub async fn list_conversations(
     State(state): State<AppState>,
     t: Tenant,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<ListConversationsQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
     let rows = state
         .store
         .scoped(&t.scope)
-        .list_conversations(&page)
+        .list_conversations(&page, q.contact_id.as_deref())
         .await?;
     Ok(axum::Json(Page::from_rows_keyed(
         rows,

@@ -42,6 +42,12 @@ pub struct ServerConfig {
     pub webhook_disable_after: Duration,
     /// Largest event body sent; a bigger one fails without being sent.
     pub webhook_max_payload: usize,
+    /// Serve MCP over streamable HTTP at `/mcp`.
+    pub mcp_enabled: bool,
+    /// Offer MCP write tools (still confirmation-gated, still per key permissions).
+    pub mcp_allow_writes: bool,
+    /// `Host` values `/mcp` accepts (DNS-rebinding protection); empty: loopback only.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl ServerConfig {
@@ -68,6 +74,9 @@ impl ServerConfig {
             webhook_timeout: Duration::from_secs(15),
             webhook_max_payload: 256 * 1024,
             webhook_disable_after: Duration::from_secs(5 * 24 * 3600),
+            mcp_enabled: true,
+            mcp_allow_writes: false,
+            mcp_allowed_hosts: Vec::new(),
         }
     }
 }

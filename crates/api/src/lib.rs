@@ -9,6 +9,7 @@
 //! - [`carrier`]: where calls and messages go out (the simulator is built in);
 //! - [`auth`]: bearer-key authentication, the key cache, usage counting, rate limits;
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
+//! - [`mcp`]: `/mcp`, the MCP server over streamable HTTP, calling `/v1` in-process;
 //! - [`contacts`]: contacts and contact notes; [`agents`]: voice agents;
 //!   [`phone_numbers`]: inventory, purchase, routing; [`billing`]: the wallet;
 //!   [`calls`]: calls, transcripts, recordings, conversations; [`messages`]: SMS and
@@ -29,6 +30,7 @@ pub mod config;
 pub mod contacts;
 pub mod error;
 pub mod keys;
+pub mod mcp;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;

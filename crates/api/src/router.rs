@@ -367,6 +367,11 @@ pub fn build(state: AppState) -> Router {
         api = api.route(r.spec.path, handler);
     }
     let api = api.layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let mcp = if state.config.mcp_enabled {
+        crate::mcp::routes(&state, api.clone().with_state(state.clone()))
+    } else {
+        Router::new()
+    };
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(ops::healthz))
@@ -376,6 +381,7 @@ pub fn build(state: AppState) -> Router {
         .route("/docs", get(openapi::docs))
         .route("/v1/recordings/{id}/media", get(calls::media))
         .merge(api)
+        .merge(mcp)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

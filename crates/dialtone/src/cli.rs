@@ -65,6 +65,8 @@ struct Global {
 enum Command {
     /// Serve the API (and run the background workers).
     Serve(ServeArgs),
+    /// Serve MCP on stdin/stdout for an AI assistant, as a client of a running server.
+    Mcp(McpArgs),
     /// Apply database migrations and exit (serve does this too).
     Migrate,
     /// Organizations.
@@ -196,6 +198,39 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Do not serve MCP at /mcp.
+    #[arg(long, env = "DIALTONE_MCP_DISABLED")]
+    mcp_disabled: bool,
+    /// Offer MCP write tools at /mcp (confirmation-gated, only to keys allowed to write).
+    #[arg(long, env = "DIALTONE_MCP_ALLOW_WRITES")]
+    mcp_allow_writes: bool,
+    /// Host names /mcp answers to, comma-separated (default: loopback only). Set your
+    /// public host name when serving behind a proxy.
+    #[arg(long, env = "DIALTONE_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    mcp_allowed_hosts: Vec<String>,
+}
+
+#[derive(Args)]
+struct McpArgs {
+    /// The API key the assistant acts with. A read-only key is the right one.
+    #[arg(long, env = "DIALTONE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The dialtone server the tools call.
+    #[arg(long, env = "DIALTONE_API_URL", default_value = "http://127.0.0.1:8080")]
+    api_url: String,
+    /// Offer write tools (send a message, place a call, add a note) to keys allowed
+    /// to write; each still needs a preview and a confirmation.
+    #[arg(long, env = "DIALTONE_MCP_ALLOW_WRITES")]
+    allow_writes: bool,
+}
+
+impl std::fmt::Debug for McpArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpArgs")
+            .field("api_url", &self.api_url)
+            .field("allow_writes", &self.allow_writes)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,6 +396,7 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
     let g = &cli.global;
     match cli.command {
         Command::Serve(args) => serve(g, args).await,
+        Command::Mcp(args) => mcp(args).await,
         Command::Migrate => {
             open(g).await?.0.close().await;
             eprintln!("database is up to date");
@@ -647,6 +683,22 @@ async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
     result
 }
 
+/// `dialtone mcp`: stdout carries the protocol only; logs go to stderr.
+async fn mcp(args: McpArgs) -> Result<(), AnyError> {
+    init_logging(false);
+    let key = args.api_key.filter(|k| !k.trim().is_empty()).ok_or(
+        "no API key: set DIALTONE_API_KEY (a read-only key is the right one for an assistant)",
+    )?;
+    dialtone_api::webhooks::install_tls_provider();
+    dialtone_mcp::serve_stdio(
+        &args.api_url,
+        SecretString::from(key.trim().to_owned()),
+        args.allow_writes,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     init_logging(args.log_format == "json");
     let (store, secret) = open(g).await?;
@@ -664,6 +716,9 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.public_url = args.public_url;
     config.webhook_allow_private = args.webhook_allow_private;
     config.webhook_timeout = Duration::from_millis(args.webhook_timeout_ms.max(100));
+    config.mcp_enabled = !args.mcp_disabled;
+    config.mcp_allow_writes = args.mcp_allow_writes;
+    config.mcp_allowed_hosts = args.mcp_allowed_hosts;
     if axum_header_ok(&args.webhook_signature_header) {
         config.webhook_signature_header = args.webhook_signature_header;
     } else {

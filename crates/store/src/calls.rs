@@ -859,7 +859,11 @@ impl Scoped<'_> {
 
     /// Conversations by last activity, newest first. The page cursor is an activity
     /// key (`{millis}_{id}`, see [`Conversation::activity_key`]).
-    pub async fn list_conversations(&self, page: &PageRequest) -> Result<Vec<Conversation>> {
+    pub async fn list_conversations(
+        &self,
+        page: &PageRequest,
+        contact_id: Option<&str>,
+    ) -> Result<Vec<Conversation>> {
         let s = self.scope;
         let (after_at, after_id) = match &page.before_id {
             Some(key) => {
@@ -877,11 +881,13 @@ impl Scoped<'_> {
                      contact_id, last_activity_at, created_at FROM conversations WHERE ",
                     in_scope!(),
                     " AND ($4 IS NULL OR last_activity_at < $4 OR (last_activity_at = $4 AND id < $5)) \
+                     AND ($7 IS NULL OR contact_id = $7) \
                      ORDER BY last_activity_at DESC, id DESC LIMIT $6"
                 ))
                 .bind(after_at)
                 .bind(after_id)
-                .bind(page.fetch_limit()),
+                .bind(page.fetch_limit())
+                .bind(contact_id),
             )
             .await?;
         Ok(rows.into_iter().map(Conversation::from).collect())

@@ -60,7 +60,7 @@ impl AuthOutcome {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -109,7 +109,7 @@ pub async fn verify(
     Ok(principal)
 }
 
-fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
+pub(crate) fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     if state.config.trust_proxy
         && let Some(ip) = req
             .headers()

@@ -1,0 +1,123 @@
+//! `/mcp`: the MCP server ([`dialtone_mcp`]) over streamable HTTP.
+//!
+//! Its tools make ordinary `/v1` requests with the caller's key, here in-process
+//! through the same router (authentication, scopes, rate limits and usage included),
+//! so a tool can do exactly what the key could do over REST.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use dialtone_domain::Error;
+use dialtone_mcp::{
+    ApiRequest, ApiResponse, Backend, Caller, ClientAddr, Confirmations, DialtoneMcp, KeySource,
+    Unreachable,
+};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use secrecy::ExposeSecret;
+use tower::ServiceExt;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The largest answer a tool reads from the API in one request.
+const MAX_API_ANSWER: usize = 8 * 1024 * 1024;
+
+/// The REST router, called in-process.
+#[derive(Clone)]
+pub struct InProcess {
+    router: Router,
+}
+
+impl Backend for InProcess {
+    async fn send(&self, caller: &Caller, req: ApiRequest) -> Result<ApiResponse, Unreachable> {
+        let unreachable = |e: &dyn std::fmt::Display| Unreachable(e.to_string());
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", caller.key.expose_secret()))
+                .map_err(|_| Unreachable("the API key is not a valid header value".into()))?;
+        authorization.set_sensitive(true);
+        let mut builder = Request::builder()
+            .method(req.method)
+            .uri(&req.path)
+            .header(header::AUTHORIZATION, authorization);
+        if let Some(host) = &caller.host {
+            builder = builder.header(header::HOST, host);
+        }
+        if let Some(key) = &req.idempotency_key {
+            builder = builder.header("idempotency-key", key);
+        }
+        let body = match &req.body {
+            Some(v) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(v).map_err(|e| unreachable(&e))?)
+            }
+            None => Body::empty(),
+        };
+        let mut request = builder.body(body).map_err(|e| unreachable(&e))?;
+        if let Some(addr) = caller.client_addr {
+            request.extensions_mut().insert(ConnectInfo(addr));
+        }
+        let response = match self.router.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = response.status().as_u16();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_API_ANSWER)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        Ok(ApiResponse {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            replayed,
+        })
+    }
+}
+
+/// The `/mcp` route. `api` is the authenticated `/v1` router the tools call.
+pub fn routes(state: &AppState, api: Router) -> Router<AppState> {
+    let backend = InProcess { router: api };
+    let writes = state.config.mcp_allow_writes;
+    // The same secret on every node: a preview made on one node confirms on another.
+    let secret = state.digester.digest("dialtone mcp confirmation tokens v1");
+    // One handler (and one set of spent tokens) shared by every session.
+    let mcp = DialtoneMcp::new(backend, KeySource::Bearer, writes, Confirmations::new(secret));
+    let mut config = StreamableHttpServerConfig::default();
+    if !state.config.mcp_allowed_hosts.is_empty() {
+        config = config.with_allowed_hosts(state.config.mcp_allowed_hosts.clone());
+    }
+    let service = StreamableHttpService::new(
+        move || Ok(mcp.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .route_service("/mcp", service)
+        .layer(from_fn_with_state(state.clone(), check_key))
+}
+
+/// Refuses a request without a valid key with the API's 401, before any MCP
+/// processing, and notes the client's address for the tools' requests.
+async fn check_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(credential) = auth::bearer(req.headers()) else {
+        return ApiError(Error::Unauthorized).into_response();
+    };
+    if let Err((_, e)) = auth::verify(&state, credential).await {
+        return ApiError(e).into_response();
+    }
+    if let Some(ip) = auth::client_ip(&state, &req) {
+        req.extensions_mut()
+            .insert(ClientAddr(SocketAddr::new(ip, 0)));
+    }
+    next.run(req).await
+}

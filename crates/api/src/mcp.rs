@@ -91,7 +91,12 @@ pub fn routes(state: &AppState, api: Router) -> Router<AppState> {
     // The same secret on every node: a preview made on one node confirms on another.
     let secret = state.digester.digest("dialtone mcp confirmation tokens v1");
     // One handler (and one set of spent tokens) shared by every session.
-    let mcp = DialtoneMcp::new(backend, KeySource::Bearer, writes, Confirmations::new(secret));
+    let mcp = DialtoneMcp::new(
+        backend,
+        KeySource::Bearer,
+        writes,
+        Confirmations::new(secret),
+    );
     let mut config = StreamableHttpServerConfig::default();
     if !state.config.mcp_allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(state.config.mcp_allowed_hosts.clone());

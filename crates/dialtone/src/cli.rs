@@ -216,7 +216,11 @@ struct McpArgs {
     #[arg(long, env = "DIALTONE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// The dialtone server the tools call.
-    #[arg(long, env = "DIALTONE_API_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "DIALTONE_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     api_url: String,
     /// Offer write tools (send a message, place a call, add a note) to keys allowed
     /// to write; each still needs a preview and a confirmation.

@@ -11,6 +11,7 @@ mod common;
 mod contacts;
 mod events;
 mod keys;
+mod mcp;
 mod messages;
 mod nodes;
 mod ops;

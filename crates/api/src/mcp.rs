@@ -126,3 +126,42 @@ async fn check_key(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     next.run(req).await
 }
+
+#[cfg(test)]
+mod tests {
+    use dialtone_mcp::catalog::{TOOLS, rest_routes};
+
+    use crate::router::table;
+
+    /// `{id}`, `{contact_id}` … all become `{}`.
+    fn shape(path: &str) -> String {
+        let mut out = String::new();
+        let mut in_param = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    in_param = true;
+                    out.push_str("{}");
+                }
+                '}' => in_param = false,
+                c if !in_param => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_tool_needs_exactly_the_permission_of_the_route_it_calls() {
+        let routes = table();
+        for tool in TOOLS {
+            for (method, path) in rest_routes(tool) {
+                let route = routes
+                    .iter()
+                    .find(|r| r.method.as_str() == method && shape(r.path) == shape(path))
+                    .unwrap_or_else(|| panic!("{}: no route {method} {path}", tool.name));
+                assert_eq!(route.permission, tool.permission, "{}", tool.name);
+            }
+        }
+    }
+}

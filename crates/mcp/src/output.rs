@@ -50,9 +50,12 @@ pub fn error_body(body: Value) -> CallToolResult {
     CallToolResult::structured_error(body)
 }
 
-/// The size of `value` once rendered by [`data`] (close enough to decide paging).
+/// Room for the fence tags and a paging hint around the JSON.
+const ENVELOPE: usize = 400;
+
+/// The most [`data`] renders for `value` (with a hint of up to 300 characters).
 pub fn rendered_len(value: &Value) -> usize {
-    serde_json::to_string_pretty(value).map_or(0, |s| s.len()) + NOTICE.len() + 120
+    serde_json::to_string_pretty(value).map_or(0, |s| s.len()) + NOTICE.len() + ENVELOPE
 }
 
 /// Shortens the longest strings of `value` until it renders within `budget`,

@@ -55,25 +55,34 @@ pub(crate) async fn transcript<B: Backend>(
         used += n;
         page.push(s);
     }
+    let make = |page: &[Value]| {
+        let end = start + page.len();
+        let next = (end < segments.len()).then(|| end.to_string());
+        json!({
+            "object": "transcript",
+            "call_id": body.get("call_id"),
+            "livemode": body.get("livemode"),
+            "created_at": body.get("created_at"),
+            "total_segments": segments.len(),
+            "offset": start,
+            "segments": page,
+            "next_cursor": next,
+        })
+    };
+    // Items were measured alone; nested, they are indented: trim to the real size.
+    let mut value = make(&page);
+    while page.len() > 1 && output::rendered_len(&value) > MAX_RESULT_CHARS {
+        page.pop();
+        value = make(&page);
+    }
     let end = start + page.len();
-    let next = (end < segments.len()).then(|| end.to_string());
-    let hint = next.as_ref().map(|c| {
+    let hint = value["next_cursor"].as_str().map(|c| {
         format!(
             "Segments {start}-{} of {}. More: call {} with cursor=\"{c}\".",
             end.saturating_sub(1),
             segments.len(),
             spec.name
         )
-    });
-    let value = json!({
-        "object": "transcript",
-        "call_id": body.get("call_id"),
-        "livemode": body.get("livemode"),
-        "created_at": body.get("created_at"),
-        "total_segments": segments.len(),
-        "offset": start,
-        "segments": page,
-        "next_cursor": next,
     });
     Ok(output::data(spec.name, value, hint))
 }
@@ -262,7 +271,6 @@ pub(crate) async fn timeline<B: Backend>(
 
     let mut items = Vec::new();
     let mut used = 0;
-    let mut shown = 0;
     for e in &entries {
         let mut item = e.item.clone();
         if let Value::Object(m) = &mut item {
@@ -274,31 +282,40 @@ pub(crate) async fn timeline<B: Backend>(
         }
         output::fit(&mut item, ITEMS_BUDGET / 2);
         let n = size(&item);
-        if shown > 0 && used + n > ITEMS_BUDGET {
+        if !items.is_empty() && used + n > ITEMS_BUDGET {
             break;
         }
         used += n;
-        shown += 1;
         items.push(item);
     }
-    let rest = &entries[shown..];
-    let count = |k| rest.iter().filter(|e| e.kind == k).count();
-    let next = (!rest.is_empty()).then(|| entries[shown - 1].position());
-    let hint = next.as_ref().map(|c| {
+    let contact = pick(&contact, &["id", "first_name", "last_name", "phone_number", "email", "company"]);
+    let make = |items: &[Value]| {
+        let shown = items.len();
+        let rest = &entries[shown..];
+        let count = |k| rest.iter().filter(|e| e.kind == k).count();
+        let next = (!rest.is_empty() && shown > 0).then(|| entries[shown - 1].position());
+        json!({
+            "object": "timeline",
+            "contact": contact,
+            "items": items,
+            "left_out": {"calls": count("call"), "messages": count("message"), "notes": count("note")},
+            "next_cursor": next,
+            "not_included": not_included,
+            "source_truncated": source_truncated,
+        })
+    };
+    // Items were measured alone; nested, they are indented: trim to the real size.
+    let mut value = make(&items);
+    while items.len() > 1 && output::rendered_len(&value) > MAX_RESULT_CHARS {
+        items.pop();
+        value = make(&items);
+    }
+    let left = entries.len() - items.len();
+    let hint = value["next_cursor"].as_str().map(|c| {
         format!(
-            "{} older items left out. More: call {} with cursor=\"{c}\".",
-            rest.len(),
+            "{left} older items left out. More: call {} with cursor=\"{c}\".",
             spec.name
         )
-    });
-    let value = json!({
-        "object": "timeline",
-        "contact": pick(&contact, &["id", "name", "phone_number", "email", "company"]),
-        "items": items,
-        "left_out": {"calls": count("call"), "messages": count("message"), "notes": count("note")},
-        "next_cursor": next,
-        "not_included": not_included,
-        "source_truncated": source_truncated,
     });
     Ok(output::data(spec.name, value, hint))
 }
@@ -352,5 +369,75 @@ async fn add_excerpt<B: Backend>(
     if let Value::Object(m) = item {
         m.insert("transcript_excerpt".into(), excerpt.into());
         m.insert("transcript_segments".into(), segments.len().into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{ApiRequest, ApiResponse, Unreachable};
+    use crate::catalog;
+    use crate::confirm::Confirmations;
+    use crate::server::KeySource;
+    use secrecy::SecretString;
+
+    /// The API's answer to a transcript request, fixed: the simulator's transcripts
+    /// are short, and this is about paging a long one.
+    struct LongTranscript(Value);
+
+    impl Backend for LongTranscript {
+        async fn send(&self, _: &Caller, r: ApiRequest) -> Result<ApiResponse, Unreachable> {
+            assert_eq!(r.path, "/v1/calls/call_1/transcript");
+            Ok(ApiResponse {
+                status: 200,
+                body: self.0.clone(),
+                replayed: false,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_transcript_comes_in_pages_within_the_cap_and_whole() {
+        let segments: Vec<Value> = (0..400)
+            .map(|i| json!({"speaker": if i % 2 == 0 { "agent" } else { "caller" }, "start_seconds": i * 7, "text": format!("Line {i}: {}", "and then we talked about the schedule ".repeat(3))}))
+            .collect();
+        let body = json!({"object": "transcript", "call_id": "call_1", "livemode": false, "segments": segments, "created_at": "2026-11-23T00:00:00.000Z"});
+        let mcp = DialtoneMcp::new(
+            LongTranscript(body),
+            KeySource::Fixed(SecretString::from("dt_test_x")),
+            false,
+            Confirmations::random(),
+        );
+        let caller = Caller {
+            key: SecretString::from("dt_test_x"),
+            client_addr: None,
+            host: None,
+        };
+        let spec = catalog::find("get_call_transcript").expect("tool");
+        let mut got = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut args = Map::new();
+            args.insert("call_id".into(), "call_1".into());
+            if let Some(c) = &cursor {
+                args.insert("cursor".into(), c.clone().into());
+            }
+            let r = transcript(&mcp, spec, &args, &caller).await.expect("page");
+            let text = serde_json::to_value(&r.content).expect("json")[0]["text"]
+                .as_str()
+                .map_or(0, str::len);
+            assert!(text <= MAX_RESULT_CHARS, "a page of {text} characters");
+            let v = r.structured_content.expect("structured");
+            assert_eq!(v["total_segments"], 400);
+            got.extend(v["segments"].as_array().expect("segments").iter().cloned());
+            pages += 1;
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert!(pages > 3, "{pages} pages");
+        assert_eq!(got, segments);
     }
 }

@@ -4,7 +4,7 @@ Usage: drive.py PLAN_JSON
 
 The plan says how to connect and what to do:
   {"transport": "stdio", "command": "...", "args": [...], "env": {...},
-   or "transport": "http", "url": "...", "key": "...",
+   or "transport": "http", "url": "...", "key": "...", "headers": {...},
    "mode": "legacy" | "auto",
    "steps": [{"op": "list_tools"} | {"op": "instructions"} |
              {"op": "call", "tool": "...", "args": {...},
@@ -35,7 +35,8 @@ async def run(plan):
         http = None
     else:
         http = httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {plan['key']}"}, timeout=30
+            headers={"Authorization": f"Bearer {plan['key']}", **plan.get("headers", {})},
+            timeout=30,
         )
         server = streamable_http_client(plan["url"], http_client=http)
     results = []

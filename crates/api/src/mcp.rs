@@ -53,6 +53,9 @@ impl Backend for InProcess {
         if let Some(key) = &req.idempotency_key {
             builder = builder.header("idempotency-key", key);
         }
+        if let Some(ws) = &caller.workspace {
+            builder = builder.header("dialtone-workspace", ws);
+        }
         let body = match &req.body {
             Some(v) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");

@@ -215,6 +215,9 @@ struct McpArgs {
     /// The API key the assistant acts with. A read-only key is the right one.
     #[arg(long, env = "DIALTONE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// For an organization key: the workspace to act in (default: the organization's).
+    #[arg(long, env = "DIALTONE_WORKSPACE")]
+    workspace: Option<String>,
     /// The dialtone server the tools call.
     #[arg(
         long,
@@ -697,6 +700,7 @@ async fn mcp(args: McpArgs) -> Result<(), AnyError> {
     dialtone_mcp::serve_stdio(
         &args.api_url,
         SecretString::from(key.trim().to_owned()),
+        args.workspace,
         args.allow_writes,
     )
     .await?;

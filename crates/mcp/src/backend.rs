@@ -20,6 +20,8 @@ pub struct Caller {
     pub client_addr: Option<SocketAddr>,
     /// The `Host` the MCP client used (signed media links are built on it).
     pub host: Option<String>,
+    /// For an organization key: the workspace to act in (`Dialtone-Workspace`).
+    pub workspace: Option<String>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -114,6 +116,9 @@ impl Backend for HttpBackend {
             .bearer_auth(caller.key.expose_secret());
         if let Some(key) = &request.idempotency_key {
             builder = builder.header("Idempotency-Key", key);
+        }
+        if let Some(ws) = &caller.workspace {
+            builder = builder.header("Dialtone-Workspace", ws);
         }
         if let Some(body) = &request.body {
             builder = builder.json(body);

@@ -64,6 +64,15 @@ const fn opt(name: &'static str, description: &'static str) -> Arg {
     }
 }
 
+const fn int(name: &'static str, description: &'static str) -> Arg {
+    Arg {
+        name,
+        kind: Kind::Int,
+        description,
+        required: false,
+    }
+}
+
 const LIMIT: Arg = Arg {
     name: "limit",
     kind: Kind::Int,
@@ -193,10 +202,15 @@ pub static TOOLS: &[ToolSpec] = &[
             opt("contact_id", "ct_…"),
             opt("agent_id", "agent_…"),
             opt("phone_number_id", "pn_…"),
+            opt("campaign_id", "cmp_…"),
             opt("from", "E.164"),
             opt("to", "E.164"),
             opt("created_after", "RFC 3339"),
             opt("created_before", "RFC 3339"),
+            opt("started_after", "RFC 3339"),
+            opt("started_before", "RFC 3339"),
+            int("duration_min", "Seconds"),
+            int("duration_max", "Seconds"),
             LIMIT,
             CURSOR,
         ],
@@ -274,7 +288,11 @@ pub static TOOLS: &[ToolSpec] = &[
         name: "list_phone_numbers",
         description: "The workspace's phone numbers and their routing.",
         permission: read(PhoneNumbers),
-        args: &[LIMIT, CURSOR],
+        args: &[
+            opt("status", "active (default)|released|all"),
+            LIMIT,
+            CURSOR,
+        ],
         action: Action::List("/v1/phone-numbers"),
     },
     ToolSpec {

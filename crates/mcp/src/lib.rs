@@ -52,12 +52,13 @@ impl std::error::Error for StartError {}
 pub async fn serve_stdio(
     api_url: &str,
     key: SecretString,
+    workspace: Option<String>,
     allow_writes: bool,
 ) -> Result<(), StartError> {
     let backend = HttpBackend::new(api_url).map_err(|e| StartError::Unreachable(e.to_string()))?;
     let mcp = DialtoneMcp::new(
         backend,
-        KeySource::Fixed(key.clone()),
+        KeySource::Fixed(key.clone(), workspace.clone()),
         allow_writes,
         Confirmations::random(),
     );
@@ -65,6 +66,7 @@ pub async fn serve_stdio(
         key,
         client_addr: None,
         host: None,
+        workspace,
     };
     let me = mcp.whoami(&caller).await.map_err(|f| match f {
         Failure::Api(body) => StartError::Rejected(

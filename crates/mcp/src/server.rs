@@ -24,8 +24,9 @@ use crate::output::{self, MAX_RESULT_CHARS};
 /// Where the key comes from.
 #[derive(Clone)]
 pub enum KeySource {
-    /// `dialtone mcp`: `DIALTONE_API_KEY`, for the life of the process.
-    Fixed(SecretString),
+    /// `dialtone mcp`: `DIALTONE_API_KEY` (and `DIALTONE_WORKSPACE`), for the life of
+    /// the process.
+    Fixed(SecretString, Option<String>),
     /// `/mcp`: the `Authorization: Bearer` header of each HTTP request.
     Bearer,
 }
@@ -98,10 +99,11 @@ impl<B: Backend> DialtoneMcp<B> {
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, Failure> {
         match &self.shared.keys {
-            KeySource::Fixed(key) => Ok(Caller {
+            KeySource::Fixed(key, workspace) => Ok(Caller {
                 key: key.clone(),
                 client_addr: None,
                 host: None,
+                workspace: workspace.clone(),
             }),
             KeySource::Bearer => {
                 let parts = context.extensions.get::<http::request::Parts>();
@@ -122,6 +124,8 @@ impl<B: Backend> DialtoneMcp<B> {
                         .and_then(|p| p.extensions.get::<ClientAddr>())
                         .map(|a| a.0),
                     host: header(http::header::HOST).map(str::to_owned),
+                    workspace: header(http::header::HeaderName::from_static("dialtone-workspace"))
+                        .map(str::to_owned),
                 })
             }
         }

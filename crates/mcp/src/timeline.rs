@@ -288,7 +288,17 @@ pub(crate) async fn timeline<B: Backend>(
         used += n;
         items.push(item);
     }
-    let contact = pick(&contact, &["id", "first_name", "last_name", "phone_number", "email", "company"]);
+    let contact = pick(
+        &contact,
+        &[
+            "id",
+            "first_name",
+            "last_name",
+            "phone_number",
+            "email",
+            "company",
+        ],
+    );
     let make = |items: &[Value]| {
         let shown = items.len();
         let rest = &entries[shown..];
@@ -404,7 +414,7 @@ mod tests {
         let body = json!({"object": "transcript", "call_id": "call_1", "livemode": false, "segments": segments, "created_at": "2026-11-23T00:00:00.000Z"});
         let mcp = DialtoneMcp::new(
             LongTranscript(body),
-            KeySource::Fixed(SecretString::from("dt_test_x")),
+            KeySource::Fixed(SecretString::from("dt_test_x"), None),
             false,
             Confirmations::random(),
         );
@@ -412,6 +422,7 @@ mod tests {
             key: SecretString::from("dt_test_x"),
             client_addr: None,
             host: None,
+            workspace: None,
         };
         let spec = catalog::find("get_call_transcript").expect("tool");
         let mut got = Vec::new();

@@ -736,3 +736,39 @@ async fn the_timeline_pages_within_its_budget_without_losing_or_repeating_items(
     client.cancel().await.expect("close");
     t.finish().await;
 }
+
+#[tokio::test]
+async fn an_organization_key_acts_in_the_workspace_it_names() {
+    let t = TestApp::spawn().await;
+    let org_key = key(&t, false).await;
+    let other = t
+        .store
+        .create_workspace(&t.org.id, "Support")
+        .await
+        .expect("workspace");
+    let resp = t
+        .request(
+            reqwest::Method::POST,
+            "/v1/contacts",
+            Some(&org_key),
+            Some(json!({"first_name": "Grace", "phone_number": "+14155550177"})),
+            &[("Dialtone-Workspace", &other.id)],
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let steps = json!([{"op": "call", "tool": "list_contacts", "args": {}}]);
+    let mut stdio = stdio_plan(&t, &org_key, "auto", false, steps.clone());
+    stdio["env"]["DIALTONE_WORKSPACE"] = other.id.clone().into();
+    let mut http = http_plan(&t, &org_key, "legacy", steps.clone());
+    http["headers"] = json!({"Dialtone-Workspace": other.id});
+    for plan in [stdio, http] {
+        let r = drive(plan).await;
+        let data = &r["results"][0]["structured"]["data"];
+        assert_eq!(data.as_array().map(Vec::len), Some(1), "{r}");
+        assert_eq!(data[0]["first_name"], "Grace");
+    }
+    // Without naming it, the default workspace, where Grace is not.
+    let r = drive(http_plan(&t, &org_key, "auto", steps)).await;
+    assert_eq!(r["results"][0]["structured"]["data"], json!([]));
+    t.finish().await;
+}

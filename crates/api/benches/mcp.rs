@@ -1,0 +1,99 @@
+//! What MCP costs over REST for the same read: `tools/call list_contacts` at `/mcp`
+//! (rmcp's client, streamable HTTP) against `GET /v1/contacts` (reqwest), same key,
+//! same 50 contacts, same page size, one server on SQLite. Prints markdown rows: the
+//! median of each and their ratio, and the size of `tools/list` for a full key with
+//! write tools enabled.
+//!
+//! `cargo bench -p dialtone-api --bench mcp`
+
+use std::time::{Duration, Instant};
+
+use dialtone_api::keys::KeyIssuer;
+use dialtone_api::{App, ServerConfig};
+use dialtone_domain::auth::{Actor, KeyRequest};
+use dialtone_domain::keys::KeyDigester;
+use dialtone_domain::tenancy::Mode;
+use dialtone_store::Store;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use secrecy::{ExposeSecret, SecretString};
+
+const ROUNDS: usize = 400;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        dialtone_api::webhooks::install_tls_provider();
+        let dir = std::env::temp_dir().join(format!("dialtone-bench-mcp-{}", std::process::id()));
+        let store = Store::open_sqlite(&dir).await.expect("store");
+        let secret = SecretString::from("bench-server-secret-0123456789");
+        let mut config = ServerConfig::new(secret.clone());
+        config.rate_limit_per_key = 1_000_000;
+        config.mcp_allow_writes = true;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let app = App::start(listener, store.clone(), config).await.expect("start");
+        let org = store.create_org("Bench").await.expect("org");
+        let digester = KeyDigester::new(&secret);
+        let issuer = KeyIssuer { store: &store, digester: &digester, brand: "dt", cap: 100 };
+        let full = issuer
+            .create(Actor::Operator, &org.id, KeyRequest { name: "full".into(), mode: Some(Mode::Test), ..Default::default() })
+            .await
+            .expect("key");
+        let key = full.secret.expose_secret().to_owned();
+        let http = reqwest::Client::new();
+        let base = format!("http://{}", app.addr);
+        for i in 0..50 {
+            let r = http
+                .post(format!("{base}/v1/contacts"))
+                .bearer_auth(&key)
+                .json(&serde_json::json!({"first_name": format!("Contact {i}"), "phone_number": format!("+1415555{i:04}")}))
+                .send()
+                .await
+                .expect("seed");
+            assert_eq!(r.status(), 201);
+        }
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(key.clone()),
+        );
+        let client = ().serve(transport).await.expect("mcp client");
+        let tools = client.list_all_tools().await.expect("tools/list");
+        let tools_bytes = serde_json::to_string(&serde_json::json!({"tools": tools})).expect("json").len();
+        let args = serde_json::json!({"limit": 10});
+        let args = args.as_object().expect("object").clone();
+
+        let mut rest = Vec::with_capacity(ROUNDS);
+        let mut mcp = Vec::with_capacity(ROUNDS);
+        // Interleaved, so both see the same machine.
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            let r = http.get(format!("{base}/v1/contacts?limit=10")).bearer_auth(&key).send().await.expect("rest");
+            assert_eq!(r.status(), 200);
+            r.bytes().await.expect("body");
+            rest.push(t.elapsed());
+            let t = Instant::now();
+            let r = client
+                .call_tool(CallToolRequestParams::new("list_contacts").with_arguments(args.clone()))
+                .await
+                .expect("mcp");
+            assert_eq!(r.is_error, Some(false));
+            mcp.push(t.elapsed());
+        }
+        let (rest, mcp) = (median(rest), median(mcp));
+        println!("| list 10 contacts: REST median / MCP tools/call median ({ROUNDS} each) | {:.2} ms / {:.2} ms ({:.1}×) |",
+            rest.as_secs_f64() * 1e3, mcp.as_secs_f64() * 1e3, mcp.as_secs_f64() / rest.as_secs_f64());
+        println!("| MCP tools/list, full key, write tools on ({} tools; budget 12 KB) | {:.1} KB |", tools.len(), tools_bytes as f64 / 1024.0);
+        let _ = client.cancel().await;
+        app.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -772,3 +772,34 @@ async fn an_organization_key_acts_in_the_workspace_it_names() {
     assert_eq!(r["results"][0]["structured"]["data"], json!([]));
     t.finish().await;
 }
+
+/// DNS-rebinding protection: `/mcp` answers loopback `Host`s only, unless the
+/// operator lists the public name it is served under.
+#[tokio::test]
+async fn mcp_accepts_only_the_allowed_hosts() {
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "by-hand", "version": "1"}}});
+    let status = |t: &TestApp, key: String, host: &'static str| {
+        let req = t
+            .client
+            .post(format!("{}/mcp", t.url))
+            .bearer_auth(key)
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize)
+            .send();
+        async move { req.await.expect("post").status() }
+    };
+    let t = TestApp::spawn().await;
+    let k = key(&t, true).await;
+    assert_eq!(status(&t, k.clone(), "localhost").await, 200);
+    assert_eq!(status(&t, k.clone(), "api.example.com").await, 403);
+    t.finish().await;
+
+    let t = TestApp::spawn_with(|c| c.mcp_allowed_hosts = vec!["api.example.com".into()]).await;
+    let k = key(&t, true).await;
+    assert_eq!(status(&t, k.clone(), "api.example.com").await, 200);
+    assert_eq!(status(&t, k, "evil.example.net").await, 403);
+    t.finish().await;
+}

@@ -376,6 +376,7 @@ pub fn build(state: AppState) -> Router {
         .route("/docs", get(openapi::docs))
         .route("/v1/recordings/{id}/media", get(calls::media))
         .merge(api)
+        .merge(crate::dashboard::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -148,7 +148,8 @@ impl NewKeyForm {
         form.workspace_id = f.get("workspace_id").unwrap_or("").to_owned();
         form.expires_in = f.get("expires_in").unwrap_or("never").to_owned();
         for p in &mut form.perms {
-            let asked = f.get(&format!("perm_{}", p.resource)).unwrap_or("none");
+            // A field left out keeps its default (full access), as the API does.
+            let asked = f.get(&format!("perm_{}", p.resource)).unwrap_or(&p.level);
             p.level = match asked {
                 "write" if p.writable && !form.read_only => "write",
                 "write" | "read" => "read",

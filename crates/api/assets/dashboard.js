@@ -4,7 +4,9 @@
 
   function openDialog(d) {
     if (!d) return;
-    if (d.open) d.close();
+    // Rendered open (works without scripts): reopen as a modal. Removing the
+    // attribute, unlike close(), fires no "close" event.
+    if (d.open) d.removeAttribute("open");
     if (typeof d.showModal === "function") d.showModal(); else d.setAttribute("open", "");
   }
 

@@ -71,12 +71,14 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         .route("/assets/htmx.min.js", get(htmx))
         .route("/assets/dashboard.css", get(css))
         .route("/assets/dashboard.js", get(js))
+        .route("/assets/favicon.svg", get(favicon))
 }
 
 /// The vendored htmx (npm `htmx.org`, see `assets/README.md` for version and checksum).
 const HTMX: &str = include_str!("../../assets/htmx.min.js");
 const CSS: &str = include_str!("../../assets/dashboard.css");
 const JS: &str = include_str!("../../assets/dashboard.js");
+const FAVICON: &str = include_str!("../../assets/favicon.svg");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
@@ -99,6 +101,10 @@ async fn css() -> Response {
 
 async fn js() -> Response {
     asset("text/javascript; charset=utf-8", JS)
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", FAVICON)
 }
 
 /// Pages are never cached (one shows a secret) nor framed; scripts and styles come

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -89,7 +90,7 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(BIN, ["--data-dir", dataDir, "serve", "--listen", `127.0.0.1:${port}`,
-    "--usage-flush-ms", "200", "--simulator-step-ms", "100"], { stdio: ["ignore", "pipe", "pipe"] });
+    "--usage-flush-ms", "200", "--simulator-step-ms", "100", "--webhook-allow-private"], { stdio: ["ignore", "pipe", "pipe"] });
   server.stdout.on("data", (d) => serverLog.push(String(d)));
   server.stderr.on("data", (d) => serverLog.push(String(d)));
   await waitHealthy(base);
@@ -237,4 +238,46 @@ test("calls, a call with its transcript and recording, webhooks, and a phone-siz
   await signIn(phone);
   await shot(phone, "11-keys-phone");
   await phone.context().close();
+});
+
+test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret once", async () => {
+  const received = [];
+  const receiver = createHttpServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => { received.push(JSON.parse(body)); res.end("ok"); });
+  });
+  await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hooks`;
+  const key = cli(["keys", "create", "--org", orgId, "--name", "Webhook admin"]).trim();
+  const created = await (await api("/v1/webhooks", key, {
+    method: "POST",
+    body: JSON.stringify({ url: hookUrl, events: ["call.completed", "message.received"], description: "CRM sync" }),
+  })).json();
+  assert.match(created.id, /^whk_/);
+
+  const page = await newPage();
+  await signIn(page);
+  await page.getByRole("link", { name: "Webhooks" }).click();
+  await page.getByRole("link", { name: hookUrl }).click();
+  await page.getByRole("button", { name: "Send test event" }).click();
+  for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(received[0]?.type, "webhook.test");
+  await page.reload();
+  await page.locator("#deliveries .badge-succeeded").first().waitFor();
+  await page.getByRole("button", { name: "Redeliver" }).first().click();
+  for (let i = 0; i < 100 && received.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(received.length, 2, "redelivered");
+  await page.reload();
+  await shot(page, "12-webhook-endpoint");
+  await page.getByRole("button", { name: "Rotate secret" }).click();
+  await page.locator("dialog#rotate-secret").getByRole("button", { name: "Rotate secret" }).click();
+  const secret = await page.locator("#new-secret").inputValue();
+  assert.match(secret, /^whsec_/);
+  await shot(page, "13-webhook-secret-rotated");
+  await page.goto(`${base}/dashboard/webhooks/${created.id}`);
+  assert.ok(!(await page.content()).includes(secret), "the new secret is shown once");
+  assert.deepEqual(page.problems, [], "no console errors");
+  await page.context().close();
+  receiver.close();
 });

@@ -28,9 +28,10 @@
     root.querySelectorAll("dialog[data-modal][open]").forEach(openDialog);
     // A one-time reveal: forget the secret from the page once closed, and make a
     // reload show the list (not re-submit the form).
+    root.querySelectorAll("[data-replace-url]").forEach(function (el) {
+      if (window.history && history.replaceState) history.replaceState(null, "", el.getAttribute("data-replace-url"));
+    });
     root.querySelectorAll("dialog[data-once]").forEach(function (d) {
-      var url = d.getAttribute("data-replace-url");
-      if (url && window.history && history.replaceState) history.replaceState(null, "", url);
       d.addEventListener("close", function () { d.remove(); });
     });
     // Copy buttons: data-copy="input-id".

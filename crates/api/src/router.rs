@@ -388,8 +388,11 @@ pub fn build(state: AppState) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                // The path only: query strings and headers are never logged.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                // The path only: query strings and headers are never logged, nor the
+                // secret in a dashboard setup link.
+                let path = req.uri().path();
+                let path = if path.starts_with("/setup/") { "/setup/…" } else { path };
+                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
             })
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )

@@ -689,3 +689,165 @@ async fn dashboard_calls_and_webhooks_pages_show_the_workspace_data() {
     assert_eq!(status, StatusCode::OK);
     app.finish().await;
 }
+
+/// The real binary at debug level: the setup link is printed once on the terminal and
+/// never logged; passwords, session cookies and keys made in the dashboard reach
+/// neither the logs nor (on SQLite) the database file.
+#[tokio::test]
+async fn dashboard_secrets_stay_out_of_logs_and_storage() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncReadExt;
+
+    use crate::common::{TestDb, drop_db, fresh_db, with_database};
+
+    dialtone_api::webhooks::install_tls_provider();
+    let (store, db) = fresh_db().await;
+    store.close().await;
+    let mut env: Vec<(&str, String)> = vec![
+        ("RUST_LOG", "debug".into()),
+        ("DIALTONE_SECRET_KEY", crate::common::SECRET.into()),
+    ];
+    match &db {
+        TestDb::Sqlite(dir) => env.push(("DIALTONE_DATA_DIR", dir.display().to_string())),
+        TestDb::Postgres { admin_url, name } => {
+            env.push(("DATABASE_URL", with_database(admin_url, name)))
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_dialtone"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut readers = Vec::new();
+    let out: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = vec![
+        Box::new(server.stdout.take().expect("stdout")),
+        Box::new(server.stderr.take().expect("stderr")),
+    ];
+    for mut pipe in out {
+        let logs = logs.clone();
+        readers.push(tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                logs.lock().expect("logs").extend_from_slice(&buf[..n]);
+            }
+        }));
+    }
+    let text = || String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    let mut link = None;
+    for _ in 0..200 {
+        if let Some(i) = text().find("/setup/") {
+            let rest = text()[i + 7..].to_owned();
+            link = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let token = link.expect("the setup link is printed");
+    let base = format!("http://127.0.0.1:{port}");
+    let resp = browser()
+        .get(format!("{base}/setup/{token}"))
+        .send()
+        .await
+        .expect("setup page");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (pre, _) = set_cookie(&resp, "dt_csrf").expect("csrf cookie");
+    let csrf = csrf_field(&resp.text().await.expect("html"));
+    let resp = browser()
+        .post(format!("{base}/setup/{token}"))
+        .header(COOKIE, format!("dt_csrf={pre}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("org_name", "Logs Inc"),
+            ("email", "founder@example.com"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("setup");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (session, _) = set_cookie(&resp, "dt_session").expect("session");
+    let cookie = format!("dt_session={session}");
+    let html = browser()
+        .get(format!("{base}/dashboard/keys"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("keys")
+        .text()
+        .await
+        .expect("html");
+    let csrf = csrf_field(&html);
+    let html = browser()
+        .post(format!("{base}/dashboard/keys"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("name", "from the dashboard")])
+        .send()
+        .await
+        .expect("create")
+        .text()
+        .await
+        .expect("html");
+    let secret = secret_in(&html).expect("revealed");
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(resp.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    server.start_kill().expect("kill");
+    let _ = server.wait().await;
+    for r in readers {
+        let _ = r.await;
+    }
+    let logs = text();
+    assert!(
+        logs.contains("/setup/…"),
+        "setup requests are logged, redacted"
+    );
+    assert!(logs.contains("/dashboard/keys"), "requests were logged");
+    assert_eq!(
+        logs.matches(token.as_str()).count(),
+        1,
+        "the link is printed once, never logged"
+    );
+    for s in [
+        PASSWORD,
+        session.as_str(),
+        secret.as_str(),
+        &secret[8..secret.len() - 6],
+    ] {
+        assert!(!logs.contains(s), "a secret reached the logs");
+    }
+    if let TestDb::Sqlite(dir) = &db {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("data dir") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                bytes.extend(std::fs::read(&path).expect("read"));
+            }
+        }
+        let stored = String::from_utf8_lossy(&bytes);
+        for s in [PASSWORD, session.as_str(), token.as_str(), secret.as_str()] {
+            assert!(!stored.contains(s), "a secret is stored in the clear");
+        }
+        assert!(
+            stored.contains("$argon2id$"),
+            "passwords are argon2id hashes"
+        );
+    }
+    drop_db(&db).await;
+}

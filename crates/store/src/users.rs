@@ -160,12 +160,16 @@ impl Store {
             .await
     }
 
+    /// Starts a session (and forgets sessions that have expired).
     pub async fn create_session(
         &self,
         digest: &Digest,
         user_id: &str,
         expires_at: Timestamp,
     ) -> Result<()> {
+        self.db
+            .execute(query("DELETE FROM user_sessions WHERE expires_at < $1").bind(now()))
+            .await?;
         self.db
             .execute(
                 query(

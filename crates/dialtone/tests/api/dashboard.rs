@@ -349,6 +349,17 @@ async fn dashboard_member_sees_keys_but_cannot_create_rotate_or_revoke() {
     assert_eq!(key_count(&app).await, before);
     let (status, _) = app.get("/v1/me", key.secret.expose_secret()).await;
     assert_eq!(status, StatusCode::OK, "the key still works");
+    for path in [
+        "/dashboard/webhooks/whk_01jd5x7c2m8n4p6q8r0s2t4v6w/test",
+        "/dashboard/webhooks/whk_01jd5x7c2m8n4p6q8r0s2t4v6w/rotate-secret",
+    ] {
+        let resp = submit(&app, &s, path, &[]).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    for path in ["/dashboard/webhooks", "/dashboard/calls"] {
+        let (status, _) = page(&app, &s.cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "members see {path}");
+    }
     app.finish().await;
 }
 
@@ -427,6 +438,25 @@ async fn dashboard_session_cookie_is_http_only_lax_and_secure_behind_https() {
         "{header}"
     );
     assert!(!header.contains("Secure"), "plain http: {header}");
+    app.finish().await;
+
+    let app = TestApp::spawn_with(|c| c.trust_proxy = true).await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let (cookie, csrf) = login_form(&app).await;
+    let resp = browser()
+        .post(format!("{}/login", app.url))
+        .header(COOKIE, format!("dt_csrf={cookie}"))
+        .header("x-forwarded-proto", "https")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "owner@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login");
+    let (_, header) = set_cookie(&resp, "dt_session").expect("cookie");
+    assert!(header.contains("; Secure"), "behind a TLS proxy: {header}");
     app.finish().await;
 
     let app = TestApp::spawn_with(|c| c.public_url = Some("https://dash.example.com".into())).await;
@@ -850,4 +880,57 @@ async fn dashboard_secrets_stay_out_of_logs_and_storage() {
         );
     }
     drop_db(&db).await;
+}
+
+#[tokio::test]
+async fn dialtone_user_create_reads_the_password_from_stdin() {
+    use std::io::Write;
+
+    use crate::common::{TestDb, with_database};
+
+    let app = TestApp::spawn().await;
+    let mut env: Vec<(&str, String)> = vec![("DIALTONE_SECRET_KEY", crate::common::SECRET.into())];
+    match &app.db {
+        TestDb::Sqlite(dir) => env.push(("DIALTONE_DATA_DIR", dir.display().to_string())),
+        TestDb::Postgres { admin_url, name } => {
+            env.push(("DATABASE_URL", with_database(admin_url, name)))
+        }
+    }
+    let run = |email: &str, role: &str, password: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"))
+            .args(["user", "create", "--org", &app.org.id, "--email", email])
+            .args(["--password-stdin", "--role", role])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("user create");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("output")
+    };
+    let out = run("Admin@Example.com", "admin", PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("admin@example.com"));
+    let out = run("admin@example.com", "member", PASSWORD);
+    assert!(!out.status.success(), "the email is taken");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = run("short@example.com", "member", "short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10"));
+    let out = run("x@example.com", "root", PASSWORD);
+    assert!(!out.status.success(), "unknown role");
+    let s = sign_in(&app, "admin@example.com").await;
+    let resp = submit(&app, &s, "/dashboard/keys", &[("name", "by an admin")]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    app.finish().await;
 }

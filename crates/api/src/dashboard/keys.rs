@@ -34,7 +34,9 @@ struct KeyRow {
     name: String,
     read_only: bool,
     test: bool,
-    scope: String,
+    scope: &'static str,
+    /// The workspace's name, or "all workspaces".
+    scope_detail: String,
     redacted: String,
     created: String,
     created_by: String,
@@ -211,12 +213,14 @@ fn row(
         name: k.name.clone(),
         read_only: k.read_only(),
         test: k.mode == Mode::Test,
-        scope: match &k.workspace_id {
-            None => "Organization".to_owned(),
-            Some(w) => format!(
-                "Workspace · {}",
-                ws.get(w).map_or(w.as_str(), String::as_str)
-            ),
+        scope: if k.workspace_id.is_some() {
+            "Workspace"
+        } else {
+            "Organization"
+        },
+        scope_detail: match &k.workspace_id {
+            None => "all workspaces".to_owned(),
+            Some(w) => ws.get(w).cloned().unwrap_or_else(|| w.clone()),
         },
         redacted: k.masked(),
         created: when(Some(k.created_at)),
@@ -247,6 +251,9 @@ fn action_label(action: &str) -> String {
         "user.signed_in" => "Signed in",
         "user.signed_out" => "Signed out",
         "user.created" => "Created user",
+        "webhook.tested" => "Sent test event",
+        "webhook.redelivered" => "Redelivered event",
+        "webhook.secret_rotated" => "Rotated webhook secret",
         other => other,
     }
     .to_owned()

@@ -125,6 +125,12 @@ test("a read-only key: created in the modal, shown once, reads 200, writes 403, 
   assert.equal(await page.locator("#perm-contacts option[value=write]").isDisabled(), true,
     "no write access offered for a read-only key");
   await shot(page, "03-new-key-modal");
+  // Every visible field of the page and the modal has a label.
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+      .filter((el) => !(el.labels?.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      .map((el) => el.outerHTML));
+  assert.deepEqual(unlabelled, [], "fields without a label");
   await page.getByRole("button", { name: "Create key" }).click();
 
   // The one-time reveal, with its warning, copy button and badge.

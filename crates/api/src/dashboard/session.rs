@@ -299,10 +299,16 @@ pub(crate) struct NextQuery {
     next: Option<String>,
 }
 
-/// Only a path of this dashboard, never another site.
+/// Only a path of this dashboard, never another site, and always a valid header value.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/dashboard") && !n.contains("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/dashboard")
+                && n.len() <= 512
+                && n.bytes().all(|b| b.is_ascii_graphic())
+                && !n.contains("//")
+                && !n.contains('\\') =>
+        {
             n.to_owned()
         }
         _ => "/dashboard/keys".to_owned(),

@@ -656,6 +656,16 @@ async fn dashboard_answers_bad_input_without_a_500() {
         .await
         .expect("garbage");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    for back in [
+        "/dashboard/calls\r\nSet-Cookie: x=y",
+        "https://evil.example",
+        "//evil.example",
+    ] {
+        let resp = submit(&app, &s, "/dashboard/context", &[("back", back)]).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        let to = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+        assert_eq!(to, Some("/dashboard/keys"), "{back:?}");
+    }
     let resp = app
         .request(Method::POST, "/dashboard/context", None, None, &[])
         .await;

@@ -309,7 +309,13 @@ pub(crate) fn when(t: Option<dialtone_domain::time::Timestamp>) -> String {
     )
 }
 
-/// A 303 to `to` (after a form).
+/// A 303 to `to` (after a form); a location that is not a valid header value (which
+/// would make axum panic) goes to the keys page instead.
 pub(crate) fn see_other(to: &str) -> Response {
+    let to = if HeaderValue::from_str(to).is_ok() {
+        to
+    } else {
+        "/dashboard/keys"
+    };
     Redirect::to(to).into_response()
 }

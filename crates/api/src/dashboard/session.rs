@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use dialtone_domain::keys::Digest;
 use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::now;
@@ -207,7 +207,7 @@ fn to_login(parts: &Parts) -> Response {
         .path_and_query()
         .map_or("/dashboard/keys", |p| p.as_str());
     let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
-    Redirect::to(&format!("/login?next={next}")).into_response()
+    see_other(&format!("/login?next={next}"))
 }
 
 fn connect_addr(parts: &Parts) -> Option<SocketAddr> {

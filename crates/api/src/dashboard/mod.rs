@@ -283,24 +283,6 @@ pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) ->
     .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-/// The client address, as the API's authentication sees it.
-pub(crate) fn client_ip(
-    state: &AppState,
-    headers: &HeaderMap,
-    connect: Option<std::net::SocketAddr>,
-) -> String {
-    if state.config.trust_proxy
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
-    {
-        return ip.to_string();
-    }
-    connect.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
-}
-
 /// `2026-11-23 10:04 UTC`, or a dash.
 pub(crate) fn when(t: Option<dialtone_domain::time::Timestamp>) -> String {
     t.map_or_else(

@@ -2,7 +2,6 @@
 //! is stored), CSRF tokens, sign-in throttling, the first-run setup link, and the
 //! workspace / mode a person is looking at.
 
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use argon2::Argon2;
@@ -10,7 +9,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{
-    DashError, DashResult, Form, client_ip, cookie, is_https, render, render_status, see_other,
-    set_cookie,
+    DashError, DashResult, Form, cookie, is_https, render, render_status, see_other, set_cookie,
 };
 use crate::state::AppState;
 
@@ -210,11 +208,10 @@ fn to_login(parts: &Parts) -> Response {
     see_other(&format!("/login?next={next}"))
 }
 
-fn connect_addr(parts: &Parts) -> Option<SocketAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
+/// The client address, as the API's authentication sees it.
+fn client_ip(state: &AppState, parts: &Parts) -> String {
+    crate::auth::client_ip_of(state, &parts.headers, &parts.extensions)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 impl FromRequestParts<AppState> for Session {
@@ -253,7 +250,7 @@ impl FromRequestParts<AppState> for Session {
         Ok(Session {
             csrf: csrf_for(state, token),
             digest,
-            ip: client_ip(state, &parts.headers, connect_addr(parts)),
+            ip: client_ip(state, parts),
             secure: is_https(state, &parts.headers),
             user: found.user,
             org,
@@ -274,11 +271,7 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(
-            state,
-            &parts.headers,
-            connect_addr(parts),
-        )))
+        Ok(ClientIp(client_ip(state, parts)))
     }
 }
 

@@ -7,17 +7,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use dialtone_domain::Error;
 use dialtone_domain::page::PageRequest;
-use dialtone_domain::time::now;
 use dialtone_domain::users::Action;
-use dialtone_domain::webhooks::generate_secret;
 use dialtone_store::EndpointRow;
 use secrecy::ExposeSecret;
 
 use super::session::{Nav, Session, audit};
 use super::{DashResult, Form, render, render_status, see_other, when};
 use crate::state::AppState;
+use crate::webhooks::endpoint_id;
 
 struct EndpointView {
     id: String,
@@ -86,16 +84,6 @@ pub(crate) async fn page(State(state): State<AppState>, session: Session) -> Das
         workspace: session.workspace_name().to_owned(),
         endpoints: endpoints.iter().map(view).collect(),
     }))
-}
-
-fn endpoint_id(id: &str) -> dialtone_domain::Result<&str> {
-    if dialtone_domain::id::looks_like("whk", id) || dialtone_domain::id::looks_like("hook", id) {
-        Ok(id)
-    } else {
-        Err(Error::NotFound {
-            resource: "webhook endpoint",
-        })
-    }
 }
 
 async fn endpoint_page(
@@ -217,14 +205,8 @@ pub(crate) async fn rotate_secret(
 ) -> DashResult<Response> {
     session.check_csrf(&Form::parse(&body))?;
     session.authorize(Action::ManageWebhooks)?;
-    let scope = session.scope();
-    let secret = generate_secret();
-    let until = now() + chrono::TimeDelta::hours(24);
-    state
-        .store
-        .scoped(&scope)
-        .rotate_endpoint_secret(endpoint_id(&id)?, &state.secret_box.seal(&secret)?, until)
-        .await?;
+    let (_, secret, until) =
+        crate::webhooks::rotate_endpoint_secret(&state, &session.scope(), &id).await?;
     audit(
         &state,
         &session.org.id,

@@ -286,7 +286,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn media_signature(state: &AppState, id: &str, expires: i64) -> String {
+pub(crate) fn media_signature(state: &AppState, id: &str, expires: i64) -> String {
     state
         .digester
         .digest(&format!("recording-media:{id}:{expires}"))

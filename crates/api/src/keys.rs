@@ -196,13 +196,35 @@ impl MeView {
     }
 }
 
-fn issuer(state: &AppState) -> KeyIssuer<'_> {
+pub(crate) fn issuer(state: &AppState) -> KeyIssuer<'_> {
     KeyIssuer {
         store: &state.store,
         digester: &state.digester,
         brand: &state.config.key_brand,
         cap: state.config.key_cap,
     }
+}
+
+/// Revokes a key of `org_id`: the row (and the change feed other nodes follow), then
+/// this node's cache, before anyone is answered. The REST route and the dashboard both
+/// revoke through here.
+pub async fn revoke_key(state: &AppState, org_id: &str, id: &str) -> Result<ApiKey> {
+    let key = state.store.revoke_key(org_id, id).await?;
+    state.key_cache.evict(id);
+    Ok(key)
+}
+
+/// Rotates `old` (see [`KeyIssuer::rotate`]) and drops it from this node's cache, so
+/// a new expiry applies at once. Used by the REST route and the dashboard.
+pub async fn rotate_key(
+    state: &AppState,
+    actor: Actor<'_>,
+    old: &ApiKey,
+    old_expires_at: Option<Timestamp>,
+) -> Result<CreatedKey> {
+    let created = issuer(state).rotate(actor, old, old_expires_at).await?;
+    state.key_cache.evict(&old.id);
+    Ok(created)
 }
 
 /// Loads a key the caller may see, with this node's unflushed usage merged in.
@@ -305,8 +327,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     visible_key(&state, &p, &id).await?;
-    let key = state.store.revoke_key(&p.org_id, &id).await?;
-    state.key_cache.evict(&id);
+    let key = revoke_key(&state, &p.org_id, &id).await?;
     tracing::info!(key_id = %id, by = %p.key_id, "api key revoked");
     Ok(axum::Json(ApiKeyView::new(&key, now())))
 }
@@ -350,10 +371,7 @@ pub async fn rotate(
         )),
     };
     let old = visible_key(&state, &p, &id).await?;
-    let created = issuer(&state)
-        .rotate(Actor::Key(&p), &old, old_expires_at)
-        .await?;
-    state.key_cache.evict(&id);
+    let created = rotate_key(&state, Actor::Key(&p), &old, old_expires_at).await?;
     tracing::info!(key_id = %id, new_key_id = %created.key.id, by = %p.key_id, "api key rotated");
     Ok((
         StatusCode::CREATED,

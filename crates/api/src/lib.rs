@@ -14,6 +14,7 @@
 //!   [`phone_numbers`]: inventory, purchase, routing; [`billing`]: the wallet;
 //!   [`calls`]: calls, transcripts, recordings, conversations; [`messages`]: SMS and
 //!   conversation notes;
+//! - [`dashboard`]: the server-rendered dashboard (sign-in, API keys, webhooks, calls);
 //! - [`shared`]: page parameters, the delete answer, id checks;
 //! - [`webhooks`]: endpoints, REST hooks, the signed delivery worker;
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
@@ -28,6 +29,7 @@ pub mod campaigns;
 pub mod carrier;
 pub mod config;
 pub mod contacts;
+pub mod dashboard;
 pub mod error;
 pub mod keys;
 pub mod mcp;

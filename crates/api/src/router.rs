@@ -382,6 +382,7 @@ pub fn build(state: AppState) -> Router {
         .route("/v1/recordings/{id}/media", get(calls::media))
         .merge(api)
         .merge(mcp)
+        .merge(crate::dashboard::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
@@ -393,8 +394,11 @@ pub fn build(state: AppState) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                // The path only: query strings and headers are never logged.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                // The path only: query strings and headers are never logged, nor the
+                // secret in a dashboard setup link.
+                let path = req.uri().path();
+                let path = if path.starts_with("/setup/") { "/setup/…" } else { path };
+                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
             })
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )

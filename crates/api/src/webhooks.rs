@@ -140,7 +140,7 @@ pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
     b.build().unwrap_or_else(|_| reqwest::Client::new())
 }
 
-fn endpoint_id(id: &str) -> Result<&str> {
+pub(crate) fn endpoint_id(id: &str) -> Result<&str> {
     if dialtone_domain::id::looks_like("whk", id) || dialtone_domain::id::looks_like("hook", id) {
         Ok(id)
     } else {
@@ -614,6 +614,27 @@ pub async fn test(
     ))
 }
 
+/// Gives an endpoint a new signing secret; the old one keeps signing too for 24 hours
+/// (returned). Used by the REST route and the dashboard.
+pub(crate) async fn rotate_endpoint_secret(
+    state: &AppState,
+    scope: &dialtone_domain::tenancy::Scope,
+    id: &str,
+) -> Result<(
+    dialtone_store::EndpointRow,
+    SecretString,
+    dialtone_domain::time::Timestamp,
+)> {
+    let secret = generate_secret();
+    let until = now() + chrono::TimeDelta::hours(24);
+    let row = state
+        .store
+        .scoped(scope)
+        .rotate_endpoint_secret(endpoint_id(id)?, &state.secret_box.seal(&secret)?, until)
+        .await?;
+    Ok((row, secret, until))
+}
+
 /// Rotate an endpoint's secret
 ///
 /// Answers the new `whsec_…` secret, once. For 24 hours the old secret signs too
@@ -626,13 +647,7 @@ pub async fn rotate_secret(
     t: Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let secret = generate_secret();
-    let until = now() + chrono::TimeDelta::hours(24);
-    let row = state
-        .store
-        .scoped(&t.scope)
-        .rotate_endpoint_secret(endpoint_id(&id)?, &state.secret_box.seal(&secret)?, until)
-        .await?;
+    let (row, secret, _) = rotate_endpoint_secret(&state, &t.scope, &id).await?;
     Ok(axum::Json(CreatedWebhook {
         endpoint: row.to_endpoint(),
         secret: secret.expose_secret().to_owned(),

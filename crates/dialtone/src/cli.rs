@@ -86,6 +86,28 @@ enum Command {
     Simulate(SimulateCommand),
     /// Fill a workspace with realistic demo data (contacts, calls, transcripts, notes).
     Demo(DemoArgs),
+    /// Dashboard users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a dashboard user of an organization (the password is read from stdin).
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (it never goes on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// owner and admin manage keys and webhooks; member only looks.
+        #[arg(long, default_value = "member", value_parser = ["owner", "admin", "member"])]
+        role: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -399,11 +421,41 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), AnyError> {
     Ok(())
 }
 
+async fn user(g: &Global, cmd: UserCommand) -> Result<(), AnyError> {
+    let UserCommand::Create {
+        org,
+        email,
+        password_stdin: _,
+        role,
+        json,
+    } = cmd;
+    let mut password = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let (store, _) = open(g).await?;
+    let result =
+        dialtone_api::dashboard::create_user(&store, &org, &email, password, role.parse()?).await;
+    store.close().await;
+    let user = result?;
+    if json {
+        print_json(&serde_json::json!({
+            "id": user.id, "organization_id": user.org_id, "email": user.email, "role": user.role,
+        }))
+    } else {
+        println!(
+            "created {} user {} ({}) in {}",
+            user.role, user.email, user.id, user.org_id
+        );
+        Ok(())
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<(), AnyError> {
     let g = &cli.global;
     match cli.command {
         Command::Serve(args) => serve(g, args).await,
         Command::Mcp(args) => mcp(args).await,
+        Command::User(cmd) => user(g, cmd).await,
         Command::Migrate => {
             open(g).await?.0.close().await;
             eprintln!("database is up to date");
@@ -739,6 +791,17 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
         None => format!("SQLite in {}", g.data_dir.display()),
     };
     tracing::info!(addr = %app.addr, %backend, "dialtone listening");
+    if let Some(token) = dialtone_api::dashboard::issue_setup_token(&app.state).await? {
+        let base = app.state.config.public_url.clone().map_or_else(
+            || format!("http://{}", app.addr),
+            |u| u.trim_end_matches('/').to_owned(),
+        );
+        eprintln!(
+            "\nNo dashboard user yet. Open this one-time link to create the first owner \
+             (valid 24 hours):\n\n  {base}/setup/{}\n",
+            token.expose_secret()
+        );
+    }
     if first_run {
         let data = match &g.database_url {
             Some(_) => String::new(),

@@ -28,6 +28,7 @@ pub mod permissions;
 pub mod phone_numbers;
 pub mod tenancy;
 pub mod time;
+pub mod users;
 pub mod webhooks;
 
 pub use error::{Error, FieldError, Result};

@@ -29,6 +29,7 @@ mod keys;
 mod messages;
 mod phone_numbers;
 mod tenancy;
+mod users;
 mod webhooks;
 
 use std::path::Path;
@@ -49,6 +50,7 @@ pub use keys::{Heard, KeyChange, KeyChangeListener, NewKeyRow, UsageDelta};
 pub use messages::{DueMessage, NewMessage};
 pub use phone_numbers::Candidate;
 pub use tenancy::{Organization, Workspace};
+pub use users::{AuditEntry, SessionUser, User};
 pub use webhooks::{ClaimedDelivery, EndpointRow, NewEndpoint, Outcome as DeliveryOutcome};
 
 /// SQLite migrations, embedded; `every_sqlite_migration_is_embedded` keeps the list whole.
@@ -84,6 +86,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261123000008,
         include_str!("../migrations/sqlite/20261123000008_webhook_rotation.sql"),
+    ),
+    (
+        20261123000009,
+        include_str!("../migrations/sqlite/20261123000009_dashboard.sql"),
     ),
 ];
 

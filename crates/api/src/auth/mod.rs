@@ -110,9 +110,17 @@ pub async fn verify(
 }
 
 pub(crate) fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
+    client_ip_of(state, req.headers(), req.extensions())
+}
+
+/// The client's address: `X-Forwarded-For` behind a trusted proxy, else the socket's.
+pub(crate) fn client_ip_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Option<IpAddr> {
     if state.config.trust_proxy
-        && let Some(ip) = req
-            .headers()
+        && let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
@@ -120,7 +128,7 @@ pub(crate) fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     {
         return Some(ip);
     }
-    req.extensions()
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
 }

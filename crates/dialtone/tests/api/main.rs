@@ -9,6 +9,7 @@ mod campaigns;
 mod cli;
 mod common;
 mod contacts;
+mod dashboard;
 mod events;
 mod keys;
 mod mcp;

@@ -1,0 +1,556 @@
+//! Settings → API Keys: the list (active keys, then revoked and expired ones), the
+//! `+ New API Key` dialog, the one-time reveal, revoke and rotate, and the audit log.
+//!
+//! Keys are created and rotated by [`crate::keys::KeyIssuer`] with
+//! [`Actor::User`], revoked by [`crate::keys::revoke_key`]: the API's rules, cap and
+//! cache eviction, never a row written here.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use dialtone_domain::auth::{Actor, ApiKey, KeyRequest};
+use dialtone_domain::id::looks_like;
+use dialtone_domain::page::PageRequest;
+use dialtone_domain::permissions::Resource;
+use dialtone_domain::tenancy::Mode;
+use dialtone_domain::time::now;
+use dialtone_domain::users::Action;
+use dialtone_domain::{Error, Result};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::session::{Nav, Session, audit};
+use super::{DashError, DashResult, Form, render_status, see_other, when};
+use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key};
+use crate::state::AppState;
+
+/// One key as a row of the list.
+struct KeyRow {
+    id: String,
+    name: String,
+    read_only: bool,
+    test: bool,
+    scope: &'static str,
+    /// The workspace's name, or "all workspaces".
+    scope_detail: String,
+    redacted: String,
+    created: String,
+    created_by: String,
+    last_used: String,
+    requests_30d: i64,
+    last_ip: String,
+    status: &'static str,
+    ended: String,
+    expires: String,
+}
+
+/// The secret of a key just made, shown this once.
+struct Reveal {
+    name: String,
+    secret: String,
+    redacted: String,
+    read_only: bool,
+    test: bool,
+    /// The key it replaces, for a rotation.
+    replaces: Option<String>,
+}
+
+struct PermRow {
+    resource: &'static str,
+    label: &'static str,
+    writable: bool,
+    /// `none`, `read` or `write`.
+    level: String,
+}
+
+/// What the new-key form holds (kept when it comes back with an error).
+struct NewKeyForm {
+    name: String,
+    test: bool,
+    read_only: bool,
+    workspace_id: String,
+    expires_in: String,
+    perms: Vec<PermRow>,
+}
+
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    detail: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    nav: Nav,
+    active: Vec<KeyRow>,
+    inactive: Vec<KeyRow>,
+    active_count: usize,
+    cap: usize,
+    cap_pct: usize,
+    at_cap: bool,
+    can_manage: bool,
+    created: Option<Reveal>,
+    form: NewKeyForm,
+    form_error: Option<String>,
+    open_form: bool,
+    workspaces: Vec<(String, String)>,
+    audit: Vec<AuditRow>,
+    notice: Option<String>,
+}
+
+fn label(r: Resource) -> &'static str {
+    match r {
+        Resource::Contacts => "Contacts",
+        Resource::Conversations => "Conversations",
+        Resource::Messages => "Messages",
+        Resource::Notes => "Notes",
+        Resource::Calls => "Calls, transcripts, recordings",
+        Resource::Agents => "Agents",
+        Resource::Campaigns => "Campaigns",
+        Resource::PhoneNumbers => "Phone numbers",
+        Resource::Webhooks => "Webhooks",
+        Resource::ApiKeys => "API keys",
+        Resource::Analytics => "Analytics",
+        Resource::Billing => "Billing",
+    }
+}
+
+impl NewKeyForm {
+    fn blank(session: &Session) -> Self {
+        NewKeyForm {
+            name: String::new(),
+            test: session.mode == Mode::Test,
+            read_only: false,
+            workspace_id: session.workspace_id.clone(),
+            expires_in: "never".to_owned(),
+            perms: Resource::ALL
+                .iter()
+                .map(|&r| PermRow {
+                    resource: r.as_str(),
+                    label: label(r),
+                    writable: r.writable(),
+                    level: if r.writable() { "write" } else { "read" }.to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    fn from_form(session: &Session, f: &Form) -> Self {
+        let mut form = NewKeyForm::blank(session);
+        form.name = f.get("name").unwrap_or("").to_owned();
+        form.test = f.get("mode") == Some("test");
+        form.read_only = f.checked("read_only");
+        form.workspace_id = f.get("workspace_id").unwrap_or("").to_owned();
+        form.expires_in = f.get("expires_in").unwrap_or("never").to_owned();
+        for p in &mut form.perms {
+            // A field left out keeps its default (full access), as the API does.
+            let asked = f.get(&format!("perm_{}", p.resource)).unwrap_or(&p.level);
+            p.level = match asked {
+                "write" if p.writable && !form.read_only => "write",
+                "write" | "read" => "read",
+                _ => "none",
+            }
+            .to_owned();
+        }
+        form
+    }
+
+    /// The request the API would receive for this form.
+    fn to_request(&self) -> Result<KeyRequest> {
+        let chosen: Vec<String> = self
+            .perms
+            .iter()
+            .filter(|p| p.level != "none")
+            .map(|p| format!("{}:{}", p.resource, p.level))
+            .collect();
+        let everything = self.perms.iter().all(|p| {
+            p.level
+                == if p.writable && !self.read_only {
+                    "write"
+                } else {
+                    "read"
+                }
+        });
+        let expires_at = match self.expires_in.as_str() {
+            "never" | "" => None,
+            days => {
+                let days: i64 = days
+                    .parse()
+                    .ok()
+                    .filter(|d| (1..=3650).contains(d))
+                    .ok_or_else(|| {
+                        Error::validation("expires_in", "Pick an expiry from the list.")
+                    })?;
+                Some(now() + chrono::TimeDelta::days(days))
+            }
+        };
+        Ok(KeyRequest {
+            name: self.name.clone(),
+            read_only: self.read_only,
+            mode: Some(if self.test { Mode::Test } else { Mode::Live }),
+            permissions: if everything { None } else { Some(chosen) },
+            workspace_id: Some(self.workspace_id.clone()).filter(|w| !w.is_empty()),
+            expires_at,
+        })
+    }
+}
+
+fn row(
+    k: &ApiKey,
+    at: dialtone_domain::time::Timestamp,
+    who: &HashMap<String, String>,
+    ws: &HashMap<String, String>,
+) -> KeyRow {
+    KeyRow {
+        id: k.id.clone(),
+        name: k.name.clone(),
+        read_only: k.read_only(),
+        test: k.mode == Mode::Test,
+        scope: if k.workspace_id.is_some() {
+            "Workspace"
+        } else {
+            "Organization"
+        },
+        scope_detail: match &k.workspace_id {
+            None => "all workspaces".to_owned(),
+            Some(w) => ws.get(w).cloned().unwrap_or_else(|| w.clone()),
+        },
+        redacted: k.masked(),
+        created: when(Some(k.created_at)),
+        created_by: who.get(&k.created_by).cloned().unwrap_or_else(|| {
+            match k.created_by.as_str() {
+                "cli" => "Operator (CLI)".to_owned(),
+                other => other.to_owned(),
+            }
+        }),
+        last_used: k
+            .last_used_at
+            .map_or_else(|| "Never".to_owned(), |t| when(Some(t))),
+        requests_30d: k.requests_30d,
+        last_ip: k.last_ip.clone().unwrap_or_else(|| "—".to_owned()),
+        status: k.status(at),
+        ended: when(k.revoked_at.or(k.expires_at)),
+        expires: k
+            .expires_at
+            .map_or_else(|| "Never".to_owned(), |t| when(Some(t))),
+    }
+}
+
+fn action_label(action: &str) -> String {
+    match action {
+        "api_key.created" => "Created key",
+        "api_key.revoked" => "Revoked key",
+        "api_key.rotated" => "Rotated key",
+        "user.signed_in" => "Signed in",
+        "user.signed_out" => "Signed out",
+        "user.created" => "Created user",
+        "webhook.tested" => "Sent test event",
+        "webhook.redelivered" => "Redelivered event",
+        "webhook.secret_rotated" => "Rotated webhook secret",
+        other => other,
+    }
+    .to_owned()
+}
+
+struct PageState {
+    created: Option<Reveal>,
+    form: Option<NewKeyForm>,
+    form_error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn keys_page(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    s: PageState,
+) -> DashResult<Response> {
+    let at = now();
+    // Every active key (at most the cap) and the newest revoked or expired ones.
+    let mut keys = Vec::new();
+    let mut page = PageRequest::new(Some(100), None)?;
+    for _ in 0..5 {
+        let batch = state
+            .store
+            .list_keys(&session.org.id, None, None, &page)
+            .await?;
+        let more = batch.len() > 100;
+        keys.extend(batch.into_iter().take(100));
+        match (more, keys.last()) {
+            (true, Some(last)) => page.before_id = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    for k in &mut keys {
+        state.usage.merge_into(k);
+    }
+    let users = state.store.list_users(&session.org.id).await?;
+    let mut who: HashMap<String, String> = users
+        .iter()
+        .map(|u| (u.id.clone(), u.email.clone()))
+        .collect();
+    for k in &keys {
+        who.entry(k.id.clone())
+            .or_insert_with(|| format!("API key “{}”", k.name));
+    }
+    let ws: HashMap<String, String> = session
+        .workspaces
+        .iter()
+        .map(|w| (w.id.clone(), w.name.clone()))
+        .collect();
+    let (active, inactive): (Vec<&ApiKey>, Vec<&ApiKey>) =
+        keys.iter().partition(|k| k.is_active(at));
+    let audit = state
+        .store
+        .list_audit(&session.org.id, 25)
+        .await?
+        .into_iter()
+        .map(|e| AuditRow {
+            at: when(Some(e.at)),
+            actor: who
+                .get(&e.actor)
+                .cloned()
+                .unwrap_or_else(|| e.actor.clone()),
+            action: action_label(&e.action),
+            detail: e.detail,
+            ip: e.ip.unwrap_or_default(),
+        })
+        .collect();
+    let cap = state.config.key_cap;
+    let open_form = s.form.is_some();
+    let page = KeysPage {
+        nav: session.nav("keys", "/dashboard/keys"),
+        active_count: active.len(),
+        at_cap: active.len() >= cap,
+        active: active.iter().map(|k| row(k, at, &who, &ws)).collect(),
+        inactive: inactive.iter().map(|k| row(k, at, &who, &ws)).collect(),
+        cap,
+        cap_pct: (active.len() * 100)
+            .checked_div(cap)
+            .unwrap_or(100)
+            .min(100),
+        can_manage: session.can(Action::ManageKeys),
+        created: s.created,
+        form: s.form.unwrap_or_else(|| NewKeyForm::blank(session)),
+        form_error: s.form_error,
+        open_form,
+        workspaces: session
+            .workspaces
+            .iter()
+            .map(|w| (w.id.clone(), w.name.clone()))
+            .collect(),
+        audit,
+        notice: s.notice,
+    };
+    Ok(render_status(status, &page))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Notice {
+    revoked: Option<String>,
+}
+
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Notice>,
+) -> DashResult<Response> {
+    let notice = q.revoked.map(|name| {
+        format!("The key “{name}” is revoked. Requests with it now get 401 Unauthorized.")
+    });
+    keys_page(
+        &state,
+        &session,
+        StatusCode::OK,
+        PageState {
+            created: None,
+            form: None,
+            form_error: None,
+            notice,
+        },
+    )
+    .await
+}
+
+fn reveal(c: &CreatedKey, replaces: Option<String>) -> Reveal {
+    Reveal {
+        name: c.key.name.clone(),
+        secret: c.secret.expose_secret().to_owned(),
+        redacted: c.key.masked(),
+        read_only: c.key.read_only(),
+        test: c.key.mode == Mode::Test,
+        replaces,
+    }
+}
+
+fn describe(k: &ApiKey) -> String {
+    let mut kind = Vec::new();
+    if k.read_only() {
+        kind.push("read-only");
+    }
+    kind.push(if k.mode == Mode::Test { "test" } else { "live" });
+    format!("{} key “{}” ({})", kind.join(" "), k.name, k.masked())
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> DashResult<Response> {
+    let f = Form::parse(&body);
+    session.check_csrf(&f)?;
+    session.authorize(Action::ManageKeys)?;
+    let form = NewKeyForm::from_form(&session, &f);
+    let result = match form.to_request() {
+        Ok(req) => {
+            issuer(&state)
+                .create(Actor::User(&session.user.id), &session.org.id, req)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let created = match result {
+        Ok(c) => c,
+        Err(e @ (Error::Validation { .. } | Error::Conflict { .. } | Error::Forbidden { .. })) => {
+            let status = crate::error::status_of(&e);
+            let message = match &e {
+                Error::Validation { details, .. } if !details.is_empty() => details
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            return keys_page(
+                &state,
+                &session,
+                status,
+                PageState {
+                    created: None,
+                    form: Some(form),
+                    form_error: Some(message),
+                    notice: None,
+                },
+            )
+            .await;
+        }
+        Err(e) => return Err(DashError(e)),
+    };
+    tracing::info!(key_id = %created.key.id, by = %session.user.id, "api key created in the dashboard");
+    audit(
+        &state,
+        &session.org.id,
+        &session.user.id,
+        "api_key.created",
+        &created.key.id,
+        &format!("Created {}", describe(&created.key)),
+        &session.ip,
+    )
+    .await;
+    keys_page(
+        &state,
+        &session,
+        StatusCode::OK,
+        PageState {
+            created: Some(reveal(&created, None)),
+            form: None,
+            form_error: None,
+            notice: None,
+        },
+    )
+    .await
+}
+
+async fn org_key(state: &AppState, session: &Session, id: &str) -> Result<ApiKey> {
+    if !looks_like("key", id) {
+        return Err(Error::NotFound {
+            resource: "API key",
+        });
+    }
+    state.store.get_key(&session.org.id, id).await
+}
+
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> DashResult<Response> {
+    let f = Form::parse(&body);
+    session.check_csrf(&f)?;
+    session.authorize(Action::ManageKeys)?;
+    let key = org_key(&state, &session, &id).await?;
+    let key = revoke_key(&state, &session.org.id, &key.id).await?;
+    tracing::info!(key_id = %key.id, by = %session.user.id, "api key revoked in the dashboard");
+    audit(
+        &state,
+        &session.org.id,
+        &session.user.id,
+        "api_key.revoked",
+        &key.id,
+        &format!("Revoked {}", describe(&key)),
+        &session.ip,
+    )
+    .await;
+    let name: String = form_urlencoded::byte_serialize(key.name.as_bytes()).collect();
+    Ok(see_other(&format!("/dashboard/keys?revoked={name}")))
+}
+
+pub(crate) async fn rotate(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> DashResult<Response> {
+    let f = Form::parse(&body);
+    session.check_csrf(&f)?;
+    session.authorize(Action::ManageKeys)?;
+    let old = org_key(&state, &session, &id).await?;
+    let old_expires_at = match f.get("old_key_expires").unwrap_or("keep") {
+        "now" => Some(now()),
+        "1h" => Some(now() + chrono::TimeDelta::hours(1)),
+        "24h" => Some(now() + chrono::TimeDelta::hours(24)),
+        _ => None,
+    };
+    let created = rotate_key(&state, Actor::User(&session.user.id), &old, old_expires_at).await?;
+    let until = match old_expires_at {
+        None => "keeps working until revoked".to_owned(),
+        Some(t) => format!("stops working at {}", when(Some(t))),
+    };
+    audit(
+        &state,
+        &session.org.id,
+        &session.user.id,
+        "api_key.rotated",
+        &old.id,
+        &format!(
+            "Rotated {} into {}; the old key {until}",
+            describe(&old),
+            created.key.masked()
+        ),
+        &session.ip,
+    )
+    .await;
+    keys_page(
+        &state,
+        &session,
+        StatusCode::OK,
+        PageState {
+            created: Some(reveal(
+                &created,
+                Some(format!("{} — the old key {until}", old.masked())),
+            )),
+            form: None,
+            form_error: None,
+            notice: None,
+        },
+    )
+    .await
+}

@@ -1,8 +1,8 @@
 //! `/v1/contacts` and `/v1/contacts/{id}/notes`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use dialtone_domain::Result;
 use dialtone_domain::contacts::{Contact, ContactInput, ContactPatch};
 use dialtone_domain::notes::{Note, NoteInput};
@@ -11,8 +11,8 @@ use dialtone_store::ContactFilter;
 use serde::Deserialize;
 
 use crate::auth::Tenant;
-use crate::error::{ApiResult, Json, Query};
-use crate::shared::{Deleted, PageQuery, checked_id};
+use crate::error::{ApiResult, Json, JsonBytes, Query};
+use crate::shared::{Deleted, PageQuery, checked_id, created, idempotency_key};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -163,19 +163,29 @@ pub async fn list_notes(
 
 /// Add a note to a contact
 #[utoipa::path(post, path = "/v1/contacts/{id}/notes", tag = "contacts",
-    params(("id" = String, Path, description = "ct_…")), request_body = NoteInput,
+    params(("id" = String, Path, description = "ct_…"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = NoteInput,
     responses((status = 201, description = "The new note", body = Note)))]
 pub async fn create_note(
     State(state): State<AppState>,
     t: Tenant,
     Path(id): Path<String>,
-    Json(input): Json<NoteInput>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<NoteInput>,
+) -> ApiResult<Response> {
+    let path = format!("/v1/contacts/{id}/notes");
+    let idem = idempotency_key(&headers, "POST", &path, &raw)?;
     input.validate()?;
-    let note = state
+    let outcome = state
         .store
         .scoped(&t.scope)
-        .create_contact_note(contact_id(&id)?, &input.content, &t.principal.key_id)
+        .create_contact_note(
+            contact_id(&id)?,
+            &input.content,
+            &t.principal.key_id,
+            idem.as_ref(),
+        )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(note)))
+    created(outcome, idem.as_ref())
 }

@@ -1,7 +1,7 @@
 //! `/v1/messages`, `/v1/conversations/{id}/messages` and conversation notes.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
 use dialtone_domain::calls::Direction;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::calls::resolve_from;
-use crate::error::{ApiResult, Json, JsonBytes, Query};
+use crate::error::{ApiResult, JsonBytes, Query};
 use crate::shared::{PageQuery, checked_id, created, idempotency_key, replay};
 use crate::state::AppState;
 
@@ -152,19 +152,29 @@ pub async fn list_notes(
 
 /// Add a note to a conversation
 #[utoipa::path(post, path = "/v1/conversations/{id}/notes", tag = "conversations",
-    params(("id" = String, Path, description = "conv_…")), request_body = NoteInput,
+    params(("id" = String, Path, description = "conv_…"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = NoteInput,
     responses((status = 201, description = "The new note", body = Note)))]
 pub async fn create_note(
     State(state): State<AppState>,
     t: Tenant,
     Path(id): Path<String>,
-    Json(input): Json<NoteInput>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<NoteInput>,
+) -> ApiResult<Response> {
+    let path = format!("/v1/conversations/{id}/notes");
+    let idem = idempotency_key(&headers, "POST", &path, &raw)?;
     input.validate()?;
-    let note = state
+    let outcome = state
         .store
         .scoped(&t.scope)
-        .create_conversation_note(conversation_id(&id)?, &input.content, &t.principal.key_id)
+        .create_conversation_note(
+            conversation_id(&id)?,
+            &input.content,
+            &t.principal.key_id,
+            idem.as_ref(),
+        )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(note)))
+    created(outcome, idem.as_ref())
 }

@@ -93,10 +93,15 @@ impl Confirmations {
         canonical_args: &str,
         now: i64,
     ) -> Result<(), Refusal> {
+        // Only the exact spelling `issue` produced: `cfm_0…` or `cfm_+…` would sign the
+        // same and be spent under another name.
         let (expires, mac) = token
             .strip_prefix("cfm_")
             .and_then(|t| t.split_once('_'))
-            .and_then(|(e, m)| Some((e.parse::<i64>().ok()?, m)))
+            .and_then(|(e, m)| {
+                let n = e.parse::<i64>().ok()?;
+                (n.to_string() == e).then_some((n, m))
+            })
             .ok_or(Refusal::Invalid)?;
         let expected = self.mac(key_id, tool, expires, canonical_args);
         if !constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
@@ -160,6 +165,18 @@ mod tests {
             c.redeem(&t, "key_1", "place_call", "to=+1", 1_000 + TTL_SECONDS + 1),
             Err(Refusal::Expired)
         );
+        let (exp, mac) = t["cfm_".len()..].split_once('_').expect("shape");
+        for respelled in [
+            format!("cfm_0{exp}_{mac}"),
+            format!("cfm_+{exp}_{mac}"),
+            format!("cfm_{exp}_{}", mac.to_uppercase()),
+        ] {
+            assert_eq!(
+                c.redeem(&respelled, "key_1", "place_call", "to=+1", 1_001),
+                Err(Refusal::Invalid),
+                "{respelled}"
+            );
+        }
         let other = Confirmations::random().issue("key_1", "place_call", "to=+1", 1_000);
         assert_eq!(
             c.redeem(&other, "key_1", "place_call", "to=+1", 1_001),

@@ -15,6 +15,9 @@ use crate::server::{DialtoneMcp, Failure, Me, fill_path};
 const ITEMS_BUDGET: usize = MAX_RESULT_CHARS - 2_000;
 /// The most items of each kind a timeline reads from the API.
 const SOURCE_CAP: usize = 1_000;
+/// The most REST requests one timeline makes (they count against the key's rate
+/// limit); past it, what was not read is reported as `source_truncated`.
+const REQUEST_BUDGET: usize = 60;
 
 fn offset(args: &Map<String, Value>) -> Result<usize, Failure> {
     match args.get("cursor").and_then(Value::as_str) {
@@ -106,27 +109,36 @@ async fn all_pages<B: Backend>(
     mcp: &DialtoneMcp<B>,
     caller: &Caller,
     path: &str,
+    requests: &mut usize,
 ) -> Result<(Vec<Value>, bool), Failure> {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
+        if *requests == 0 {
+            return Ok((items, true));
+        }
+        *requests -= 1;
         let mut url = format!("{path}{sep}limit=100");
         if let Some(c) = &cursor {
             url.push_str("&cursor=");
             url.push_str(&form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
         }
         let body = mcp.get(caller, url).await?.body;
-        if let Some(data) = body.get("data").and_then(Value::as_array) {
+        let data = body.get("data").and_then(Value::as_array);
+        let empty = data.is_none_or(Vec::is_empty);
+        if let Some(data) = data {
             items.extend(data.iter().cloned());
         }
-        cursor = body
+        let next = body
             .pointer("/meta/next_cursor")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if cursor.is_none() {
+        // An empty page or a cursor that does not move ends the walk.
+        if next.is_none() || empty || next == cursor {
             return Ok((items, false));
         }
+        cursor = next;
         if items.len() >= SOURCE_CAP {
             return Ok((items, true));
         }
@@ -172,12 +184,18 @@ pub(crate) async fn timeline<B: Backend>(
     let contact = mcp.get(caller, contact_path.clone()).await?.body;
     let may = |r| me.permissions.allows(Permission::read(r));
     let mut entries = Vec::new();
+    let mut requests = REQUEST_BUDGET;
     let mut not_included = Vec::new();
     let mut source_truncated = false;
 
     if may(Resource::Calls) {
-        let (calls, cut) =
-            all_pages(mcp, caller, &format!("/v1/calls?contact_id={contact_id}")).await?;
+        let (calls, cut) = all_pages(
+            mcp,
+            caller,
+            &format!("/v1/calls?contact_id={contact_id}"),
+            &mut requests,
+        )
+        .await?;
         source_truncated |= cut;
         for c in calls {
             entries.push(Entry {
@@ -203,7 +221,8 @@ pub(crate) async fn timeline<B: Backend>(
         not_included.push("calls (the key lacks calls:read)");
     }
     if may(Resource::Notes) {
-        let (notes, cut) = all_pages(mcp, caller, &format!("{contact_path}/notes")).await?;
+        let (notes, cut) =
+            all_pages(mcp, caller, &format!("{contact_path}/notes"), &mut requests).await?;
         source_truncated |= cut;
         for n in notes {
             entries.push(note_entry(&n));
@@ -216,6 +235,7 @@ pub(crate) async fn timeline<B: Backend>(
             mcp,
             caller,
             &format!("/v1/conversations?contact_id={contact_id}"),
+            &mut requests,
         )
         .await?;
         source_truncated |= cut;
@@ -226,6 +246,7 @@ pub(crate) async fn timeline<B: Backend>(
                     mcp,
                     caller,
                     &format!("/v1/messages?conversation_id={conv_id}"),
+                    &mut requests,
                 )
                 .await?;
                 source_truncated |= cut;
@@ -250,8 +271,13 @@ pub(crate) async fn timeline<B: Backend>(
                 }
             }
             if may(Resource::Notes) {
-                let (notes, cut) =
-                    all_pages(mcp, caller, &format!("/v1/conversations/{conv_id}/notes")).await?;
+                let (notes, cut) = all_pages(
+                    mcp,
+                    caller,
+                    &format!("/v1/conversations/{conv_id}/notes"),
+                    &mut requests,
+                )
+                .await?;
                 source_truncated |= cut;
                 for n in notes {
                     entries.push(note_entry(&n));
@@ -277,7 +303,8 @@ pub(crate) async fn timeline<B: Backend>(
             m.insert("kind".into(), e.kind.into());
             m.insert("at".into(), e.at.clone().into());
         }
-        if e.kind == "call" {
+        if e.kind == "call" && requests > 0 {
+            requests -= 1;
             add_excerpt(mcp, caller, &mut item, &e.id).await;
         }
         output::fit(&mut item, ITEMS_BUDGET / 2);

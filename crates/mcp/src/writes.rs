@@ -75,28 +75,32 @@ pub(crate) async fn run<B: Backend>(
             "Adds a note to the conversation, visible to everyone in the workspace.",
         ),
     };
-    let signed = canonical(spec, args);
+    // The token also binds where the write lands: an organization key cannot preview
+    // in one workspace and confirm in another.
+    let workspace = me.effective_workspace(caller);
+    let signed = format!("workspace={workspace}&{}", canonical(spec, args));
     let now = unix_now();
     let confirmations = &mcp.shared().confirmations;
 
     let Some(token) = args.get("confirmation_token").and_then(Value::as_str) else {
-        // Notes go to an existing object: check it now rather than at confirmation.
+        // Notes go to an existing object: check it now (through the notes route, which
+        // `notes:write` may read) rather than at confirmation.
         if matches!(kind, WriteKind::ContactNote | WriteKind::ConversationNote) {
-            let target = path.trim_end_matches("/notes").to_owned();
-            mcp.get(caller, target).await?;
+            mcp.get(caller, format!("{path}?limit=1")).await?;
         }
         let token = confirmations.issue(&me.key_id, spec.name, &signed, now);
         let value = json!({
             "object": "preview",
             "tool": spec.name,
             "livemode": live,
+            "workspace_id": workspace,
             "request": {"method": "POST", "path": path, "body": body},
             "effect": effect,
             "confirmation_token": token,
             "expires_in_seconds": TTL_SECONDS,
         });
         let text = format!(
-            "Preview only: nothing has been done yet.\n{effect}\nRequest: POST {path} {body}\n\
+            "Preview only: nothing has been done yet.\n{effect}\nWorkspace: {workspace}. Request: POST {path} {body}\n\
 Show this to the user. If they agree, call {tool} again with the same arguments and \
 confirmation_token=\"{token}\" (valid {TTL_SECONDS} seconds, once).",
             tool = spec.name,

@@ -2,6 +2,7 @@
 
 use dialtone_domain::contacts::{Contact, ContactInput};
 use dialtone_domain::id::new_id;
+use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
 use dialtone_domain::notes::Note;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::time::{Timestamp, now};
@@ -9,6 +10,7 @@ use dialtone_domain::{Error, Result};
 use serde_json::{Map, Value};
 
 use crate::Scoped;
+use crate::billing::{idempotency_claim, idempotency_finish};
 use crate::calls::record_event;
 use crate::db::{Tx, from_row, query, scope_query};
 
@@ -332,7 +334,8 @@ impl Scoped<'_> {
         contact_id: &str,
         content: &str,
         created_by: &str,
-    ) -> Result<Note> {
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<Outcome<Note>> {
         let s = self.scope;
         let note = Note {
             id: new_id("note"),
@@ -346,6 +349,10 @@ impl Scoped<'_> {
         };
         // INSERT … SELECT: the note is only written if the contact exists in this scope.
         let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = idempotency_claim(&mut tx, s, idem).await? {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
         let done = tx
             .execute(
                 scope_query(s, concat!(
@@ -368,8 +375,16 @@ impl Scoped<'_> {
             });
         }
         record_event(&mut tx, s, "note.created", to_json(&note)?).await?;
+        idempotency_finish(
+            &mut tx,
+            s,
+            idem,
+            201,
+            serde_json::to_string(&note).map_err(Error::internal)?,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(note)
+        Ok(Outcome::Done(note))
     }
 }
 

@@ -374,7 +374,8 @@ impl Scoped<'_> {
         conversation_id: &str,
         content: &str,
         created_by: &str,
-    ) -> Result<Note> {
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<Outcome<Note>> {
         let s = self.scope;
         let note = Note {
             id: new_id("note"),
@@ -387,6 +388,10 @@ impl Scoped<'_> {
             created_at: now(),
         };
         let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = idempotency_claim(&mut tx, s, idem).await? {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
         let done = tx
             .execute(
                 scope_query(s, concat!(
@@ -409,7 +414,15 @@ impl Scoped<'_> {
             });
         }
         record_event(&mut tx, s, "note.created", to_json(&note)?).await?;
+        idempotency_finish(
+            &mut tx,
+            s,
+            idem,
+            201,
+            serde_json::to_string(&note).map_err(Error::internal)?,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(note)
+        Ok(Outcome::Done(note))
     }
 }

@@ -803,3 +803,104 @@ async fn mcp_accepts_only_the_allowed_hosts() {
     assert_eq!(status(&t, k, "evil.example.net").await, 403);
     t.finish().await;
 }
+
+/// A token binds where the write lands: previewed in one workspace, it does not
+/// confirm in another.
+#[tokio::test]
+async fn a_confirmation_token_is_bound_to_its_workspace() {
+    let t = TestApp::spawn_with(|c| c.mcp_allow_writes = true).await;
+    let org_key = key(&t, false).await;
+    let other = t
+        .store
+        .create_workspace(&t.org.id, "Support")
+        .await
+        .expect("workspace");
+    let args = json!({"to": CONTACT_PHONE, "body": "Hello"});
+    let preview = drive(http_plan(
+        &t,
+        &org_key,
+        "legacy",
+        json!([{"op": "call", "tool": "send_message", "args": args}]),
+    ))
+    .await;
+    let p = &preview["results"][0]["structured"];
+    assert_eq!(p["workspace_id"], t.org.default_workspace_id.as_str());
+    let token = p["confirmation_token"].as_str().expect("token");
+    let mut confirm_args = args.clone();
+    confirm_args["confirmation_token"] = token.into();
+    let mut elsewhere = http_plan(
+        &t,
+        &org_key,
+        "legacy",
+        json!([{"op": "call", "tool": "send_message", "args": confirm_args}]),
+    );
+    elsewhere["headers"] = json!({"Dialtone-Workspace": other.id});
+    let r = drive(elsewhere).await;
+    assert_eq!(
+        r["results"][0]["structured"]["error"], "INVALID_CONFIRMATION",
+        "{r}"
+    );
+    // Where it was previewed, it works.
+    let r = drive(http_plan(
+        &t,
+        &org_key,
+        "auto",
+        json!([{"op": "call", "tool": "send_message", "args": confirm_args}]),
+    ))
+    .await;
+    assert_eq!(r["results"][0]["structured"]["object"], "message", "{r}");
+    t.finish().await;
+}
+
+/// Note creation takes `Idempotency-Key` like every other creation, so a confirmed
+/// note token replayed on another node cannot write twice.
+#[tokio::test]
+async fn notes_are_created_once_per_idempotency_key() {
+    let t = TestApp::spawn().await;
+    let full = key(&t, false).await;
+    let s = seed(&t, &full).await;
+    for (path, idem) in [
+        (
+            format!("/v1/contacts/{}/notes", s.contact_id),
+            "note-retry-1",
+        ),
+        (
+            format!("/v1/conversations/{}/notes", s.conversation_id),
+            "note-retry-2",
+        ),
+    ] {
+        let headers = [("Idempotency-Key", idem)];
+        let send = || {
+            t.request(
+                reqwest::Method::POST,
+                &path,
+                Some(&full),
+                Some(json!({"content": "Call back Tuesday."})),
+                &headers,
+            )
+        };
+        let first = send().await;
+        assert_eq!(first.status(), 201);
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let first: Value = first.json().await.expect("json");
+        let again = send().await;
+        assert_eq!(again.status(), 201);
+        assert_eq!(
+            again
+                .headers()
+                .get("idempotent-replayed")
+                .and_then(|v| v.to_str().ok()),
+            Some("true")
+        );
+        assert_eq!(again.json::<Value>().await.expect("json"), first);
+        let (_, notes) = t.get(&path, &full).await;
+        let same = notes["data"]
+            .as_array()
+            .expect("notes")
+            .iter()
+            .filter(|n| n["content"] == "Call back Tuesday.")
+            .count();
+        assert_eq!(same, 1, "{notes}");
+    }
+    t.finish().await;
+}

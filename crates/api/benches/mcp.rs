@@ -44,7 +44,7 @@ fn main() {
         let app = App::start(listener, store.clone(), config).await.expect("start");
         let org = store.create_org("Bench").await.expect("org");
         let digester = KeyDigester::new(&secret);
-        let issuer = KeyIssuer { store: &store, digester: &digester, brand: "dt", cap: 100 };
+        let issuer = KeyIssuer { store: &store, digester: &digester, brand: "dt", cap: 100, ip: None };
         let full = issuer
             .create(Actor::Operator, &org.id, KeyRequest { name: "full".into(), mode: Some(Mode::Test), ..Default::default() })
             .await

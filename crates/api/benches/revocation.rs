@@ -35,7 +35,7 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let org = a_store.create_org("Bench").await.expect("org");
         let digester = KeyDigester::new(&secret);
-        let issuer = KeyIssuer { store: &a_store, digester: &digester, brand: "dt", cap: 1000 };
+        let issuer = KeyIssuer { store: &a_store, digester: &digester, brand: "dt", cap: 1000, ip: None };
         let admin = issuer.create(Actor::Operator, &org.id, KeyRequest { name: "admin".into(), ..Default::default() }).await.expect("admin");
         let admin = admin.secret.expose_secret().to_owned();
         let client = reqwest::Client::new();

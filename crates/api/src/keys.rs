@@ -16,7 +16,7 @@ use dialtone_store::{NewKeyRow, Store};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ClientIp};
 use crate::error::{ApiResult, Json, Query};
 use crate::shared::PageQuery;
 use crate::state::AppState;
@@ -28,6 +28,8 @@ pub struct KeyIssuer<'a> {
     pub digester: &'a KeyDigester,
     pub brand: &'a str,
     pub cap: usize,
+    /// The requester's address, for the audit log (`None` at the command line).
+    pub ip: Option<&'a str>,
 }
 
 /// A key just created: the only moment its secret exists outside the caller.
@@ -95,6 +97,7 @@ impl KeyIssuer<'_> {
             digest: &digest,
             prefix: &token.prefix,
             last_four: &token.last_four,
+            ip: self.ip,
         };
         let key = self.store.insert_key(spec, row, self.cap, retire).await?;
         Ok(CreatedKey {
@@ -196,20 +199,27 @@ impl MeView {
     }
 }
 
-pub(crate) fn issuer(state: &AppState) -> KeyIssuer<'_> {
+pub(crate) fn issuer<'a>(state: &'a AppState, ip: Option<&'a str>) -> KeyIssuer<'a> {
     KeyIssuer {
         store: &state.store,
         digester: &state.digester,
         brand: &state.config.key_brand,
         cap: state.config.key_cap,
+        ip,
     }
 }
 
 /// Revokes a key of `org_id`: the row (and the change feed other nodes follow), then
 /// this node's cache, before anyone is answered. The REST route and the dashboard both
-/// revoke through here.
-pub async fn revoke_key(state: &AppState, org_id: &str, id: &str) -> Result<ApiKey> {
-    let key = state.store.revoke_key(org_id, id).await?;
+/// revoke through here; `by` and `ip` go to the audit log with the revocation.
+pub async fn revoke_key(
+    state: &AppState,
+    org_id: &str,
+    id: &str,
+    by: &str,
+    ip: Option<&str>,
+) -> Result<ApiKey> {
+    let key = state.store.revoke_key(org_id, id, by, ip).await?;
     state.key_cache.evict(id);
     Ok(key)
 }
@@ -221,8 +231,9 @@ pub async fn rotate_key(
     actor: Actor<'_>,
     old: &ApiKey,
     old_expires_at: Option<Timestamp>,
+    ip: Option<&str>,
 ) -> Result<CreatedKey> {
-    let created = issuer(state).rotate(actor, old, old_expires_at).await?;
+    let created = issuer(state, ip).rotate(actor, old, old_expires_at).await?;
     state.key_cache.evict(&old.id);
     Ok(created)
 }
@@ -260,6 +271,7 @@ pub async fn me(Caller(p): Caller) -> impl IntoResponse {
 pub async fn create(
     State(state): State<AppState>,
     Caller(p): Caller,
+    ip: ClientIp,
     Json(body): Json<CreateKeyBody>,
 ) -> ApiResult<impl IntoResponse> {
     let req = KeyRequest {
@@ -270,7 +282,7 @@ pub async fn create(
         workspace_id: body.workspace_id,
         expires_at: body.expires_at.map(dialtone_domain::time::truncate),
     };
-    let created = issuer(&state)
+    let created = issuer(&state, ip.as_deref())
         .create(Actor::Key(&p), &p.org_id, req)
         .await?;
     tracing::info!(key_id = %created.key.id, by = %p.key_id, "api key created");
@@ -324,10 +336,11 @@ pub async fn get(
 pub async fn revoke(
     State(state): State<AppState>,
     Caller(p): Caller,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     visible_key(&state, &p, &id).await?;
-    let key = revoke_key(&state, &p.org_id, &id).await?;
+    let key = revoke_key(&state, &p.org_id, &id, &p.key_id, ip.as_deref()).await?;
     tracing::info!(key_id = %id, by = %p.key_id, "api key revoked");
     Ok(axum::Json(ApiKeyView::new(&key, now())))
 }
@@ -343,6 +356,7 @@ pub async fn revoke(
 pub async fn rotate(
     State(state): State<AppState>,
     Caller(p): Caller,
+    ip: ClientIp,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
@@ -371,7 +385,7 @@ pub async fn rotate(
         )),
     };
     let old = visible_key(&state, &p, &id).await?;
-    let created = rotate_key(&state, Actor::Key(&p), &old, old_expires_at).await?;
+    let created = rotate_key(&state, Actor::Key(&p), &old, old_expires_at, ip.as_deref()).await?;
     tracing::info!(key_id = %id, new_key_id = %created.key.id, by = %p.key_id, "api key rotated");
     Ok((
         StatusCode::CREATED,

@@ -544,6 +544,7 @@ async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
                 digester: &digester,
                 brand: &g.key_brand,
                 cap: g.key_cap,
+                ip: None,
             };
             store.get_org(&a.org).await?;
             let req = KeyRequest {

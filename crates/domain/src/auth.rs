@@ -55,6 +55,20 @@ impl ApiKey {
     }
 
     /// What the key looks like after creation: `dt_live_…abcd`.
+    /// How the audit log names it: `read-only live key “CRM” (dt_live_…abcd)`.
+    pub fn describe(&self) -> String {
+        let mut kind = Vec::new();
+        if self.read_only() {
+            kind.push("read-only");
+        }
+        kind.push(if self.mode == Mode::Test {
+            "test"
+        } else {
+            "live"
+        });
+        format!("{} key “{}” ({})", kind.join(" "), self.name, self.masked())
+    }
+
     pub fn masked(&self) -> String {
         format!("{}…{}", self.prefix, self.last_four)
     }

@@ -141,9 +141,14 @@ pub fn setup_link_lifetime() -> TimeDelta {
     TimeDelta::hours(24)
 }
 
-/// Sign-in throttling: at most this many failures for one email from one address
-/// within [`THROTTLE_WINDOW_MINUTES`]; further attempts are refused unseen.
+/// Sign-in throttling, within [`THROTTLE_WINDOW_MINUTES`]: at most this many failed
+/// attempts for one email from one address; further attempts are refused unseen.
 pub const MAX_LOGIN_FAILURES: i64 = 5;
+/// … for one email from any number of addresses (a botnet, or a spoofed
+/// `X-Forwarded-For`, gets no more guesses on one account than this).
+pub const MAX_LOGIN_FAILURES_PER_EMAIL: i64 = 20;
+/// … from one address over any number of emails.
+pub const MAX_LOGIN_FAILURES_PER_IP: i64 = 100;
 pub const THROTTLE_WINDOW_MINUTES: i64 = 15;
 
 /// The start of the window in which failures count.
@@ -151,9 +156,14 @@ pub fn throttle_window_start(now: Timestamp) -> Timestamp {
     now - TimeDelta::minutes(THROTTLE_WINDOW_MINUTES)
 }
 
-/// Refuses with 429 once `recent_failures` reached the limit.
-pub fn check_throttle(recent_failures: i64) -> Result<()> {
-    if recent_failures >= MAX_LOGIN_FAILURES {
+/// Refuses with 429 when an attempt goes past a limit. The counts include the
+/// attempt being decided (it is recorded before the password is checked, so that
+/// parallel guesses all count).
+pub fn check_throttle(email_and_ip: i64, email: i64, ip: i64) -> Result<()> {
+    if email_and_ip > MAX_LOGIN_FAILURES
+        || email > MAX_LOGIN_FAILURES_PER_EMAIL
+        || ip > MAX_LOGIN_FAILURES_PER_IP
+    {
         Err(Error::RateLimited {
             retry_after_secs: u64::try_from(THROTTLE_WINDOW_MINUTES * 60).unwrap_or(900),
         })
@@ -229,13 +239,16 @@ mod tests {
     }
 
     #[test]
-    fn throttle_after_five_failures() {
-        assert!(check_throttle(4).is_ok());
+    fn throttle_after_five_failures_per_pair_twenty_per_email_a_hundred_per_address() {
+        assert!(check_throttle(5, 5, 5).is_ok());
         assert!(matches!(
-            check_throttle(5),
+            check_throttle(6, 6, 6),
             Err(Error::RateLimited {
                 retry_after_secs: 900
             })
         ));
+        assert!(check_throttle(1, 20, 1).is_ok());
+        assert!(check_throttle(1, 21, 1).is_err());
+        assert!(check_throttle(1, 1, 101).is_err());
     }
 }

@@ -13,6 +13,7 @@ use dialtone_domain::{Error, Result};
 use crate::Store;
 use crate::calls::record_event;
 use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
+use crate::users::audit_in_tx;
 
 /// Columns of a key row, with `requests_30d` summed from the daily counters
 /// (`$1` must be the first day of the 30-day window).
@@ -112,6 +113,8 @@ pub struct NewKeyRow<'a> {
     pub digest: &'a Digest,
     pub prefix: &'a str,
     pub last_four: &'a str,
+    /// Where the request came from, for the audit log.
+    pub ip: Option<&'a str>,
 }
 
 /// Requests counted in memory since the last flush, for one key.
@@ -231,6 +234,34 @@ impl Store {
         .await?;
         let key = key_in_tx(&mut tx, row.id).await?;
         record_key_event(&mut tx, &key, "api_key.created").await?;
+        let (action, target, detail) = match &spec.rotated_from {
+            Some(old) => {
+                let until = match retire {
+                    Some((_, t)) => format!("stops working at {}", t.format("%Y-%m-%d %H:%M UTC")),
+                    None => "keeps working until revoked".to_owned(),
+                };
+                (
+                    "api_key.rotated",
+                    old.as_str(),
+                    format!("Rotated {old} into {}; the old key {until}", key.describe()),
+                )
+            }
+            None => (
+                "api_key.created",
+                row.id,
+                format!("Created {}", key.describe()),
+            ),
+        };
+        audit_in_tx(
+            &mut tx,
+            &spec.org_id,
+            &spec.created_by,
+            action,
+            target,
+            &detail,
+            row.ip,
+        )
+        .await?;
         tx.commit().await?;
         Ok(key)
     }
@@ -309,7 +340,15 @@ impl Store {
     }
 
     /// Revokes a key (idempotent) and records the change for every node's cache.
-    pub async fn revoke_key(&self, org_id: &str, key_id: &str) -> Result<ApiKey> {
+    /// Revokes a key; `by` (a key id, a user id or `cli`) and `ip` go to the audit log,
+    /// in the same transaction. Revoking a revoked key changes nothing.
+    pub async fn revoke_key(
+        &self,
+        org_id: &str,
+        key_id: &str,
+        by: &str,
+        ip: Option<&str>,
+    ) -> Result<ApiKey> {
         let at = now();
         let mut tx = self.db.begin().await?;
         let done = tx
@@ -333,6 +372,16 @@ impl Store {
             notify_key_change(&mut tx, &self.db, key_id).await?;
             let key = key_in_tx(&mut tx, key_id).await?;
             record_key_event(&mut tx, &key, "api_key.revoked").await?;
+            audit_in_tx(
+                &mut tx,
+                org_id,
+                by,
+                "api_key.revoked",
+                key_id,
+                &format!("Revoked {}", key.describe()),
+                ip,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.get_key(org_id, key_id).await
@@ -349,7 +398,7 @@ impl Store {
             .ok_or(Error::NotFound {
                 resource: "api_key",
             })?;
-        self.revoke_key(&org_id.0, key_id).await
+        self.revoke_key(&org_id.0, key_id, "cli", None).await
     }
 
     /// Key changes recorded after `since`, oldest first.

@@ -50,7 +50,7 @@ pub use keys::{Heard, KeyChange, KeyChangeListener, NewKeyRow, UsageDelta};
 pub use messages::{DueMessage, NewMessage};
 pub use phone_numbers::Candidate;
 pub use tenancy::{Organization, Workspace};
-pub use users::{AuditEntry, SessionUser, User};
+pub use users::{AuditEntry, LoginAttempts, SessionUser, User};
 pub use webhooks::{ClaimedDelivery, EndpointRow, NewEndpoint, Outcome as DeliveryOutcome};
 
 /// SQLite migrations, embedded; `every_sqlite_migration_is_embedded` keeps the list whole.

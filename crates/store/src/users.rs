@@ -10,7 +10,7 @@ use dialtone_domain::users::Role;
 use dialtone_domain::{Error, Result};
 
 use crate::Store;
-use crate::db::{FromRow, Row, Scalar, from_row, query};
+use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
 
 /// A person who signs in to the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,14 @@ fn email_taken(e: Error) -> Error {
         },
         e => e,
     }
+}
+
+/// Recent sign-in attempts that did not succeed, three ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginAttempts {
+    pub email_and_ip: i64,
+    pub email: i64,
+    pub ip: i64,
 }
 
 impl Store {
@@ -302,9 +310,13 @@ impl Store {
         let mut tx = self.db.begin().await?;
         let used = tx
             .execute(
+                // Spends every open setup link at once, if this one is valid: two links
+                // used at the same moment cannot both create a first owner (the
+                // second update waits on the first's row locks, then finds none open).
                 query(
-                    "UPDATE setup_tokens SET used_at = $1 \
-                     WHERE token_digest = $2 AND used_at IS NULL AND expires_at > $1",
+                    "UPDATE setup_tokens SET used_at = $1 WHERE used_at IS NULL AND EXISTS \
+                     (SELECT 1 FROM setup_tokens t WHERE t.token_digest = $2 \
+                      AND t.used_at IS NULL AND t.expires_at > $1)",
                 )
                 .bind(at)
                 .bind(&digest[..]),
@@ -377,7 +389,20 @@ impl Store {
         Ok(user)
     }
 
-    pub async fn record_login_failure(&self, email: &str, ip: &str) -> Result<()> {
+    /// Records a sign-in attempt *before* the password is checked (a success clears
+    /// it again), then counts the attempts since `since`: for this email from this
+    /// address, for this email from anywhere, and from this address for any email.
+    /// Recording first means parallel guesses all count.
+    pub async fn record_login_attempt(
+        &self,
+        email: &str,
+        ip: &str,
+        since: Timestamp,
+    ) -> Result<LoginAttempts> {
+        // What fell out of the window is kept by nobody (the table stays small).
+        self.db
+            .execute(query("DELETE FROM login_failures WHERE at < $1").bind(since))
+            .await?;
         self.db
             .execute(
                 query("INSERT INTO login_failures (id, email, ip, at) VALUES ($1, $2, $3, $4)")
@@ -387,17 +412,11 @@ impl Store {
                     .bind(now()),
             )
             .await?;
-        Ok(())
-    }
-
-    /// Failed sign-ins for this email from this address since `since`.
-    pub async fn login_failures_since(
-        &self,
-        email: &str,
-        ip: &str,
-        since: Timestamp,
-    ) -> Result<i64> {
-        let n: Option<Scalar<i64>> = self
+        let count = |sql: &'static str, a: &str| {
+            self.db
+                .fetch_optional::<Scalar<i64>>(query(sql).bind(a.to_owned()).bind(since))
+        };
+        let pair: Option<Scalar<i64>> = self
             .db
             .fetch_optional(
                 query(
@@ -409,7 +428,21 @@ impl Store {
                 .bind(since),
             )
             .await?;
-        Ok(n.map_or(0, |n| n.0))
+        let email_total = count(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM login_failures WHERE email = $1 AND at > $2",
+            email,
+        )
+        .await?;
+        let ip_total = count(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM login_failures WHERE ip = $1 AND at > $2",
+            ip,
+        )
+        .await?;
+        Ok(LoginAttempts {
+            email_and_ip: pair.map_or(0, |n| n.0),
+            email: email_total.map_or(0, |n| n.0),
+            ip: ip_total.map_or(0, |n| n.0),
+        })
     }
 
     /// Forgets failures for this email and address (after a successful sign-in), and
@@ -441,23 +474,9 @@ impl Store {
         detail: &str,
         ip: Option<&str>,
     ) -> Result<()> {
-        self.db
-            .execute(
-                query(
-                    "INSERT INTO audit_log (id, org_id, actor, action, target, detail, ip, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(new_id("aud"))
-                .bind(org_id)
-                .bind(actor)
-                .bind(action)
-                .bind(target)
-                .bind(detail)
-                .bind(ip.map(str::to_owned))
-                .bind(now()),
-            )
-            .await?;
-        Ok(())
+        let mut tx = self.db.begin().await?;
+        audit_in_tx(&mut tx, org_id, actor, action, target, detail, ip).await?;
+        tx.commit().await
     }
 
     /// The newest entries of an organization's audit log, newest first.
@@ -473,4 +492,33 @@ impl Store {
             )
             .await
     }
+}
+
+/// Appends to an organization's audit log inside `tx`, so an action and its entry
+/// are written together or not at all (key changes call this in their transaction).
+pub(crate) async fn audit_in_tx(
+    tx: &mut Tx,
+    org_id: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+    ip: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        query(
+            "INSERT INTO audit_log (id, org_id, actor, action, target, detail, ip, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id("aud"))
+        .bind(org_id)
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .bind(ip.map(str::to_owned))
+        .bind(now()),
+    )
+    .await?;
+    Ok(())
 }

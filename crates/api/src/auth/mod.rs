@@ -157,13 +157,37 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         return resp;
     }
     state.metrics.auth(AuthOutcome::Ok);
-    state
-        .usage
-        .record(&principal.key_id, client_ip(&state, &req), now());
+    let ip = client_ip(&state, &req);
+    state.usage.record(&principal.key_id, ip, now());
     req.extensions_mut().insert(principal);
+    req.extensions_mut()
+        .insert(ClientIp(ip.map(|ip| ip.to_string())));
     let mut resp = next.run(req).await;
     decision.write_headers(resp.headers_mut());
     resp
+}
+
+/// The client's address as [`authenticate`] saw it (behind `--trust-proxy`, from
+/// `X-Forwarded-For`), for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIp(pub Option<String>);
+
+impl ClientIp {
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .cloned()
+            .unwrap_or_default())
+    }
 }
 
 /// The authenticated key of a request (put there by [`authenticate`]).

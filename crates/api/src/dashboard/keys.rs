@@ -23,7 +23,7 @@ use dialtone_domain::{Error, Result};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::session::{Nav, Session, audit};
+use super::session::{Nav, Session};
 use super::{DashError, DashResult, Form, render_status, see_other, when};
 use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key};
 use crate::state::AppState;
@@ -103,6 +103,7 @@ struct KeysPage {
     workspaces: Vec<(String, String)>,
     audit: Vec<AuditRow>,
     notice: Option<String>,
+    page_error: Option<String>,
 }
 
 fn label(r: Resource) -> &'static str {
@@ -259,11 +260,14 @@ fn action_label(action: &str) -> String {
     .to_owned()
 }
 
+#[derive(Default)]
 struct PageState {
     created: Option<Reveal>,
     form: Option<NewKeyForm>,
     form_error: Option<String>,
     notice: Option<String>,
+    /// A refused action outside the modal (e.g. a rotation at the cap).
+    page_error: Option<String>,
 }
 
 async fn keys_page(
@@ -348,12 +352,15 @@ async fn keys_page(
             .collect(),
         audit,
         notice: s.notice,
+        page_error: s.page_error,
     };
     Ok(render_status(status, &page))
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Notice {
+    /// The id of a key just revoked here (shown only if it is this
+    /// organization's and revoked: the URL cannot put words on the page).
     revoked: Option<String>,
 }
 
@@ -362,9 +369,16 @@ pub(crate) async fn page(
     session: Session,
     Query(q): Query<Notice>,
 ) -> DashResult<Response> {
-    let notice = q.revoked.map(|name| {
-        format!("The key “{name}” is revoked. Requests with it now get 401 Unauthorized.")
-    });
+    let mut notice = None;
+    if let Some(id) = q.revoked
+        && let Ok(key) = org_key(&state, &session, &id).await
+        && key.revoked_at.is_some()
+    {
+        notice = Some(format!(
+            "The key “{}” is revoked. Requests with it now get 401 Unauthorized.",
+            key.name
+        ));
+    }
     keys_page(
         &state,
         &session,
@@ -374,6 +388,7 @@ pub(crate) async fn page(
             form: None,
             form_error: None,
             notice,
+            page_error: None,
         },
     )
     .await
@@ -390,15 +405,6 @@ fn reveal(c: &CreatedKey, replaces: Option<String>) -> Reveal {
     }
 }
 
-fn describe(k: &ApiKey) -> String {
-    let mut kind = Vec::new();
-    if k.read_only() {
-        kind.push("read-only");
-    }
-    kind.push(if k.mode == Mode::Test { "test" } else { "live" });
-    format!("{} key “{}” ({})", kind.join(" "), k.name, k.masked())
-}
-
 pub(crate) async fn create(
     State(state): State<AppState>,
     session: Session,
@@ -410,7 +416,7 @@ pub(crate) async fn create(
     let form = NewKeyForm::from_form(&session, &f);
     let result = match form.to_request() {
         Ok(req) => {
-            issuer(&state)
+            issuer(&state, Some(&session.ip))
                 .create(Actor::User(&session.user.id), &session.org.id, req)
                 .await
         }
@@ -437,6 +443,7 @@ pub(crate) async fn create(
                     form: Some(form),
                     form_error: Some(message),
                     notice: None,
+                    page_error: None,
                 },
             )
             .await;
@@ -444,16 +451,6 @@ pub(crate) async fn create(
         Err(e) => return Err(DashError(e)),
     };
     tracing::info!(key_id = %created.key.id, by = %session.user.id, "api key created in the dashboard");
-    audit(
-        &state,
-        &session.org.id,
-        &session.user.id,
-        "api_key.created",
-        &created.key.id,
-        &format!("Created {}", describe(&created.key)),
-        &session.ip,
-    )
-    .await;
     keys_page(
         &state,
         &session,
@@ -463,6 +460,7 @@ pub(crate) async fn create(
             form: None,
             form_error: None,
             notice: None,
+            page_error: None,
         },
     )
     .await
@@ -487,20 +485,20 @@ pub(crate) async fn revoke(
     session.check_csrf(&f)?;
     session.authorize(Action::ManageKeys)?;
     let key = org_key(&state, &session, &id).await?;
-    let key = revoke_key(&state, &session.org.id, &key.id).await?;
-    tracing::info!(key_id = %key.id, by = %session.user.id, "api key revoked in the dashboard");
-    audit(
+    if key.revoked_at.is_some() {
+        // Already revoked (another tab, a resubmitted form): nothing happens twice.
+        return Ok(see_other(&format!("/dashboard/keys?revoked={}", key.id)));
+    }
+    let key = revoke_key(
         &state,
         &session.org.id,
-        &session.user.id,
-        "api_key.revoked",
         &key.id,
-        &format!("Revoked {}", describe(&key)),
-        &session.ip,
+        &session.user.id,
+        Some(&session.ip),
     )
-    .await;
-    let name: String = form_urlencoded::byte_serialize(key.name.as_bytes()).collect();
-    Ok(see_other(&format!("/dashboard/keys?revoked={name}")))
+    .await?;
+    tracing::info!(key_id = %key.id, by = %session.user.id, "api key revoked in the dashboard");
+    Ok(see_other(&format!("/dashboard/keys?revoked={}", key.id)))
 }
 
 pub(crate) async fn rotate(
@@ -519,25 +517,35 @@ pub(crate) async fn rotate(
         "24h" => Some(now() + chrono::TimeDelta::hours(24)),
         _ => None,
     };
-    let created = rotate_key(&state, Actor::User(&session.user.id), &old, old_expires_at).await?;
+    let created = match rotate_key(
+        &state,
+        Actor::User(&session.user.id),
+        &old,
+        old_expires_at,
+        Some(&session.ip),
+    )
+    .await
+    {
+        Ok(c) => c,
+        // At the cap, or the key is no longer active: say so on the keys page.
+        Err(Error::Conflict { message, .. }) => {
+            return keys_page(
+                &state,
+                &session,
+                StatusCode::CONFLICT,
+                PageState {
+                    page_error: Some(message),
+                    ..PageState::default()
+                },
+            )
+            .await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let until = match old_expires_at {
         None => "keeps working until revoked".to_owned(),
         Some(t) => format!("stops working at {}", when(Some(t))),
     };
-    audit(
-        &state,
-        &session.org.id,
-        &session.user.id,
-        "api_key.rotated",
-        &old.id,
-        &format!(
-            "Rotated {} into {}; the old key {until}",
-            describe(&old),
-            created.key.masked()
-        ),
-        &session.ip,
-    )
-    .await;
     keys_page(
         &state,
         &session,
@@ -550,6 +558,7 @@ pub(crate) async fn rotate(
             form: None,
             form_error: None,
             notice: None,
+            page_error: None,
         },
     )
     .await

@@ -216,8 +216,17 @@ pub(crate) fn render_status(status: StatusCode, t: &impl Template) -> Response {
 
 /// A submitted `application/x-www-form-urlencoded` body. Repeated fields (checkboxes)
 /// keep every value.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Form(Vec<(String, String)>);
+
+/// Field names only: forms carry passwords and CSRF tokens.
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
 
 impl Form {
     pub(crate) fn parse(body: &[u8]) -> Form {

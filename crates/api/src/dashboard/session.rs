@@ -67,7 +67,14 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("dialtone-no-such-user").unwrap_or_default())
 }
 
+/// At most this many argon2 computations at once (each takes ~19 MiB and a core for
+/// tens of milliseconds): a flood of sign-ins queues instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 async fn verify_password(password: String, phc: Option<String>) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || match phc {
         Some(phc) => verify(&password, &phc),
         None => {
@@ -398,12 +405,12 @@ async fn try_login(
     let password = form.get("password").unwrap_or("").to_owned();
     let email = users::normalize_email(&raw_email).unwrap_or_else(|_| raw_email.to_lowercase());
     let at = now();
-    let failures = state
+    let attempts = state
         .store
-        .login_failures_since(&email, ip, users::throttle_window_start(at))
+        .record_login_attempt(&email, ip, users::throttle_window_start(at))
         .await
         .map_err(|e| DashError(e).into_response())?;
-    if users::check_throttle(failures).is_err() {
+    if users::check_throttle(attempts.email_and_ip, attempts.email, attempts.ip).is_err() {
         tracing::warn!(%ip, "dashboard: sign-in throttled");
         let mut resp = login_form(
             state,
@@ -412,7 +419,7 @@ async fn try_login(
             raw_email,
             next,
             Some(format!(
-                "Too many failed sign-ins for this email from your address. Wait {} minutes and try again.",
+                "Too many failed sign-ins for this email or from your address. Wait {} minutes and try again.",
                 users::THROTTLE_WINDOW_MINUTES
             )),
         )
@@ -436,11 +443,7 @@ async fn try_login(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            state
-                .store
-                .record_login_failure(&email, ip)
-                .await
-                .map_err(|e| DashError(e).into_response())?;
+            // The attempt was recorded before checking: it stays as a failure.
             return Err(login_form(
                 state,
                 headers,

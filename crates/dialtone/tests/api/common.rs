@@ -126,6 +126,7 @@ impl TestApp {
             digester: &digester,
             brand: &self.config.key_brand,
             cap: self.config.key_cap,
+            ip: None,
         }
         .create(Actor::Operator, &self.org.id, req)
         .await

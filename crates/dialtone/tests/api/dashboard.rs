@@ -232,11 +232,27 @@ async fn dashboard_read_only_key_is_shown_once_works_for_reads_and_dies_on_revok
     assert!(keys[0].created_by.starts_with("user_"));
     let resp = submit(&app, &s, &format!("/dashboard/keys/{id}/revoke"), &[]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_owned();
+    assert_eq!(location, format!("/dashboard/keys?revoked={id}"));
     let (status, _) = app.get("/v1/contacts", &secret).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (_, html) = page(&app, &s.cookie, "/dashboard/keys?revoked=Claude%20Desktop").await;
+    let (_, html) = page(&app, &s.cookie, &location).await;
     assert!(html.contains("Revoked key"));
-    assert!(html.contains("is revoked"));
+    assert!(html.contains("The key “Claude Desktop” is revoked"));
+    // The notice names only a key of this organization that really is revoked: the
+    // URL cannot put words on the page.
+    let (_, html) = page(
+        &app,
+        &s.cookie,
+        "/dashboard/keys?revoked=Call%20support%20now",
+    )
+    .await;
+    assert!(!html.contains("is revoked"));
     app.finish().await;
 }
 
@@ -942,5 +958,124 @@ async fn dialtone_user_create_reads_the_password_from_stdin() {
     let s = sign_in(&app, "admin@example.com").await;
     let resp = submit(&app, &s, "/dashboard/keys", &[("name", "by an admin")]).await;
     assert_eq!(resp.status(), StatusCode::OK);
+    app.finish().await;
+}
+
+/// Guesses sent in parallel all count: each attempt is recorded before its password
+/// is checked, so twenty at once still get at most five tries.
+#[tokio::test]
+async fn dashboard_throttle_holds_against_parallel_guesses_and_spoofed_addresses() {
+    let app = TestApp::spawn_with(|c| c.trust_proxy = true).await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let guesses = (0..20)
+        .map(|_| try_login(&app, "owner@example.com", "wrong password!"))
+        .collect();
+    let statuses: Vec<StatusCode> = join_all(guesses).await.iter().map(|r| r.status()).collect();
+    let tried = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(tried <= 5, "{tried} passwords were checked: {statuses:?}");
+    assert_eq!(tried + refused, 20);
+
+    // A new X-Forwarded-For per guess does not buy more guesses on one account.
+    user(&app, "admin@example.com", Role::Admin).await;
+    let mut checked = 0;
+    for i in 0..30 {
+        let (cookie, csrf) = login_form(&app).await;
+        let resp = browser()
+            .post(format!("{}/login", app.url))
+            .header(COOKIE, format!("dt_csrf={cookie}"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", "admin@example.com"),
+                ("password", "wrong password!"),
+            ])
+            .send()
+            .await
+            .expect("login");
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 20, "per-email limit");
+    app.finish().await;
+}
+
+/// Runs the futures concurrently on this task.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+/// Key changes made over REST and at the command line land in the same audit log
+/// as the dashboard's, written with the change.
+#[tokio::test]
+async fn key_changes_over_rest_are_in_the_audit_log() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_key().await;
+    let (s, created) = app
+        .post(
+            "/v1/api-keys",
+            &admin,
+            serde_json::json!({"name": "CRM sync", "read_only": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = created["id"].as_str().expect("id");
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Revoking again changes nothing and records nothing.
+    app.call(
+        Method::DELETE,
+        &format!("/v1/api-keys/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let log = app.store.list_audit(&app.org.id, 25).await.expect("audit");
+    let mine: Vec<_> = log.iter().filter(|e| e.target == id).collect();
+    assert_eq!(mine.len(), 2, "{log:?}");
+    assert_eq!(mine[0].action, "api_key.revoked");
+    assert_eq!(mine[1].action, "api_key.created");
+    assert!(
+        mine[1].detail.contains("read-only live key “CRM sync”"),
+        "{}",
+        mine[1].detail
+    );
+    for e in &mine {
+        assert!(e.actor.starts_with("key_"), "{}", e.actor);
+        assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+    }
     app.finish().await;
 }

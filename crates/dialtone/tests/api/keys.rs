@@ -33,7 +33,7 @@ async fn every_kind_of_bad_key_gets_the_exact_401_body() {
     let unknown = generate("dt", Mode::Live).secret.expose_secret().to_owned();
     let revoked = t.create_key(named("revoked")).await;
     t.store
-        .revoke_key(&t.org.id, &revoked.key.id)
+        .revoke_key(&t.org.id, &revoked.key.id, "cli", None)
         .await
         .expect("revoke");
     let mut expiring = named("expiring");

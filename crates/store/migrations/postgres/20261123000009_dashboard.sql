@@ -37,6 +37,9 @@ CREATE TABLE login_failures (
     at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX login_failures_by ON login_failures (email, ip, at);
+CREATE INDEX login_failures_by_email ON login_failures (email, at);
+CREATE INDEX login_failures_by_ip ON login_failures (ip, at);
+CREATE INDEX login_failures_at ON login_failures (at);
 
 CREATE TABLE audit_log (
     id TEXT COLLATE "C" PRIMARY KEY,

@@ -4,14 +4,16 @@
 //! through the same router (authentication, scopes, rate limits and usage included),
 //! so a tool can do exactly what the key could do over REST.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::Error;
 use dialtone_mcp::{
@@ -109,26 +111,86 @@ pub fn routes(state: &AppState, api: Router) -> Router<AppState> {
         Arc::new(LocalSessionManager::default()),
         config,
     );
+    let owners = SessionOwners::default();
+    let state = state.clone();
     Router::new()
         .route_service("/mcp", service)
-        .layer(from_fn_with_state(state.clone(), check_key))
+        .layer(from_fn(move |req: Request, next: Next| {
+            let (state, owners) = (state.clone(), owners.clone());
+            async move { check_key(&state, &owners, req, next).await }
+        }))
+}
+
+/// Which key opened each handshake-era session on this node: a session id is only
+/// good with the key that started it.
+#[derive(Clone, Default)]
+struct SessionOwners(Arc<Mutex<HashMap<String, (String, Instant)>>>);
+
+impl SessionOwners {
+    const KEEP: Duration = Duration::from_secs(24 * 3600);
+
+    fn owner(&self, session: &str) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(session).map(|(key, _)| key.clone())
+    }
+
+    fn record(&self, session: String, key_id: String) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < Self::KEEP);
+        }
+        map.insert(session, (key_id, Instant::now()));
+    }
 }
 
 /// Refuses a request without a valid key with the API's 401, before any MCP
-/// processing, and notes the client's address for the tools' requests.
-async fn check_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// processing, refuses a session id presented with another key than the one that
+/// opened it (404, as for an unknown session), and notes the client's address.
+async fn check_key(
+    state: &AppState,
+    owners: &SessionOwners,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(credential) = auth::bearer(req.headers()) else {
         return ApiError(Error::Unauthorized).into_response();
     };
-    if let Err((_, e)) = auth::verify(&state, credential).await {
-        return ApiError(e).into_response();
+    let principal = match auth::verify(state, credential).await {
+        Ok(p) => p,
+        Err((_, e)) => return ApiError(e).into_response(),
+    };
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session
+        && owners
+            .owner(id)
+            .is_some_and(|owner| owner != principal.key_id)
+    {
+        return ApiError(Error::NotFound {
+            resource: "MCP session",
+        })
+        .into_response();
     }
-    if let Some(ip) = auth::client_ip(&state, &req) {
+    if let Some(ip) = auth::client_ip(state, &req) {
         req.extensions_mut()
             .insert(ClientAddr(SocketAddr::new(ip, 0)));
     }
-    next.run(req).await
+    let response = next.run(req).await;
+    if session.is_none()
+        && let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        owners.record(id.to_owned(), principal.key_id.clone());
+    }
+    response
 }
+
+const SESSION_HEADER: &str = "mcp-session-id";
 
 #[cfg(test)]
 mod tests {

@@ -583,7 +583,7 @@ async fn the_tool_list_stays_small_and_flat() {
 }
 
 #[tokio::test]
-async fn mcp_over_http_refuses_a_bad_key_and_notices_a_revocation_mid_session() {
+async fn mcp_over_http_refuses_a_bad_key_a_borrowed_session_and_a_revoked_key() {
     let t = TestApp::spawn().await;
     let resp = t
         .client
@@ -649,6 +649,20 @@ async fn mcp_over_http_refuses_a_bad_key_and_notices_a_revocation_mid_session() 
     let ok = post(list.clone(), session.clone()).await.expect("call");
     assert_eq!(ok.status(), 200);
     assert!(ok.text().await.expect("body").contains("untrusted-data"));
+    // The session id is good only with the key that opened it.
+    let other = self::key(&t, true).await;
+    let hijack = t
+        .client
+        .post(format!("{}/mcp", t.url))
+        .bearer_auth(&other)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", session.clone().expect("session"))
+        .json(&list)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(hijack.status(), 404);
     let admin = t.admin_key().await;
     let (s, _) = t
         .call(

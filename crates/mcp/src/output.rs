@@ -5,6 +5,8 @@
 //! conversation with the model. Each result wraps the JSON in
 //! `<untrusted-data-{nonce}>` tags (a fresh nonce per result, so the data cannot
 //! close the fence) and says that the text inside is data, not instructions.
+//!
+//! JSON is compact (no indentation): a third less context than pretty-printed.
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Value, json};
@@ -24,7 +26,7 @@ pub fn data(tool: &str, value: Value, hint: Option<String>) -> CallToolResult {
     let mut value = value;
     let mut notes: Vec<String> = hint.into_iter().collect();
     let render = |value: &Value, notes: &[String]| {
-        let json = serde_json::to_string_pretty(value).unwrap_or_default();
+        let json = serde_json::to_string(value).unwrap_or_default();
         let mut text = format!(
             "{tool} result.\n<untrusted-data-{nonce}>\n{json}\n</untrusted-data-{nonce}>\n{NOTICE}"
         );
@@ -36,7 +38,7 @@ pub fn data(tool: &str, value: Value, hint: Option<String>) -> CallToolResult {
     };
     let mut text = render(&value, &notes);
     if text.len() > MAX_RESULT_CHARS {
-        let budget = MAX_RESULT_CHARS.saturating_sub(text.len() - pretty_len(&value) + 300);
+        let budget = MAX_RESULT_CHARS.saturating_sub(text.len() - json_len(&value) + 300);
         if shrink_strings(&mut value, budget) {
             notes.push(CUT_NOTE.to_owned());
         }
@@ -78,27 +80,27 @@ pub fn note(text: String, mut value: Value) -> CallToolResult {
     result
 }
 
-fn pretty_len(value: &Value) -> usize {
-    serde_json::to_string_pretty(value).map_or(0, |s| s.len())
+fn json_len(value: &Value) -> usize {
+    serde_json::to_string(value).map_or(0, |s| s.len())
 }
 
-/// Cuts the longest strings until the pretty JSON fits `budget`.
+/// Cuts the longest strings until the JSON fits `budget`.
 fn shrink_strings(value: &mut Value, budget: usize) -> bool {
     let mut cut = false;
     let mut max = 4_000;
-    while pretty_len(value) > budget && max >= 40 {
+    while json_len(value) > budget && max >= 40 {
         cut |= truncate_strings(value, max);
         max /= 2;
     }
     cut
 }
 
-/// Drops the last items of the largest arrays until the pretty JSON fits `budget`;
+/// Drops the last items of the largest arrays until the JSON fits `budget`;
 /// returns how many went.
 fn drop_list_tails(value: &mut Value, budget: usize) -> usize {
     let mut dropped = 0;
     loop {
-        let size = pretty_len(value);
+        let size = json_len(value);
         if size <= budget {
             return dropped;
         }
@@ -117,14 +119,14 @@ fn drop_list_tails(value: &mut Value, budget: usize) -> usize {
 fn largest_array(value: &mut Value) -> Option<&mut Vec<Value>> {
     fn size_of_largest(v: &Value) -> usize {
         match v {
-            Value::Array(items) if items.len() > 1 => pretty_len(v),
+            Value::Array(items) if items.len() > 1 => json_len(v),
             Value::Array(items) => items.iter().map(size_of_largest).max().unwrap_or(0),
             Value::Object(m) => m.values().map(size_of_largest).max().unwrap_or(0),
             _ => 0,
         }
     }
     let own = match value {
-        Value::Array(items) if items.len() > 1 => pretty_len(value),
+        Value::Array(items) if items.len() > 1 => json_len(value),
         _ => 0,
     };
     let best_child = match value {
@@ -167,7 +169,7 @@ const ENVELOPE: usize = 800;
 
 /// About what [`data`] renders for `value` with its hints (to decide paging early).
 pub fn rendered_len(value: &Value) -> usize {
-    serde_json::to_string_pretty(value).map_or(0, |s| s.len()) + NOTICE.len() + ENVELOPE
+    serde_json::to_string(value).map_or(0, |s| s.len()) + NOTICE.len() + ENVELOPE
 }
 
 /// Shortens the longest strings of `value` until it renders within `budget`,

@@ -29,7 +29,7 @@ fn offset(args: &Map<String, Value>) -> Result<usize, Failure> {
 }
 
 fn size(v: &Value) -> usize {
-    serde_json::to_string_pretty(v).map_or(0, |s| s.len())
+    serde_json::to_string(v).map_or(0, |s| s.len())
 }
 
 pub(crate) async fn transcript<B: Backend>(
@@ -72,7 +72,7 @@ pub(crate) async fn transcript<B: Backend>(
             "next_cursor": next,
         })
     };
-    // Items were measured alone; nested, they are indented: trim to the real size.
+    // Items were measured alone: trim to the size of the whole answer.
     let mut value = make(&page);
     while page.len() > 1 && output::rendered_len(&value) > MAX_RESULT_CHARS {
         page.pop();
@@ -341,7 +341,7 @@ pub(crate) async fn timeline<B: Backend>(
             "source_truncated": source_truncated,
         })
     };
-    // Items were measured alone; nested, they are indented: trim to the real size.
+    // Items were measured alone: trim to the size of the whole answer.
     let mut value = make(&items);
     while items.len() > 1 && output::rendered_len(&value) > MAX_RESULT_CHARS {
         items.pop();

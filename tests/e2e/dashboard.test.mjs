@@ -246,7 +246,7 @@ test("calls, a call with its transcript and recording, webhooks, and a phone-siz
   await phone.context().close();
 });
 
-test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret once", async () => {
+test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret once", async (t) => {
   const received = [];
   const receiver = createHttpServer((req, res) => {
     let body = "";
@@ -254,6 +254,8 @@ test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret
     req.on("end", () => { received.push(JSON.parse(body)); res.end("ok"); });
   });
   await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+  // Closed whatever happens, so a failure cannot keep the test process alive.
+  t.after(() => receiver.close());
   const hookUrl = `http://127.0.0.1:${receiver.address().port}/hooks`;
   const key = cli(["keys", "create", "--org", orgId, "--name", "Webhook admin"]).trim();
   const created = await (await api("/v1/webhooks", key, {
@@ -266,15 +268,17 @@ test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret
   await signIn(page);
   await page.getByRole("link", { name: "Webhooks" }).click();
   await page.getByRole("link", { name: hookUrl }).click();
-  await page.getByRole("button", { name: "Send test event" }).click();
+  // Each action is a form post answered by a redirect: wait for that page before the
+  // next step (a reload racing the redirect fails with "not attached").
+  await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.getByRole("button", { name: "Send test event" }).click()]);
   for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(received[0]?.type, "webhook.test");
-  await page.reload();
+  await page.goto(`${base}/dashboard/webhooks/${created.id}`);
   await page.locator("#deliveries .badge-succeeded").first().waitFor();
-  await page.getByRole("button", { name: "Redeliver" }).first().click();
+  await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.getByRole("button", { name: "Redeliver" }).first().click()]);
   for (let i = 0; i < 100 && received.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(received.length, 2, "redelivered");
-  await page.reload();
+  await page.goto(`${base}/dashboard/webhooks/${created.id}`);
   await shot(page, "12-webhook-endpoint");
   await page.getByRole("button", { name: "Rotate secret" }).click();
   await page.locator("dialog#rotate-secret").getByRole("button", { name: "Rotate secret" }).click();
@@ -285,5 +289,4 @@ test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret
   assert.ok(!(await page.content()).includes(secret), "the new secret is shown once");
   assert.deepEqual(page.problems, [], "no console errors");
   await page.context().close();
-  receiver.close();
 });

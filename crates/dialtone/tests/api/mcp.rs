@@ -71,12 +71,16 @@ async fn drive(plan: Value) -> Value {
     let python = tokio::task::spawn_blocking(python)
         .await
         .expect("python setup");
-    let out = tokio::process::Command::new(python)
+    let run = tokio::process::Command::new(python)
         .arg(script)
         .arg(plan.to_string())
         .stdin(Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    // A client that hangs fails the test instead of stalling the suite.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
         .await
+        .expect("the Python MCP client did not finish within 2 minutes")
         .expect("run the Python MCP client");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -117,21 +117,9 @@ impl Store {
             role,
             created_at: now(),
         };
-        self.db
-            .execute(
-                query(
-                    "INSERT INTO users (id, org_id, email, password_hash, role, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&user.id)
-                .bind(&user.org_id)
-                .bind(&user.email)
-                .bind(password_hash)
-                .bind(role.as_str())
-                .bind(user.created_at),
-            )
-            .await
-            .map_err(email_taken)?;
+        let mut tx = self.db.begin().await?;
+        insert_user(&mut tx, &user, password_hash).await?;
+        tx.commit().await?;
         Ok(user)
     }
 
@@ -371,20 +359,7 @@ impl Store {
             role: Role::Owner,
             created_at: at,
         };
-        tx.execute(
-            query(
-                "INSERT INTO users (id, org_id, email, password_hash, role, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&user.id)
-            .bind(&user.org_id)
-            .bind(&user.email)
-            .bind(password_hash)
-            .bind(user.role.as_str())
-            .bind(user.created_at),
-        )
-        .await
-        .map_err(email_taken)?;
+        insert_user(&mut tx, &user, password_hash).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -520,5 +495,25 @@ pub(crate) async fn audit_in_tx(
         .bind(now()),
     )
     .await?;
+    Ok(())
+}
+
+/// Writes a user row (409 if the email is taken): the CLI's `user create` and the
+/// first-run setup both come here.
+async fn insert_user(tx: &mut Tx, user: &User, password_hash: &str) -> Result<()> {
+    tx.execute(
+        query(
+            "INSERT INTO users (id, org_id, email, password_hash, role, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&user.id)
+        .bind(&user.org_id)
+        .bind(&user.email)
+        .bind(password_hash)
+        .bind(user.role.as_str())
+        .bind(user.created_at),
+    )
+    .await
+    .map_err(email_taken)?;
     Ok(())
 }

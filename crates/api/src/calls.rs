@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
-use dialtone_domain::billing::CALL_PER_MINUTE;
 use dialtone_domain::calls::{
     Call, CallStatus, Direction, PlaceCall, Recording, TEST_FROM_NUMBER, Transcript, simulated_wav,
 };
@@ -13,7 +12,7 @@ use dialtone_domain::conversations::Conversation;
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::time::now;
 use dialtone_domain::{Error, Result};
-use dialtone_store::{CallFilter, NewCall};
+use dialtone_store::CallFilter;
 use serde::Deserialize;
 
 use crate::auth::Tenant;
@@ -157,25 +156,11 @@ pub async fn place(
         return Ok(replay(stored.replay_for(key)?));
     }
     input.validate()?;
-    let live = t.scope.livemode();
-    let max_seconds = if live {
-        let affordable = store.affordable_seconds().await?;
-        if affordable < 60 {
-            return Err(Error::InsufficientBalance {
-                needed: CALL_PER_MINUTE,
-                balance: store.wallet().await?.balance,
-            }
-            .into());
-        }
-        Some(affordable)
-    } else {
-        None
-    };
-    let carrier = state.carrier(t.scope.mode)?;
-    let (phone_number_id, from) = resolve_from(&store, live, input.from.as_deref()).await?;
-    let new = NewCall {
-        direction: Direction::Outbound,
-        outcome: carrier.dial(&input.to, max_seconds),
+    let max_seconds = crate::carrier::reserve(&state, &t.scope).await?;
+    state.carrier(t.scope.mode)?;
+    let (phone_number_id, from) =
+        resolve_from(&store, t.scope.livemode(), input.from.as_deref()).await?;
+    let req = crate::carrier::CallRequest {
         from,
         to: input.to,
         phone_number_id,
@@ -184,10 +169,8 @@ pub async fn place(
         recipient_position: None,
         metadata: input.metadata.unwrap_or_default(),
     };
-    let step =
-        TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
     created(
-        store.place_call(new, step, idem.as_ref()).await?,
+        crate::carrier::place_call(&state, &t.scope, req, max_seconds, idem.as_ref()).await?,
         idem.as_ref(),
     )
 }
@@ -234,11 +217,7 @@ pub async fn hangup(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(axum::Json(
-        state
-            .store
-            .scoped(&t.scope)
-            .hangup_call(call_id(&id)?)
-            .await?,
+        crate::carrier::hang_up(&state, &t.scope, call_id(&id)?).await?,
     ))
 }
 

@@ -4,12 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use chrono::TimeDelta;
-use dialtone_domain::calls::{Call, Direction};
-use dialtone_domain::campaigns::{CONCURRENCY, Campaign, CreateCampaign, UpdateCampaign};
+use dialtone_domain::Result;
+use dialtone_domain::calls::Call;
+use dialtone_domain::campaigns::{Campaign, CreateCampaign, UpdateCampaign};
 use dialtone_domain::page::{Page, PageRequest};
-use dialtone_domain::{Error, Result};
-use dialtone_store::{CallFilter, NewCall, RunningCampaign};
+use dialtone_store::CallFilter;
 
 use crate::auth::Tenant;
 use crate::calls::resolve_from;
@@ -120,71 +119,4 @@ pub async fn calls(
     };
     let rows = store.list_calls(&filter, &page).await?;
     Ok(axum::Json(Page::from_rows(rows, &page, |c| &c.id)))
-}
-
-/// One pass of the runner over every running campaign.
-pub(crate) async fn run_all(state: &AppState) -> Result<()> {
-    for c in state.store.running_campaigns().await? {
-        if let Err(e) = run(state, &c).await {
-            tracing::warn!(campaign_id = %c.id, error = %e, "campaign step failed; will retry");
-        }
-    }
-    Ok(())
-}
-
-/// Keeps up to `CONCURRENCY` calls of a campaign in flight; completes it at the end;
-/// pauses it (with a reason) when live calls cannot be placed.
-async fn run(state: &AppState, c: &RunningCampaign) -> Result<()> {
-    let step =
-        TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
-    let scoped = state.store.scoped(&c.scope);
-    loop {
-        let (in_flight, next) = state.store.campaign_next(&c.id).await?;
-        let Some(next) = next else {
-            state.store.complete_campaign_if_done(&c.id).await?;
-            return Ok(());
-        };
-        if in_flight >= CONCURRENCY {
-            return Ok(());
-        }
-        let Ok(carrier) = state.carrier(c.scope.mode) else {
-            return state
-                .store
-                .pause_campaign(&c.id, "carrier_unavailable")
-                .await;
-        };
-        let max_seconds = if c.scope.livemode() {
-            let affordable = scoped.affordable_seconds().await?;
-            if affordable < 60 {
-                return state
-                    .store
-                    .pause_campaign(&c.id, "insufficient_balance")
-                    .await;
-            }
-            Some(affordable)
-        } else {
-            None
-        };
-        let new = NewCall {
-            direction: Direction::Outbound,
-            outcome: carrier.dial(&next.number, max_seconds),
-            from: c.from.clone(),
-            to: next.number,
-            phone_number_id: c.phone_number_id.clone(),
-            agent_id: Some(c.agent_id.clone()),
-            campaign_id: Some(c.id.clone()),
-            recipient_position: Some(next.position),
-            metadata: Default::default(),
-        };
-        match scoped.place_call(new, step, None).await {
-            Ok(_) | Err(Error::Conflict { .. }) => continue,
-            Err(Error::InsufficientBalance { .. }) => {
-                return state
-                    .store
-                    .pause_campaign(&c.id, "insufficient_balance")
-                    .await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }

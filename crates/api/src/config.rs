@@ -4,6 +4,18 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+/// The carrier of live mode (test mode always uses the simulator).
+#[derive(Debug, Clone, Default)]
+pub enum CarrierChoice {
+    /// Live calls and messages answer 503 `CARRIER_UNAVAILABLE`.
+    #[default]
+    None,
+    /// The built-in simulator, charged as real traffic (demos).
+    Simulator,
+    /// Twilio, with the account's credentials.
+    Twilio(dialtone_telephony::twilio::TwilioConfig),
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// First part of every token: `dt` gives `dt_live_…`.
@@ -26,9 +38,10 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Wall time between two steps of a simulated call (queued → ringing → …).
     pub simulator_step: Duration,
-    /// Let live keys place calls through the built-in simulated carrier.
-    pub live_simulator: bool,
-    /// The server's public base URL (for signed media links); default: from `Host`.
+    /// The carrier live calls, messages and numbers go through.
+    pub carrier: CarrierChoice,
+    /// The server's public base URL: signed media links, and where carriers call back
+    /// (required with a real carrier); default for links: from `Host`.
     pub public_url: Option<String>,
     /// Allow webhook URLs on loopback, private and other reserved addresses.
     pub webhook_allow_private: bool,
@@ -63,7 +76,7 @@ impl ServerConfig {
             redis_url: None,
             trust_proxy: false,
             simulator_step: Duration::from_millis(500),
-            live_simulator: false,
+            carrier: CarrierChoice::None,
             public_url: None,
             webhook_allow_private: false,
             webhook_signature_header: "X-Dialtone-Signature".to_owned(),

@@ -69,6 +69,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::CarrierUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Carrier { .. } => StatusCode::BAD_GATEWAY,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

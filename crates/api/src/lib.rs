@@ -2,11 +2,13 @@
 //!
 //! [`App::start`] takes a bound listener and a [`Store`] and serves the REST API under
 //! `/v1`, the OpenAPI document and docs page, `/healthz`, `/readyz` and `/metrics`,
-//! and runs the background tasks (usage flushing, key-change polling).
+//! and runs the background jobs of `workers`.
 //!
 //! Map of the crate:
 //! - [`router`]: every route in one table, with the permission each needs;
-//! - [`carrier`]: where calls and messages go out (the simulator is built in);
+//! - [`carrier`]: the carriers of a server and the operations that use them (place a
+//!   call, hang up), shared by REST, the campaign runner and the dashboard;
+//! - `twilio`: the routes Twilio calls back (signed), and the TwiML served;
 //! - [`auth`]: bearer-key authentication, the key cache, usage counting, rate limits;
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
 //! - [`mcp`]: `/mcp`, the MCP server over streamable HTTP, calling `/v1` in-process;
@@ -16,7 +18,9 @@
 //!   conversation notes;
 //! - [`dashboard`]: the server-rendered dashboard (sign-in, API keys, webhooks, calls);
 //! - [`shared`]: page parameters, the delete answer, id checks;
-//! - [`webhooks`]: endpoints, REST hooks, the signed delivery worker;
+//! - [`webhooks`]: endpoints, REST hooks, the SSRF guard;
+//! - `workers`: background jobs (webhook delivery, the simulator, campaigns, usage,
+//!   key changes), one per file;
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
 
@@ -41,7 +45,9 @@ pub mod phone_numbers;
 pub mod router;
 pub mod shared;
 mod state;
+mod twilio;
 pub mod webhooks;
+mod workers;
 
 pub use config::ServerConfig;
 pub use state::{App, AppState};

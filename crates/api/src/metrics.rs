@@ -51,6 +51,13 @@ pub struct Metrics {
     delivery_latency: Histogram,
     queue_depth: Gauge,
     queue_oldest_seconds: Gauge,
+    carrier_callbacks: Family<CallbackLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct CallbackLabels {
+    carrier: &'static str,
+    outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -109,7 +116,14 @@ impl Metrics {
             "Age of the oldest waiting webhook delivery",
             queue_oldest_seconds.clone(),
         );
+        let carrier_callbacks = Family::<CallbackLabels, Counter>::default();
+        registry.register(
+            "carrier_callbacks",
+            "Requests from carriers by outcome (accepted, bad_signature, unknown)",
+            carrier_callbacks.clone(),
+        );
         Metrics {
+            carrier_callbacks,
             registry,
             requests,
             latency,
@@ -119,6 +133,13 @@ impl Metrics {
             queue_depth,
             queue_oldest_seconds,
         }
+    }
+
+    /// A carrier callback: `accepted`, `bad_signature` or `unknown` (no such call).
+    pub fn carrier_callback(&self, carrier: &'static str, outcome: &'static str) {
+        self.carrier_callbacks
+            .get_or_create(&CallbackLabels { carrier, outcome })
+            .inc();
     }
 
     pub fn auth(&self, outcome: AuthOutcome) {

@@ -14,8 +14,17 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// Readiness: the database answers.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let carrier = state.carriers.live().map(|c| {
+        let ready = state
+            .carrier_ready
+            .load(std::sync::atomic::Ordering::Relaxed);
+        json!({ "name": c.name(), "ready": ready })
+    });
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({ "status": "ready", "carrier": carrier })),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             (

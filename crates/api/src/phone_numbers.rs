@@ -11,6 +11,9 @@ use dialtone_domain::phone_numbers::{
     AvailableNumber, PhoneNumber, PurchaseInput, RoutingPatch, Search, Wanted,
 };
 use dialtone_store::Candidate;
+use dialtone_telephony::{Carrier, NumberHooks, NumberSearch};
+
+use crate::carrier::carrier_error;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Tenant;
@@ -80,30 +83,69 @@ pub async fn list(
 }
 
 /// Search numbers to buy
+///
+/// The inventory of the mode's carrier: Twilio's for live keys when live mode uses
+/// Twilio, the simulator's otherwise.
 #[utoipa::path(get, path = "/v1/phone-numbers/available", tag = "phone_numbers", params(AvailableQuery),
     responses((status = 200, description = "Numbers the carrier offers", body = AvailableList)))]
-pub async fn available(Query(q): Query<AvailableQuery>) -> ApiResult<impl IntoResponse> {
+pub async fn available(
+    State(state): State<AppState>,
+    t: Tenant,
+    Query(q): Query<AvailableQuery>,
+) -> ApiResult<impl IntoResponse> {
     let search = Search::new(
         q.country.as_deref(),
         q.number_type.as_deref(),
         q.area_code.as_deref(),
         q.limit,
     )?;
-    Ok(axum::Json(AvailableList {
-        data: search.offer(search.limit),
-    }))
+    let data = match real_carrier(&state, &t)? {
+        Some(carrier) => carrier
+            .search_numbers(&NumberSearch {
+                search,
+                contains: None,
+            })
+            .await
+            .map_err(carrier_error)?,
+        None => search.offer(search.limit),
+    };
+    Ok(axum::Json(AvailableList { data }))
+}
+
+/// Live mode's carrier when it is a real one (numbers are then bought there).
+fn real_carrier<'a>(state: &'a AppState, t: &Tenant) -> Result<Option<&'a dyn Carrier>> {
+    if !t.scope.livemode() {
+        return Ok(None);
+    }
+    Ok(state
+        .carriers
+        .live()
+        .filter(|c| c.name() != dialtone_store::SIMULATOR))
+}
+
+/// Where a number's calls and messages reach dialtone.
+fn number_hooks(state: &AppState) -> Result<NumberHooks> {
+    let base = crate::carrier::public_url(state)?;
+    Ok(NumberHooks {
+        voice_url: Some(format!("{base}/carrier/twilio/voice")),
+        sms_url: Some(format!("{base}/carrier/twilio/sms")),
+        status_callback: Some(format!("{base}/carrier/twilio/status")),
+    })
 }
 
 /// Buy a phone number
 ///
 /// In live mode the first month is charged to the wallet; a wallet that cannot pay
-/// gets 402 `INSUFFICIENT_BALANCE` and nothing is bought. Send `Idempotency-Key` to
-/// retry safely: a repeat returns the first answer and is charged once.
+/// gets 402 `INSUFFICIENT_BALANCE` and nothing is bought. With Twilio as the live
+/// carrier the number is bought on the operator's Twilio account, its calls and
+/// messages pointed at dialtone. Send `Idempotency-Key` to retry safely: a repeat
+/// returns the first answer and is charged once.
 #[utoipa::path(post, path = "/v1/phone-numbers", tag = "phone_numbers", request_body = PurchaseInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, description = "The number, now yours", body = PhoneNumber),
               (status = 402, description = "The wallet cannot pay (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
-              (status = 409, description = "The number is taken, or the key was used for another request", body = crate::error::ErrorBody)))]
+              (status = 409, description = "The number is taken, or the key was used for another request", body = crate::error::ErrorBody),
+              (status = 502, description = "The carrier refused (CARRIER_ERROR)", body = crate::error::ErrorBody)))]
 pub async fn purchase(
     State(state): State<AppState>,
     t: Tenant,
@@ -112,32 +154,105 @@ pub async fn purchase(
 ) -> ApiResult<Response> {
     let idem = idempotency_key(&headers, "POST", "/v1/phone-numbers", &raw)?;
     let (wanted, routing) = input.checked()?;
-    let candidates: Vec<Candidate> = match wanted {
+    let store = state.store.scoped(&t.scope);
+    let Some(carrier) = real_carrier(&state, &t)? else {
+        let candidates: Vec<Candidate> = match wanted {
+            Wanted::Number {
+                number,
+                country,
+                number_type,
+            } => vec![Candidate {
+                number,
+                country: country.to_owned(),
+                number_type,
+                carrier: None,
+            }],
+            Wanted::Search(search) => search
+                .offer(10)
+                .into_iter()
+                .map(|a| Candidate {
+                    number: a.number,
+                    country: a.country.to_owned(),
+                    number_type: a.number_type,
+                    carrier: None,
+                })
+                .collect(),
+        };
+        let outcome = store
+            .purchase_number(&candidates, &routing, idem.as_ref())
+            .await?;
+        return created(outcome, idem.as_ref());
+    };
+    // A real carrier: replay, money and the choice first; the carrier buys; the row
+    // and the charge follow, and the number is released again if they cannot.
+    if let Some(key) = &idem
+        && let Some(stored) = store.idempotent_response(key).await?
+    {
+        return Ok(crate::shared::replay(stored.replay_for(key)?));
+    }
+    let wanted = match wanted {
         Wanted::Number {
             number,
             country,
             number_type,
-        } => vec![Candidate {
+        } => AvailableNumber {
+            object: "available_phone_number",
             number,
-            country: country.to_owned(),
+            country,
             number_type,
-        }],
-        Wanted::Search(search) => search
-            .offer(10)
-            .into_iter()
-            .map(|a| Candidate {
-                number: a.number,
-                country: a.country.to_owned(),
-                number_type: a.number_type,
+            capabilities: dialtone_domain::phone_numbers::Capabilities {
+                voice: true,
+                sms: number_type.sms(),
+            },
+            monthly_cost: number_type.monthly_cost(),
+            currency: dialtone_domain::billing::CURRENCY,
+        },
+        Wanted::Search(search) => carrier
+            .search_numbers(&NumberSearch {
+                search,
+                contains: None,
             })
-            .collect(),
+            .await
+            .map_err(carrier_error)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Conflict {
+                message: "The carrier has no number matching this search.".to_owned(),
+                details: None,
+            })?,
     };
-    let outcome = state
-        .store
-        .scoped(&t.scope)
-        .purchase_number(&candidates, &routing, idem.as_ref())
-        .await?;
-    created(outcome, idem.as_ref())
+    let balance = store.wallet().await?.balance;
+    if balance < wanted.monthly_cost {
+        return Err(Error::InsufficientBalance {
+            needed: wanted.monthly_cost,
+            balance,
+        }
+        .into());
+    }
+    let owned = carrier
+        .buy_number(&wanted, &number_hooks(&state)?)
+        .await
+        .map_err(carrier_error)?;
+    let candidate = Candidate {
+        number: owned.number.clone(),
+        country: owned.country.clone(),
+        number_type: owned.number_type,
+        carrier: owned.sid.clone().map(|sid| (carrier.name(), sid)),
+    };
+    match store
+        .purchase_number(&[candidate], &routing, idem.as_ref())
+        .await
+    {
+        Ok(outcome) => created(outcome, idem.as_ref()),
+        Err(e) => {
+            if let Some(sid) = &owned.sid
+                && let Err(release) = carrier.release_number(sid).await
+            {
+                tracing::error!(number_sid = %sid, error = %release, "a number bought at the carrier could not be recorded nor released; release it by hand");
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Retrieve a phone number
@@ -188,11 +303,12 @@ pub async fn release(
     t: Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(axum::Json(
-        state
-            .store
-            .scoped(&t.scope)
-            .release_number(number_id(&id)?)
-            .await?,
-    ))
+    let store = state.store.scoped(&t.scope);
+    let id = number_id(&id)?;
+    if let Some(sid) = store.number_carrier_sid(id).await?
+        && let Some(carrier) = real_carrier(&state, &t)?
+    {
+        carrier.release_number(&sid).await.map_err(carrier_error)?;
+    }
+    Ok(axum::Json(store.release_number(id).await?))
 }

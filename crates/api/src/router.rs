@@ -383,6 +383,7 @@ pub fn build(state: AppState) -> Router {
         .merge(api)
         .merge(mcp)
         .merge(crate::dashboard::routes(state.clone()))
+        .merge(crate::twilio::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

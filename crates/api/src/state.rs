@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 
 use dialtone_domain::keys::KeyDigester;
-use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::time::Timestamp;
 use dialtone_domain::{Error, Result};
 use dialtone_store::Store;
 use tokio::net::TcpListener;
@@ -36,6 +36,10 @@ pub struct Inner {
     pub secret_box: dialtone_domain::webhooks::SecretBox,
     /// The client webhook deliveries go through.
     pub webhook_client: reqwest::Client,
+    /// The simulator (test mode) and live mode's carrier.
+    pub carriers: crate::carrier::Carriers,
+    /// Whether live mode's carrier answered its last credentials check (`/readyz`).
+    pub carrier_ready: std::sync::atomic::AtomicBool,
     workspaces_seen: RwLock<HashSet<(String, String)>>,
 }
 
@@ -48,8 +52,10 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ServerConfig) -> Self {
-        AppState(Arc::new(Inner {
+    pub fn new(store: Store, config: ServerConfig) -> Result<Self> {
+        Ok(AppState(Arc::new(Inner {
+            carriers: crate::carrier::Carriers::new(&config)?,
+            carrier_ready: std::sync::atomic::AtomicBool::new(false),
             digester: KeyDigester::new(&config.server_secret),
             rate_limiter: match &config.redis_url {
                 Some(url) => RateLimiter::with_redis(config.rate_limit_per_key, url)
@@ -70,7 +76,7 @@ impl AppState {
             usage: UsageCounter::default(),
             metrics: Metrics::new(),
             workspaces_seen: RwLock::new(HashSet::new()),
-        }))
+        })))
     }
 
     /// Checks that a workspace belongs to an organization (remembered once seen:
@@ -97,8 +103,38 @@ impl AppState {
     pub fn carrier(
         &self,
         mode: dialtone_domain::tenancy::Mode,
-    ) -> Result<&'static dyn crate::carrier::Carrier> {
-        crate::carrier::for_mode(mode, self.config.live_simulator).ok_or(Error::CarrierUnavailable)
+    ) -> Result<&dyn dialtone_telephony::Carrier> {
+        self.carriers.for_mode(mode)
+    }
+
+    /// Checks live mode's carrier credentials (one authenticated request). A carrier
+    /// that refuses them stops the server from starting; one that cannot be reached
+    /// leaves it serving, with `/readyz` saying live calling is not ready.
+    pub async fn check_carrier(&self) -> Result<()> {
+        let Some(carrier) = self.carriers.live() else {
+            return Ok(());
+        };
+        match carrier.check().await {
+            Ok(()) => {
+                self.carrier_ready
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) if e.is_rejection() => Err(Error::Carrier {
+                code: e.code,
+                message: format!(
+                    "{} refused the account's credentials: {}",
+                    carrier.name(),
+                    e.message
+                ),
+            }),
+            Err(e) => {
+                self.carrier_ready
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(carrier = carrier.name(), error = %e, "the carrier cannot be reached; live calls will fail until it can");
+                Ok(())
+            }
+        }
     }
 
     /// Writes the usage counted in memory; counts are put back if the write fails.
@@ -112,7 +148,7 @@ impl AppState {
     }
 
     /// Applies key changes recorded since `since`; returns the newest change time seen.
-    async fn poll_key_changes(
+    pub(crate) async fn poll_key_changes(
         &self,
         since: Timestamp,
         applied: &mut HashSet<(String, Timestamp)>,
@@ -146,7 +182,8 @@ impl App {
     /// Serves on `listener` (bind port 0 in tests) and starts the background tasks.
     pub async fn start(listener: TcpListener, store: Store, config: ServerConfig) -> Result<App> {
         let addr = listener.local_addr().map_err(Error::internal)?;
-        let state = AppState::new(store, config);
+        let state = AppState::new(store, config)?;
+        state.check_carrier().await?;
         let router = crate::router::build(state.clone());
         let (shutdown, mut rx) = watch::channel(false);
         let server = tokio::spawn(async move {
@@ -159,14 +196,7 @@ impl App {
             })
             .await
         });
-        let tasks = vec![
-            tokio::spawn(usage_flusher(state.clone(), shutdown.subscribe())),
-            tokio::spawn(key_change_poller(state.clone(), shutdown.subscribe())),
-            tokio::spawn(simulator(state.clone(), shutdown.subscribe())),
-            tokio::spawn(webhook_worker(state.clone(), shutdown.subscribe())),
-            tokio::spawn(key_change_listener(state.clone(), shutdown.subscribe())),
-            tokio::spawn(redis_connector(state.clone(), shutdown.subscribe())),
-        ];
+        let tasks = crate::workers::spawn(&state, &shutdown);
         Ok(App {
             state,
             addr,
@@ -196,179 +226,5 @@ impl App {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
         }
-    }
-}
-
-async fn usage_flusher(state: AppState, mut stop: watch::Receiver<bool>) {
-    // The first flush is one interval after start, not at once.
-    let period = state.config.usage_flush_interval;
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        if let Err(e) = state.flush_usage().await {
-            tracing::warn!(error = %e, "usage flush failed; will retry");
-        }
-    }
-}
-
-async fn key_change_poller(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(state.config.key_poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut watermark = now();
-    let mut applied = HashSet::new();
-    let mut last_prune = std::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        match state.poll_key_changes(watermark, &mut applied).await {
-            Ok(w) => watermark = w,
-            Err(e) => tracing::warn!(error = %e, "polling key changes failed; will retry"),
-        }
-        if last_prune.elapsed() > std::time::Duration::from_secs(3600) {
-            last_prune = std::time::Instant::now();
-            if let Err(e) = state
-                .store
-                .prune_key_changes(now() - chrono::TimeDelta::days(1))
-                .await
-            {
-                tracing::warn!(error = %e, "pruning key changes failed");
-            }
-        }
-    }
-}
-
-/// Advances simulated calls and messages whose next step is due (state lives in the database, so a
-/// restart resumes them; steps are compare-and-set, so nodes may share the work).
-async fn simulator(state: AppState, mut stop: watch::Receiver<bool>) {
-    let step = state.config.simulator_step;
-    let step_delta =
-        chrono::TimeDelta::from_std(step).unwrap_or(chrono::TimeDelta::milliseconds(500));
-    // Due steps are looked for often (at most every 250 ms); they only run when due.
-    let mut tick = tokio::time::interval((step / 5).clamp(
-        std::time::Duration::from_millis(10),
-        std::time::Duration::from_millis(250),
-    ));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let due = match state.store.due_calls(200).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "simulator: listing due calls failed");
-                continue;
-            }
-        };
-        for call in due {
-            if let Err(e) = state.store.advance_call(&call.id, step_delta).await {
-                tracing::warn!(call_id = %call.id, error = %e, "simulator: step failed; will retry");
-            }
-        }
-        match state.store.due_messages(200).await {
-            Ok(due) => {
-                for m in due {
-                    if let Err(e) = state.store.advance_message(&m.id).await {
-                        tracing::warn!(message_id = %m.id, error = %e, "simulator: delivery failed; will retry");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "simulator: listing due messages failed"),
-        }
-        if let Err(e) = crate::campaigns::run_all(&state).await {
-            tracing::warn!(error = %e, "campaign runner failed; will retry");
-        }
-    }
-}
-
-/// Delivers webhooks: claims due deliveries (a full batch means more are waiting, so
-/// it goes again at once) and keeps the queue gauges current.
-async fn webhook_worker(state: AppState, mut stop: watch::Receiver<bool>) {
-    const BATCH: i64 = 64;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        loop {
-            match crate::webhooks::deliver_due(&state, BATCH).await {
-                Ok(n) if n as i64 == BATCH && !*stop.borrow() => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook worker: claiming failed; will retry");
-                    break;
-                }
-            }
-        }
-        if let Ok((depth, oldest)) = state.store.queue_depth().await {
-            state.metrics.webhook_queue(depth, oldest);
-        }
-    }
-}
-
-/// Evicts keys the moment another node revokes or rotates them (PostgreSQL
-/// `LISTEN`). When the connection drops, it catches up from the change feed and
-/// listens again; the poller stays as the safety net.
-async fn key_change_listener(state: AppState, mut stop: watch::Receiver<bool>) {
-    let catch_up = |state: &AppState| {
-        let state = state.clone();
-        async move {
-            let mut seen = HashSet::new();
-            if let Err(e) = state
-                .poll_key_changes(now() - chrono::TimeDelta::seconds(10), &mut seen)
-                .await
-            {
-                tracing::warn!(error = %e, "catching up on key changes failed");
-            }
-        }
-    };
-    loop {
-        let connected = tokio::select! {
-            l = state.store.key_change_listener() => l,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let mut listener = match connected {
-            Ok(Some(l)) => l,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "key change listener: cannot connect; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        loop {
-            let heard = tokio::select! {
-                heard = listener.next() => heard,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            match heard {
-                Ok(dialtone_store::Heard::Key(id)) => state.key_cache.evict(&id),
-                Ok(dialtone_store::Heard::Lost) => {
-                    tracing::warn!("key change listener: connection lost; catching up");
-                    catch_up(&state).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "key change listener failed; reconnecting");
-                    catch_up(&state).await;
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    break;
-                }
-            }
-        }
-    }
-}
-
-async fn redis_connector(state: AppState, mut stop: watch::Receiver<bool>) {
-    tokio::select! {
-        _ = state.rate_limiter.connect_loop() => {}
-        _ = stop.wait_for(|s| *s) => {}
     }
 }

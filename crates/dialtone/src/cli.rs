@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use dialtone_api::config::CarrierChoice;
 use dialtone_api::keys::{ApiKeyView, CreatedKeyView, KeyIssuer};
 use dialtone_api::{App, ServerConfig};
 use dialtone_domain::auth::{Actor, KeyRequest};
@@ -198,10 +199,25 @@ struct ServeArgs {
     /// Wall time between steps of a simulated call, in milliseconds.
     #[arg(long, env = "DIALTONE_SIMULATOR_STEP_MS", default_value_t = 500)]
     simulator_step_ms: u64,
-    /// Let live keys place calls through the built-in simulated carrier (charged).
-    #[arg(long, env = "DIALTONE_LIVE_SIMULATOR")]
+    /// The carrier of live calls, messages and numbers: `none` (live calls answer
+    /// 503), `simulator` (charged as real traffic, for demos) or `twilio`. Test keys
+    /// always use the simulator.
+    #[arg(long, env = "DIALTONE_CARRIER", default_value = "none", value_parser = ["none", "simulator", "twilio"])]
+    carrier: String,
+    /// Same as `--carrier simulator` (kept for existing setups).
+    #[arg(long, env = "DIALTONE_LIVE_SIMULATOR", hide = true)]
     live_simulator: bool,
-    /// Public base URL of this server, for links it hands out (e.g. recording media).
+    /// The Twilio account (`AC…`), with `--carrier twilio`.
+    #[arg(long, env = "DIALTONE_TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+    /// The Twilio auth token: from the environment only, never a flag (a secret).
+    #[arg(skip = std::env::var("DIALTONE_TWILIO_AUTH_TOKEN").ok().map(secrecy::SecretString::from))]
+    twilio_auth_token: Option<secrecy::SecretString>,
+    /// Twilio's API (a regional edge, or a test double).
+    #[arg(long, env = "DIALTONE_TWILIO_API_URL", default_value = dialtone_telephony::twilio::DEFAULT_API_URL)]
+    twilio_api_url: String,
+    /// Public base URL of this server: links it hands out (recording media) and where
+    /// carriers call back (required with `--carrier twilio`; HTTPS in production).
     #[arg(long, env = "DIALTONE_PUBLIC_URL")]
     public_url: Option<String>,
     /// Allow webhook URLs on loopback, private and reserved addresses (development only).
@@ -678,8 +694,11 @@ async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
             let scoped = store.scoped(&scope);
             let number = scoped.get_number(&number_id).await?;
             let new = NewCall {
+                id: dialtone_domain::id::new_id("call"),
                 direction: Direction::Inbound,
-                outcome: SimulatedOutcome::for_number(&from, None),
+                carrier: dialtone_store::SIMULATOR,
+                outcome: Some(SimulatedOutcome::for_number(&from, None)),
+                reserved_seconds: None,
                 from,
                 to,
                 phone_number_id: Some(number_id),
@@ -760,8 +779,53 @@ async fn mcp(args: McpArgs) -> Result<(), AnyError> {
     Ok(())
 }
 
+/// The live carrier the flags ask for; a clear refusal when a part is missing.
+fn carrier_choice(args: &ServeArgs) -> Result<CarrierChoice, AnyError> {
+    let wanted = if args.live_simulator && args.carrier == "none" {
+        "simulator"
+    } else {
+        args.carrier.as_str()
+    };
+    match wanted {
+        "simulator" => Ok(CarrierChoice::Simulator),
+        "twilio" => {
+            let mut missing = Vec::new();
+            if args.twilio_account_sid.as_deref().is_none_or(str::is_empty) {
+                missing.push("DIALTONE_TWILIO_ACCOUNT_SID");
+            }
+            if args
+                .twilio_auth_token
+                .as_ref()
+                .is_none_or(|t| secrecy::ExposeSecret::expose_secret(t).is_empty())
+            {
+                missing.push("DIALTONE_TWILIO_AUTH_TOKEN");
+            }
+            if args.public_url.as_deref().is_none_or(str::is_empty) {
+                missing
+                    .push("--public-url (DIALTONE_PUBLIC_URL: where Twilio calls dialtone back)");
+            }
+            if !missing.is_empty() {
+                return Err(format!("--carrier twilio needs {}", missing.join(", ")).into());
+            }
+            Ok(CarrierChoice::Twilio(
+                dialtone_telephony::twilio::TwilioConfig {
+                    account_sid: args.twilio_account_sid.clone().unwrap_or_default(),
+                    auth_token: args
+                        .twilio_auth_token
+                        .clone()
+                        .unwrap_or_else(|| secrecy::SecretString::from("")),
+                    api_url: args.twilio_api_url.clone(),
+                    timeout: Duration::from_secs(10),
+                },
+            ))
+        }
+        _ => Ok(CarrierChoice::None),
+    }
+}
+
 async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     init_logging(args.log_format == "json");
+    let carrier = carrier_choice(&args)?;
     let (store, secret) = open(g).await?;
     let first_run = store.list_orgs().await?.is_empty();
     let mut config = ServerConfig::new(secret);
@@ -773,7 +837,7 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.trust_proxy = args.trust_proxy;
     config.redis_url = args.redis_url;
     config.simulator_step = Duration::from_millis(args.simulator_step_ms.max(10));
-    config.live_simulator = args.live_simulator;
+    config.carrier = carrier;
     config.public_url = args.public_url;
     config.webhook_allow_private = args.webhook_allow_private;
     config.webhook_timeout = Duration::from_millis(args.webhook_timeout_ms.max(100));

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::contacts::{check_custom_fields, is_e164};
 use crate::error::{Error, Result, Validator};
+use crate::events::EventType;
 use crate::time::{Timestamp, rfc3339};
 
 pub const BUSY_NUMBER: &str = "+15005550001";
@@ -74,13 +75,13 @@ impl CallStatus {
     }
 
     /// The event a call entering this status emits.
-    pub fn event_type(self) -> &'static str {
+    pub fn event_type(self) -> EventType {
         match self {
-            CallStatus::Queued => "call.queued",
-            CallStatus::Ringing => "call.ringing",
-            CallStatus::InProgress => "call.started",
-            CallStatus::Completed | CallStatus::Canceled => "call.completed",
-            CallStatus::Busy | CallStatus::NoAnswer | CallStatus::Failed => "call.failed",
+            CallStatus::Queued => EventType::CallQueued,
+            CallStatus::Ringing => EventType::CallRinging,
+            CallStatus::InProgress => EventType::CallStarted,
+            CallStatus::Completed | CallStatus::Canceled => EventType::CallCompleted,
+            CallStatus::Busy | CallStatus::NoAnswer | CallStatus::Failed => EventType::CallFailed,
         }
     }
 }
@@ -149,6 +150,10 @@ pub struct Call {
     pub currency: &'static str,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// When the carrier failed the call: its error code (Twilio's, e.g. `21211`).
+    pub error_code: Option<String>,
+    /// When the carrier failed the call: what it said.
+    pub error_message: Option<String>,
     #[serde(serialize_with = "rfc3339::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -194,6 +199,87 @@ impl PlaceCall {
         }
         v.finish()
     }
+}
+
+/// What a carrier reports about a call: a status callback from Twilio, a step of the
+/// simulator. Every carrier's reports go through one state machine, [`walk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallProgress {
+    Ringing,
+    Answered,
+    /// Ended after an answer, with the talk time the carrier measured.
+    Completed {
+        duration_seconds: i64,
+    },
+    Busy,
+    NoAnswer,
+    /// The carrier could not place or carry the call; its own code and words.
+    Failed {
+        code: Option<String>,
+        message: Option<String>,
+    },
+    /// Ended before an answer.
+    Canceled,
+}
+
+impl CallProgress {
+    /// The status this report moves a call to.
+    pub fn status(&self) -> CallStatus {
+        match self {
+            CallProgress::Ringing => CallStatus::Ringing,
+            CallProgress::Answered => CallStatus::InProgress,
+            CallProgress::Completed { .. } => CallStatus::Completed,
+            CallProgress::Busy => CallStatus::Busy,
+            CallProgress::NoAnswer => CallStatus::NoAnswer,
+            CallProgress::Failed { .. } => CallStatus::Failed,
+            CallProgress::Canceled => CallStatus::Canceled,
+        }
+    }
+}
+
+impl CallStatus {
+    /// How far along the lifecycle a status is; states only move to a higher rank.
+    fn rank(self) -> u8 {
+        match self {
+            CallStatus::Queued => 0,
+            CallStatus::Ringing => 1,
+            CallStatus::InProgress => 2,
+            _ => 3,
+        }
+    }
+}
+
+/// The statuses a call in `current` passes through when `progress` is reported, in
+/// order; empty when the report changes nothing.
+///
+/// States only move forward: a replayed report, or one that arrives after a later one
+/// (carriers do not order their callbacks), is ignored. A report that arrives before
+/// the ones it implies walks the states it implies (an answer implies a ring; a
+/// completion, an answer; no answer, a ring), so a call's events always read in
+/// lifecycle order, each status once.
+pub fn walk(current: CallStatus, progress: &CallProgress) -> Vec<CallStatus> {
+    let target = progress.status();
+    if current.is_terminal() || target.rank() <= current.rank() {
+        return Vec::new();
+    }
+    let implied: &[CallStatus] = match target {
+        CallStatus::InProgress | CallStatus::NoAnswer => &[CallStatus::Ringing],
+        CallStatus::Completed => &[CallStatus::Ringing, CallStatus::InProgress],
+        _ => &[],
+    };
+    implied
+        .iter()
+        .copied()
+        .filter(|s| s.rank() > current.rank())
+        .chain(std::iter::once(target))
+        .collect()
+}
+
+/// The seconds of a call that are charged: what the carrier reports, never more than
+/// what was reserved when the call was placed (what the wallet covered then).
+pub fn billable_seconds(reported: i64, reserved: Option<i64>) -> i64 {
+    let reported = reported.max(0);
+    reserved.map_or(reported, |r| reported.min(r.max(0)))
 }
 
 /// How a simulated call ends.
@@ -424,7 +510,41 @@ mod tests {
         for s in CallStatus::ALL {
             assert_eq!(CallStatus::parse(s.as_str()).ok(), Some(s));
         }
-        assert_eq!(CallStatus::Busy.event_type(), "call.failed");
+        assert_eq!(CallStatus::Busy.event_type(), EventType::CallFailed);
         assert!(CallStatus::Canceled.is_terminal() && !CallStatus::Ringing.is_terminal());
+    }
+
+    #[test]
+    fn states_only_move_forward_and_late_reports_change_nothing() {
+        use CallStatus::*;
+        let done = CallProgress::Completed {
+            duration_seconds: 62,
+        };
+        assert_eq!(walk(Queued, &CallProgress::Ringing), vec![Ringing]);
+        assert_eq!(walk(Ringing, &CallProgress::Answered), vec![InProgress]);
+        assert_eq!(walk(InProgress, &done), vec![Completed]);
+        // Out of order: the completion first walks the states it implies…
+        assert_eq!(walk(Queued, &done), vec![Ringing, InProgress, Completed]);
+        assert_eq!(
+            walk(Queued, &CallProgress::NoAnswer),
+            vec![Ringing, NoAnswer]
+        );
+        assert_eq!(walk(Queued, &CallProgress::Busy), vec![Busy]);
+        // …and the reports that arrive after it change nothing; nor do replays.
+        for late in [CallProgress::Ringing, CallProgress::Answered, done.clone()] {
+            assert!(walk(Completed, &late).is_empty(), "{late:?}");
+        }
+        assert!(walk(InProgress, &CallProgress::Ringing).is_empty());
+        assert!(walk(Ringing, &CallProgress::Ringing).is_empty());
+        assert!(walk(Canceled, &CallProgress::Answered).is_empty());
+        assert!(walk(Busy, &CallProgress::Canceled).is_empty());
+    }
+
+    #[test]
+    fn the_charge_never_exceeds_the_reservation() {
+        assert_eq!(billable_seconds(62, Some(600)), 62);
+        assert_eq!(billable_seconds(900, Some(600)), 600);
+        assert_eq!(billable_seconds(62, None), 62);
+        assert_eq!(billable_seconds(-3, Some(60)), 0);
     }
 }

@@ -54,6 +54,12 @@ pub enum Error {
         "Live calls are not enabled on this server: no carrier is configured. Use a test key, or ask the operator to enable one."
     )]
     CarrierUnavailable,
+    /// The carrier refused or failed a request (its code, when it gave one).
+    #[error("The carrier refused the request: {message}")]
+    Carrier {
+        code: Option<String>,
+        message: String,
+    },
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("The request body is too large.")]
@@ -80,6 +86,7 @@ impl Error {
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
             Error::CarrierUnavailable => "CARRIER_UNAVAILABLE",
+            Error::Carrier { .. } => "CARRIER_ERROR",
             Error::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Error::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",

@@ -142,6 +142,27 @@ const COUNTRIES: &[Country] = &[
 
 const US_TOLL_FREE: &[&str] = &["800", "833", "844", "855", "866", "877", "888"];
 
+/// The country (`US` for +1 numbers) and type of a number in E.164, as the numbers
+/// this platform deals in are told apart: +1 8xx toll-free, +44 800 toll-free, +44 7
+/// mobile, else local. For numbers adopted from a carrier account.
+pub fn classify(number: &str) -> (&'static str, NumberType) {
+    let country = COUNTRIES
+        .iter()
+        .find(|c| number.starts_with(c.prefix))
+        .map_or("US", |c| c.code);
+    let number_type = if (number.starts_with("+1")
+        && US_TOLL_FREE.iter().any(|a| number[2..].starts_with(a)))
+        || number.starts_with("+44800")
+    {
+        NumberType::TollFree
+    } else if number.starts_with("+447") {
+        NumberType::Mobile
+    } else {
+        NumberType::Local
+    };
+    (country, number_type)
+}
+
 fn country(code: &str) -> Result<&'static Country> {
     COUNTRIES
         .iter()
@@ -396,16 +417,7 @@ impl PurchaseInput {
                         format!("number is not a {} number", country.code),
                     ));
                 }
-                let inferred = if (country.prefix == "+1"
-                    && US_TOLL_FREE.iter().any(|a| number[2..].starts_with(a)))
-                    || number.starts_with("+44800")
-                {
-                    NumberType::TollFree
-                } else if number.starts_with("+447") {
-                    NumberType::Mobile
-                } else {
-                    NumberType::Local
-                };
+                let inferred = classify(&number).1;
                 Wanted::Number {
                     number,
                     country: country.code,

@@ -23,29 +23,6 @@ pub const SECRET_PREFIX: &str = "whsec_";
 pub const URL_MAX: usize = 2048;
 pub const DESCRIPTION_MAX: usize = 500;
 
-/// Every event type a webhook can ask for (or `*`).
-pub const EVENT_TYPES: &[&str] = &[
-    "contact.created",
-    "contact.updated",
-    "contact.deleted",
-    "note.created",
-    "message.received",
-    "message.sent",
-    "message.delivered",
-    "message.failed",
-    "call.queued",
-    "call.ringing",
-    "call.started",
-    "call.completed",
-    "call.failed",
-    "call.transcript.ready",
-    "call.recording.ready",
-    "campaign.completed",
-    "api_key.created",
-    "api_key.revoked",
-    "webhook.test",
-];
-
 /// A new `whsec_…` secret: 24 random bytes, base64.
 pub fn generate_secret() -> SecretString {
     let bytes: [u8; 24] = rand::random();
@@ -191,7 +168,7 @@ pub fn check_events(events: &[String]) -> Result<Vec<String>> {
     );
     for e in events {
         v.check(
-            e == "*" || EVENT_TYPES.contains(&e.as_str()),
+            e == "*" || crate::events::EventType::parse(e).is_some(),
             "events",
             format!("unknown event type {e:?}"),
         );

@@ -9,10 +9,11 @@
 use chrono::TimeDelta;
 use dialtone_domain::billing::{CALL_PER_MINUTE, CURRENCY, Charge};
 use dialtone_domain::calls::{
-    Call, CallStatus, Direction, Recording, SimulatedOutcome, Transcript, call_cost,
-    simulated_transcript,
+    Call, CallProgress, CallStatus, Direction, Recording, SimulatedOutcome, Transcript,
+    billable_seconds, call_cost, simulated_transcript, walk,
 };
 use dialtone_domain::conversations::Conversation;
+use dialtone_domain::events::EventType;
 use dialtone_domain::id::new_id;
 use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
 use dialtone_domain::page::PageRequest;
@@ -27,9 +28,15 @@ use crate::db::{
 };
 use crate::{Scoped, Store};
 
+/// The carrier name of the built-in simulator, as stored.
+pub const SIMULATOR: &str = "simulator";
+
 /// What `POST /v1/calls` asks for, resolved by the caller (numbers, outcome).
 #[derive(Debug, Clone)]
 pub struct NewCall {
+    /// The call's id, decided by the caller (`new_id("call")`) so a carrier can be
+    /// told it before the row exists.
+    pub id: String,
     pub direction: Direction,
     pub from: String,
     pub to: String,
@@ -40,7 +47,12 @@ pub struct NewCall {
     /// same transaction, so a recipient is called once.
     pub recipient_position: Option<i64>,
     pub metadata: Map<String, Value>,
-    pub outcome: SimulatedOutcome,
+    /// The carrier that carries it (`simulator`, `twilio`).
+    pub carrier: &'static str,
+    /// The simulator's script; `None` for a real carrier, whose callbacks drive it.
+    pub outcome: Option<SimulatedOutcome>,
+    /// Live calls: the most seconds that may be charged (what the wallet covered).
+    pub reserved_seconds: Option<i64>,
 }
 
 /// Filters of `GET /v1/calls`.
@@ -85,6 +97,11 @@ struct CallRow {
     metadata: Map<String, Value>,
     sim_outcome: String,
     sim_duration: i64,
+    carrier: String,
+    carrier_sid: Option<String>,
+    reserved_seconds: Option<i64>,
+    error_code: Option<String>,
+    error_message: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -111,6 +128,11 @@ from_row!(CallRow {
     metadata,
     sim_outcome,
     sim_duration,
+    carrier,
+    carrier_sid,
+    reserved_seconds,
+    error_code,
+    error_message,
     created_at,
     updated_at,
 });
@@ -120,7 +142,8 @@ macro_rules! call_columns {
         "SELECT id, org_id, workspace_id, livemode, direction, status, end_reason, from_number, \
          to_number, contact_id, conversation_id, phone_number_id, agent_id, campaign_id, \
          started_at, answered_at, ended_at, duration_seconds, cost, metadata, sim_outcome, \
-         sim_duration, created_at, updated_at FROM calls "
+         sim_duration, carrier, carrier_sid, reserved_seconds, error_code, error_message, \
+         created_at, updated_at FROM calls "
     };
 }
 
@@ -165,6 +188,8 @@ impl CallRow {
             cost: self.cost,
             currency: CURRENCY,
             metadata: self.metadata.clone(),
+            error_code: self.error_code.clone(),
+            error_message: self.error_message.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -267,7 +292,7 @@ impl From<RecordingRow> for Recording {
 pub(crate) async fn record_event(
     tx: &mut Tx,
     scope: &Scope,
-    event_type: &str,
+    event_type: EventType,
     object: Value,
 ) -> Result<()> {
     let id = new_id("evt");
@@ -280,12 +305,12 @@ pub(crate) async fn record_event(
         .bind(&scope.org_id)
         .bind(&scope.workspace_id)
         .bind(scope.livemode())
-        .bind(event_type)
+        .bind(event_type.as_str())
         .bind(serde_json::json!({ "object": object }))
         .bind(now()),
     )
     .await?;
-    crate::webhooks::fan_out(tx, scope, &id, event_type).await
+    crate::webhooks::fan_out(tx, scope, &id, event_type.as_str()).await
 }
 
 async fn call_in_tx(tx: &mut Tx, id: &str) -> Result<CallRow> {
@@ -313,7 +338,8 @@ async fn transition(
                 "UPDATE calls SET status = $1, started_at = COALESCE($2, started_at), \
                  answered_at = COALESCE($3, answered_at), ended_at = COALESCE($4, ended_at), \
                  end_reason = COALESCE($5, end_reason), duration_seconds = $6, cost = $7, \
-                 next_step_at = $8, updated_at = $9 WHERE id = $10 AND status = $11",
+                 next_step_at = $8, updated_at = $9, error_code = COALESCE($12, error_code), \
+                 error_message = COALESCE($13, error_message) WHERE id = $10 AND status = $11",
             )
             .bind(to.as_str())
             .bind(set.started_at)
@@ -325,7 +351,9 @@ async fn transition(
             .bind(set.next_step_at)
             .bind(at)
             .bind(&row.id)
-            .bind(&row.status),
+            .bind(&row.status)
+            .bind(set.error_code)
+            .bind(set.error_message),
         )
         .await?;
     if done == 0 {
@@ -351,6 +379,8 @@ struct Step {
     duration_seconds: Option<i64>,
     cost: Option<i64>,
     next_step_at: Option<Timestamp>,
+    error_code: Option<String>,
+    error_message: Option<String>,
 }
 
 /// Ends an answered call: duration, charge (live), transcript, recording, events.
@@ -363,7 +393,7 @@ async fn complete(
     let scope = row.scope();
     let at = now();
     let mut cost = if row.livemode {
-        call_cost(duration_seconds)
+        call_cost(billable_seconds(duration_seconds, row.reserved_seconds))
     } else {
         0
     };
@@ -390,6 +420,10 @@ async fn complete(
     let Some(done) = transition(tx, row, CallStatus::Completed, step).await? else {
         return Ok(None);
     };
+    // A real carrier's transcript and recording arrive by their own callbacks.
+    if row.carrier != SIMULATOR {
+        return Ok(Some(done));
+    }
     let greeting: Option<Scalar<Option<String>>> = match &row.agent_id {
         Some(agent) => {
             tx.fetch_optional(query("SELECT greeting FROM agents WHERE id = $1").bind(agent))
@@ -417,7 +451,13 @@ async fn complete(
         .bind(at),
     )
     .await?;
-    record_event(tx, &scope, "call.transcript.ready", to_json(&transcript)?).await?;
+    record_event(
+        tx,
+        &scope,
+        EventType::CallTranscriptReady,
+        to_json(&transcript)?,
+    )
+    .await?;
     let recording = Recording::from(RecordingRow {
         id: new_id("rec"),
         call_id: row.id.clone(),
@@ -439,7 +479,13 @@ async fn complete(
         .bind(at),
     )
     .await?;
-    record_event(tx, &scope, "call.recording.ready", to_json(&recording)?).await?;
+    record_event(
+        tx,
+        &scope,
+        EventType::CallRecordingReady,
+        to_json(&recording)?,
+    )
+    .await?;
     Ok(Some(done))
 }
 
@@ -535,49 +581,197 @@ impl Store {
             .await
     }
 
-    /// Takes one simulated step of a call. `step` is the wall time between steps.
+    /// Takes one simulated step of a call: the simulator's next report, through the
+    /// same state machine as a real carrier's. `step` is the wall time between steps.
     pub async fn advance_call(&self, id: &str, step: TimeDelta) -> Result<()> {
-        let mut tx = self.db.begin().await?;
-        let row = call_in_tx(&mut tx, id).await?;
+        let row = self
+            .db
+            .fetch_optional::<CallRow>(query(concat!(call_columns!(), "WHERE id = $1")).bind(id))
+            .await?
+            .ok_or(Error::NotFound { resource: "call" })?;
         let at = now();
         let outcome = row.outcome();
-        let moved = match row.status()? {
-            CallStatus::Queued => {
-                let s = Step {
-                    started_at: Some(at),
-                    next_step_at: Some(at + step),
-                    ..Step::default()
-                };
-                transition(&mut tx, &row, CallStatus::Ringing, s).await?
-            }
+        let (progress, next) = match row.status()? {
+            CallStatus::Queued => (CallProgress::Ringing, Some(at + step)),
             CallStatus::Ringing => match outcome.after_ringing() {
-                CallStatus::InProgress => {
-                    let s = Step {
-                        answered_at: Some(at),
-                        next_step_at: Some(at + step * 2),
-                        ..Step::default()
-                    };
-                    transition(&mut tx, &row, CallStatus::InProgress, s).await?
-                }
-                ended => {
-                    let s = Step {
-                        ended_at: Some(at),
-                        end_reason: Some(ended.as_str().to_owned()),
-                        ..Step::default()
-                    };
-                    transition(&mut tx, &row, ended, s).await?
-                }
+                CallStatus::InProgress => (CallProgress::Answered, Some(at + step * 2)),
+                CallStatus::Busy => (CallProgress::Busy, None),
+                CallStatus::NoAnswer => (CallProgress::NoAnswer, None),
+                _ => (
+                    CallProgress::Failed {
+                        code: None,
+                        message: None,
+                    },
+                    None,
+                ),
             },
-            CallStatus::InProgress => {
-                complete(&mut tx, &row, outcome.duration_seconds(), "completed").await?
-            }
-            _ => None,
+            CallStatus::InProgress => (
+                CallProgress::Completed {
+                    duration_seconds: outcome.duration_seconds(),
+                },
+                None,
+            ),
+            _ => return Ok(()),
         };
-        if moved.is_some() {
-            tx.commit().await?;
-        }
+        self.apply_call_progress(
+            id,
+            &progress,
+            Apply {
+                next_step_at: next,
+                end_reason: None,
+            },
+        )
+        .await?;
         Ok(())
     }
+
+    /// Applies a carrier's report to a call in one transaction: each status [`walk`]
+    /// gives, with its event (and at the end, the charge, transcript and recording).
+    /// `None` when the report changes nothing (a replay, or later than what it says).
+    ///
+    /// The row is locked first, so two reports of one call (two nodes, two callbacks)
+    /// apply one after the other and neither is lost.
+    pub async fn apply_call_progress(
+        &self,
+        id: &str,
+        progress: &CallProgress,
+        how: Apply<'_>,
+    ) -> Result<Option<Call>> {
+        let mut tx = self.db.begin().await?;
+        let locked = tx
+            .execute(query("UPDATE calls SET updated_at = updated_at WHERE id = $1").bind(id))
+            .await?;
+        if locked == 0 {
+            return Err(Error::NotFound { resource: "call" });
+        }
+        let mut row = call_in_tx(&mut tx, id).await?;
+        let path = walk(row.status()?, progress);
+        let Some(&last) = path.last() else {
+            return Ok(None);
+        };
+        let at = now();
+        for status in path {
+            let next_step_at = if status == last {
+                how.next_step_at
+            } else {
+                None
+            };
+            let ended = |reason: &str| Step {
+                ended_at: Some(at),
+                end_reason: Some(how.end_reason.unwrap_or(reason).to_owned()),
+                ..Step::default()
+            };
+            let moved = match (status, progress) {
+                (CallStatus::Completed, _) => {
+                    let talked = match progress {
+                        CallProgress::Completed { duration_seconds } => *duration_seconds,
+                        _ => 0,
+                    };
+                    complete(&mut tx, &row, talked, how.end_reason.unwrap_or("completed")).await?
+                }
+                (CallStatus::Ringing, _) => {
+                    let s = Step {
+                        started_at: Some(at),
+                        next_step_at,
+                        ..Step::default()
+                    };
+                    transition(&mut tx, &row, status, s).await?
+                }
+                (CallStatus::InProgress, _) => {
+                    let s = Step {
+                        started_at: Some(at),
+                        answered_at: Some(at),
+                        next_step_at,
+                        ..Step::default()
+                    };
+                    transition(&mut tx, &row, status, s).await?
+                }
+                (CallStatus::Failed, CallProgress::Failed { code, message }) => {
+                    let s = Step {
+                        error_code: code.clone(),
+                        error_message: message.clone(),
+                        ..ended("failed")
+                    };
+                    transition(&mut tx, &row, status, s).await?
+                }
+                (status, _) => transition(&mut tx, &row, status, ended(status.as_str())).await?,
+            };
+            match moved {
+                Some(r) => row = r,
+                None => return Ok(None),
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(row.to_call()?))
+    }
+
+    /// The call a carrier knows by `sid`.
+    pub async fn call_by_carrier_sid(&self, carrier: &str, sid: &str) -> Result<String> {
+        self.db
+            .fetch_optional::<Scalar<String>>(
+                query("SELECT id FROM calls WHERE carrier = $1 AND carrier_sid = $2")
+                    .bind(carrier)
+                    .bind(sid),
+            )
+            .await?
+            .map(|s| s.0)
+            .ok_or(Error::NotFound { resource: "call" })
+    }
+
+    /// The carrier's id for a call dialtone placed, recorded once: `Ok` when the call
+    /// has this sid now (set now or before), `NotFound` when it has another (or is
+    /// not a call of this carrier).
+    pub async fn bind_carrier_sid(&self, id: &str, carrier: &str, sid: &str) -> Result<()> {
+        self.db
+            .execute(
+                query(
+                    "UPDATE calls SET carrier_sid = $1 WHERE id = $2 AND carrier = $3 \
+                     AND carrier_sid IS NULL",
+                )
+                .bind(sid)
+                .bind(id)
+                .bind(carrier),
+            )
+            .await?;
+        match self.call_by_carrier_sid(carrier, sid).await {
+            Ok(found) if found == id => Ok(()),
+            _ => Err(Error::NotFound { resource: "call" }),
+        }
+    }
+
+    /// A call as the platform sees it (no tenant check: for carrier callbacks, whose
+    /// signature proved who sent them).
+    pub async fn call_for_carrier(&self, id: &str) -> Result<CarrierCall> {
+        let row = self
+            .db
+            .fetch_optional::<CallRow>(query(concat!(call_columns!(), "WHERE id = $1")).bind(id))
+            .await?
+            .ok_or(Error::NotFound { resource: "call" })?;
+        Ok(CarrierCall {
+            scope: row.scope(),
+            carrier: row.carrier.clone(),
+            carrier_sid: row.carrier_sid.clone(),
+            call: row.to_call()?,
+        })
+    }
+}
+
+/// How a report is applied.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Apply<'a> {
+    /// When the simulator takes its next step (after the last status of the walk).
+    pub next_step_at: Option<Timestamp>,
+    /// Why the call ended, when it ends, if not the status's own name (`hangup_api`).
+    pub end_reason: Option<&'a str>,
+}
+
+/// A call with what its carrier needs to know.
+#[derive(Debug, Clone)]
+pub struct CarrierCall {
+    pub scope: Scope,
+    pub carrier: String,
+    pub carrier_sid: Option<String>,
+    pub call: Call,
 }
 
 impl Scoped<'_> {
@@ -624,14 +818,14 @@ impl Scoped<'_> {
         };
         let (conversation, contact) =
             thread(&mut tx, s, ours, theirs, new.phone_number_id.as_deref(), at).await?;
-        let id = new_id("call");
+        let id = new.id.clone();
         tx.execute(
             query(
                 "INSERT INTO calls (id, org_id, workspace_id, livemode, direction, status, from_number, \
                  to_number, contact_id, conversation_id, phone_number_id, agent_id, campaign_id, \
                  duration_seconds, cost, metadata, sim_outcome, sim_duration, next_step_at, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, 0, 0, \
-                 $13, $14, $15, $16, $17, $17)",
+                 updated_at, carrier, reserved_seconds) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, \
+                 $8, $9, $10, $11, $12, 0, 0, $13, $14, $15, $16, $17, $17, $18, $19)",
             )
             .bind(&id)
             .bind(&s.org_id)
@@ -646,10 +840,12 @@ impl Scoped<'_> {
             .bind(&new.agent_id)
             .bind(&new.campaign_id)
             .bind(new.metadata)
-            .bind(new.outcome.as_str())
-            .bind(new.outcome.duration_seconds())
-            .bind(at + first_step)
-            .bind(at),
+            .bind(new.outcome.map_or("", SimulatedOutcome::as_str))
+            .bind(new.outcome.map_or(0, SimulatedOutcome::duration_seconds))
+            .bind(new.outcome.map(|_| at + first_step))
+            .bind(at)
+            .bind(new.carrier)
+            .bind(new.reserved_seconds),
         )
         .await?;
         if let (Some(campaign), Some(position)) = (&new.campaign_id, new.recipient_position) {
@@ -672,7 +868,7 @@ impl Scoped<'_> {
             }
         }
         let call = call_in_tx(&mut tx, &id).await?.to_call()?;
-        record_event(&mut tx, s, "call.queued", to_json(&call)?).await?;
+        record_event(&mut tx, s, EventType::CallQueued, to_json(&call)?).await?;
         let body = serde_json::to_string(&call).map_err(Error::internal)?;
         idempotency_finish(&mut tx, s, idem, 201, body).await?;
         tx.commit().await?;
@@ -751,38 +947,32 @@ impl Scoped<'_> {
         row.ok_or(Error::NotFound { resource: "call" })?.to_call()
     }
 
-    /// Hangs up a call: `canceled` before an answer, `completed` after one (charged by
-    /// the seconds since the answer). A call that already ended is a 409.
-    pub async fn hangup_call(&self, id: &str) -> Result<Call> {
+    /// Hangs up a call: `canceled` before an answer, `completed` after one, charged by
+    /// the talk time the carrier `reported` (else the seconds since the answer). A call
+    /// that already ended is a 409.
+    pub async fn hangup_call(&self, id: &str, reported: Option<CallProgress>) -> Result<Call> {
         let current = self.get_call(id).await?;
-        let mut tx = self.store.db.begin().await?;
-        let row = call_in_tx(&mut tx, &current.id).await?;
-        let at = now();
-        let moved = match row.status()? {
-            CallStatus::Queued | CallStatus::Ringing => {
-                let s = Step {
-                    ended_at: Some(at),
-                    end_reason: Some("hangup_api".to_owned()),
-                    ..Step::default()
-                };
-                transition(&mut tx, &row, CallStatus::Canceled, s).await?
-            }
-            CallStatus::InProgress => {
-                let talked = row.answered_at.map_or(1, |a| (at - a).num_seconds().max(1));
-                complete(&mut tx, &row, talked, "hangup_api").await?
-            }
-            _ => None,
+        let progress = match (reported, current.status) {
+            (Some(p), _) => p,
+            (None, CallStatus::Queued | CallStatus::Ringing) => CallProgress::Canceled,
+            (None, CallStatus::InProgress) => CallProgress::Completed {
+                duration_seconds: current
+                    .answered_at
+                    .map_or(1, |a| (now() - a).num_seconds().max(1)),
+            },
+            (None, _) => CallProgress::Canceled,
         };
-        match moved {
-            Some(done) => {
-                tx.commit().await?;
-                done.to_call()
-            }
-            None => Err(Error::Conflict {
+        let how = Apply {
+            next_step_at: None,
+            end_reason: Some("hangup_api"),
+        };
+        self.store
+            .apply_call_progress(&current.id, &progress, how)
+            .await?
+            .ok_or_else(|| Error::Conflict {
                 message: format!("Call {id} has already ended."),
                 details: None,
-            }),
-        }
+            })
     }
 
     pub async fn get_transcript(&self, call_id: &str) -> Result<Transcript> {

@@ -1,6 +1,7 @@
 //! Campaigns and their recipients; the runner's queries.
 
 use dialtone_domain::campaigns::{Campaign, Progress};
+use dialtone_domain::events::EventType;
 use dialtone_domain::id::new_id;
 use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
 use dialtone_domain::page::PageRequest;
@@ -195,7 +196,7 @@ impl Store {
         record_event(
             &mut tx,
             &scope,
-            "campaign.completed",
+            EventType::CampaignCompleted,
             serde_json::to_value(&campaign).map_err(Error::internal)?,
         )
         .await?;

@@ -1,6 +1,7 @@
 //! Contacts and their notes, always inside one [`Scoped`] tenant.
 
 use dialtone_domain::contacts::{Contact, ContactInput};
+use dialtone_domain::events::EventType;
 use dialtone_domain::id::new_id;
 use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
 use dialtone_domain::notes::Note;
@@ -238,7 +239,7 @@ impl Scoped<'_> {
             )
             .await
             .map_err(external_id_conflict)?;
-        record_event(&mut tx, s, "contact.created", to_json(&contact)?).await?;
+        record_event(&mut tx, s, EventType::ContactCreated, to_json(&contact)?).await?;
         tx.commit().await?;
         Ok(contact)
     }
@@ -275,7 +276,7 @@ impl Scoped<'_> {
             });
         }
         let contact = contact_in_tx(&mut tx, s, id).await?;
-        record_event(&mut tx, s, "contact.updated", to_json(&contact)?).await?;
+        record_event(&mut tx, s, EventType::ContactUpdated, to_json(&contact)?).await?;
         tx.commit().await?;
         Ok(contact)
     }
@@ -299,7 +300,7 @@ impl Scoped<'_> {
                 resource: "contact",
             });
         }
-        record_event(&mut tx, s, "contact.deleted", to_json(&contact)?).await?;
+        record_event(&mut tx, s, EventType::ContactDeleted, to_json(&contact)?).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -374,7 +375,7 @@ impl Scoped<'_> {
                 resource: "contact",
             });
         }
-        record_event(&mut tx, s, "note.created", to_json(&note)?).await?;
+        record_event(&mut tx, s, EventType::NoteCreated, to_json(&note)?).await?;
         idempotency_finish(
             &mut tx,
             s,

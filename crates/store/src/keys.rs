@@ -3,6 +3,7 @@
 //! watch to drop revoked keys from their caches.
 
 use dialtone_domain::auth::{ApiKey, KeySpec};
+use dialtone_domain::events::EventType;
 use dialtone_domain::keys::Digest;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::permissions::Permissions;
@@ -233,7 +234,7 @@ impl Store {
         )
         .await?;
         let key = key_in_tx(&mut tx, row.id).await?;
-        record_key_event(&mut tx, &key, "api_key.created").await?;
+        record_key_event(&mut tx, &key, EventType::ApiKeyCreated).await?;
         let (action, target, detail) = match &spec.rotated_from {
             Some(old) => {
                 let until = match retire {
@@ -371,7 +372,7 @@ impl Store {
             .await?;
             notify_key_change(&mut tx, &self.db, key_id).await?;
             let key = key_in_tx(&mut tx, key_id).await?;
-            record_key_event(&mut tx, &key, "api_key.revoked").await?;
+            record_key_event(&mut tx, &key, EventType::ApiKeyRevoked).await?;
             audit_in_tx(
                 &mut tx,
                 org_id,
@@ -469,7 +470,7 @@ async fn key_in_tx(tx: &mut Tx, key_id: &str) -> Result<ApiKey> {
 
 /// Records a key event in the key's workspace (an organization key's events go to the
 /// organization's default workspace) and mode. The object never holds the secret.
-async fn record_key_event(tx: &mut Tx, key: &ApiKey, event_type: &str) -> Result<()> {
+async fn record_key_event(tx: &mut Tx, key: &ApiKey, event_type: EventType) -> Result<()> {
     let workspace_id = match &key.workspace_id {
         Some(ws) => ws.clone(),
         None => {

@@ -42,7 +42,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::db::{Db, Scalar, Sqlite, pg_error, query};
 
-pub use calls::{CallFilter, DueCall, NewCall};
+pub use calls::{Apply, CallFilter, CarrierCall, DueCall, NewCall, SIMULATOR};
 pub use campaigns::{NextRecipient, RunningCampaign};
 pub use contacts::ContactFilter;
 pub use demo::DemoSummary;
@@ -90,6 +90,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261123000009,
         include_str!("../migrations/sqlite/20261123000009_dashboard.sql"),
+    ),
+    (
+        20261127000010,
+        include_str!("../migrations/sqlite/20261127000010_carriers.sql"),
     ),
 ];
 

@@ -4,6 +4,7 @@
 use chrono::TimeDelta;
 use dialtone_domain::billing::{CURRENCY, Charge};
 use dialtone_domain::calls::Direction;
+use dialtone_domain::events::EventType;
 use dialtone_domain::id::new_id;
 use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
 use dialtone_domain::messages::{Message, PER_SEGMENT, segments};
@@ -184,7 +185,11 @@ impl Store {
     pub async fn advance_message(&self, id: &str) -> Result<()> {
         let mut tx = self.db.begin().await?;
         let row = message_in_tx(&mut tx, id).await?;
-        let status = if row.sim_fail { "failed" } else { "delivered" };
+        let (status, event) = if row.sim_fail {
+            ("failed", EventType::MessageFailed)
+        } else {
+            ("delivered", EventType::MessageDelivered)
+        };
         let done = tx
             .execute(
                 query(
@@ -203,7 +208,7 @@ impl Store {
         record_event(
             &mut tx,
             &row.scope(),
-            &format!("message.{status}"),
+            event,
             to_json(&updated.to_message()?)?,
         )
         .await?;
@@ -251,10 +256,10 @@ impl Scoped<'_> {
         };
         let (conversation, contact) =
             thread(&mut tx, s, ours, theirs, new.phone_number_id.as_deref(), at).await?;
-        let (status, next_step) = if outbound {
-            ("sent", Some(at + step))
+        let (status, event, next_step) = if outbound {
+            ("sent", EventType::MessageSent, Some(at + step))
         } else {
-            ("received", None)
+            ("received", EventType::MessageReceived, None)
         };
         tx.execute(
             query(
@@ -283,7 +288,7 @@ impl Scoped<'_> {
         )
         .await?;
         let message = message_in_tx(&mut tx, &id).await?.to_message()?;
-        record_event(&mut tx, s, &format!("message.{status}"), to_json(&message)?).await?;
+        record_event(&mut tx, s, event, to_json(&message)?).await?;
         idempotency_finish(
             &mut tx,
             s,
@@ -413,7 +418,7 @@ impl Scoped<'_> {
                 resource: "conversation",
             });
         }
-        record_event(&mut tx, s, "note.created", to_json(&note)?).await?;
+        record_event(&mut tx, s, EventType::NoteCreated, to_json(&note)?).await?;
         idempotency_finish(
             &mut tx,
             s,

@@ -19,6 +19,8 @@ pub struct Candidate {
     pub number: String,
     pub country: String,
     pub number_type: NumberType,
+    /// The carrier that holds it and its id there (`None`: the simulator).
+    pub carrier: Option<(&'static str, String)>,
 }
 
 struct NumberRow {
@@ -289,8 +291,9 @@ impl Scoped<'_> {
         tx.execute(
             query(
                 "INSERT INTO phone_numbers (id, org_id, workspace_id, livemode, number, country, \
-                 number_type, name, agent_id, forward_to, status, monthly_cost, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $12)",
+                 number_type, name, agent_id, forward_to, status, monthly_cost, created_at, updated_at, \
+                 carrier, carrier_sid) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $12, $13, $14)",
             )
             .bind(&number.id)
             .bind(&s.org_id)
@@ -303,7 +306,9 @@ impl Scoped<'_> {
             .bind(&number.agent_id)
             .bind(&number.forward_to)
             .bind(number.monthly_cost)
-            .bind(at),
+            .bind(at)
+            .bind(c.carrier.as_ref().map_or("simulator", |(name, _)| *name))
+            .bind(c.carrier.as_ref().map(|(_, sid)| sid.as_str())),
         )
         .await
         .map_err(|e| match e {
@@ -352,6 +357,27 @@ impl Scoped<'_> {
     }
 
     /// Releases a number (idempotent): it stops being yours; nothing is refunded.
+    /// The carrier's id of an active number, when a real carrier holds it.
+    pub async fn number_carrier_sid(&self, id: &str) -> Result<Option<String>> {
+        let s = self.scope;
+        Ok(self
+            .store
+            .db
+            .fetch_optional::<Scalar<Option<String>>>(
+                scope_query(
+                    s,
+                    concat!(
+                        "SELECT carrier_sid FROM phone_numbers WHERE ",
+                        in_scope!(),
+                        " AND id = $4 AND status = 'active'"
+                    ),
+                )
+                .bind(id),
+            )
+            .await?
+            .and_then(|s| s.0))
+    }
+
     pub async fn release_number(&self, id: &str) -> Result<PhoneNumber> {
         let s = self.scope;
         self.store

@@ -246,7 +246,8 @@ async fn live_calls_need_money_and_a_carrier_and_are_charged_by_the_minute() {
     assert_eq!(list["data"], json!([]), "nothing was placed");
     t.finish().await;
 
-    let t = TestApp::spawn_with(|c| c.live_simulator = true).await;
+    let t =
+        TestApp::spawn_with(|c| c.carrier = dialtone_api::config::CarrierChoice::Simulator).await;
     let key = t.admin_key().await;
     t.store
         .credit_wallet(&t.org.id, true, 1000, "credit")
@@ -430,7 +431,8 @@ async fn bad_calls_are_refused_and_calls_stay_in_their_workspace_and_mode() {
         .expect("credit");
     t.finish().await;
 
-    let t = TestApp::spawn_with(|c| c.live_simulator = true).await;
+    let t =
+        TestApp::spawn_with(|c| c.carrier = dialtone_api::config::CarrierChoice::Simulator).await;
     t.store
         .credit_wallet(&t.org.id, true, 1000, "credit")
         .await

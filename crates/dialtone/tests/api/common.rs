@@ -95,10 +95,12 @@ impl TestApp {
         config.key_poll_interval = Duration::from_millis(100);
         config.rate_limit_per_key = 10_000;
         config.simulator_step = Duration::from_millis(20);
-        tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        // Where carriers call back: this very server.
+        config.public_url = Some(format!("http://{}", listener.local_addr().expect("addr")));
+        tweak(&mut config);
         let app = App::start(listener, store.clone(), config.clone())
             .await
             .expect("start");

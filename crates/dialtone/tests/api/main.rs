@@ -19,4 +19,5 @@ mod ops;
 mod pagination;
 mod phone_numbers;
 mod secrets;
+mod twilio;
 mod webhooks;

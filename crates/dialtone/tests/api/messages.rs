@@ -117,7 +117,8 @@ async fn messages_are_delivered_or_fail_and_share_the_conversation_with_calls() 
 
 #[tokio::test]
 async fn live_messages_are_charged_per_segment_once_per_idempotency_key() {
-    let t = TestApp::spawn_with(|c| c.live_simulator = true).await;
+    let t =
+        TestApp::spawn_with(|c| c.carrier = dialtone_api::config::CarrierChoice::Simulator).await;
     let key = t.admin_key().await;
     let (status, err) = t
         .post(
@@ -162,7 +163,8 @@ async fn live_messages_are_charged_per_segment_once_per_idempotency_key() {
 
 #[tokio::test]
 async fn messages_stay_in_their_workspace_and_mode() {
-    let t = TestApp::spawn_with(|c| c.live_simulator = true).await;
+    let t =
+        TestApp::spawn_with(|c| c.carrier = dialtone_api::config::CarrierChoice::Simulator).await;
     t.store
         .credit_wallet(&t.org.id, true, 1000, "credit")
         .await

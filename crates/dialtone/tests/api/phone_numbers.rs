@@ -289,7 +289,8 @@ async fn numbers_stay_in_their_workspace_and_mode() {
 
 #[tokio::test]
 async fn invoices_sum_a_month_of_charges_by_kind() {
-    let t = TestApp::spawn_with(|c| c.live_simulator = true).await;
+    let t =
+        TestApp::spawn_with(|c| c.carrier = dialtone_api::config::CarrierChoice::Simulator).await;
     let key = t.admin_key().await;
     t.store
         .credit_wallet(&t.org.id, true, 5000, "credit")

@@ -22,14 +22,14 @@ type Received = (HeaderMap, Vec<u8>);
 type Answer = (u16, Option<u64>);
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// Answers to give, in order (then 200).
     script: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 impl Receiver {
-    async fn start() -> (Receiver, String) {
+    pub(crate) async fn start() -> (Receiver, String) {
         let r = Receiver::default();
         let state = r.clone();
         let app = axum::Router::new().route(
@@ -68,7 +68,7 @@ impl Receiver {
         (r, url)
     }
 
-    fn bodies(&self) -> Vec<Value> {
+    pub(crate) fn bodies(&self) -> Vec<Value> {
         self.got
             .lock()
             .expect("lock")
@@ -77,7 +77,7 @@ impl Receiver {
             .collect()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         let started = std::time::Instant::now();
         loop {
             let got = self.got.lock().expect("lock").clone();
@@ -94,7 +94,7 @@ impl Receiver {
     }
 }
 
-fn fast(c: &mut dialtone_api::ServerConfig) {
+pub(crate) fn fast(c: &mut dialtone_api::ServerConfig) {
     c.webhook_allow_private = true;
     c.webhook_retry_schedule = vec![
         Duration::ZERO,

@@ -1,0 +1,13 @@
+//! Keeps the shared rate limiter's Redis connection up (rate limits degrade to the
+//! node's own limiter while it is down).
+
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+pub(super) async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = state.rate_limiter.connect_loop() => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+}

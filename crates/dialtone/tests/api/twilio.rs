@@ -1,0 +1,475 @@
+//! Live calls over Twilio, against a Twilio double (`tests/twilio/double.py`) that
+//! checks every request dialtone sends against Twilio's own OpenAPI document and
+//! signs its callbacks with Twilio's own helper library (`twilio` on PyPI). CI has no
+//! internet; this is the closest thing to Twilio that runs here.
+//!
+//! The double lives in a virtualenv: `DIALTONE_TEST_TWILIO_PYTHON` names its
+//! interpreter (`.ci/run` makes one), else one is made under `target/twilio-venv`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use dialtone_api::config::CarrierChoice;
+use dialtone_telephony::twilio::TwilioConfig;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+use crate::common::TestApp;
+use crate::webhooks::{Receiver, fast};
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "twilio-auth-token-for-tests";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Ok(p) = std::env::var("DIALTONE_TEST_TWILIO_PYTHON")
+            && !p.is_empty()
+        {
+            return PathBuf::from(p);
+        }
+        let root = workspace_root();
+        let venv = root.join("target/twilio-venv");
+        let python = venv.join("bin/python");
+        if !python.exists() {
+            let ok = std::process::Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "python3 -m venv failed: the Twilio tests need Python 3");
+        }
+        let ok = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "-r"])
+            .arg(root.join("tests/twilio/requirements.txt"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "pip install of the Twilio double's requirements failed");
+        python
+    })
+}
+
+/// A running Twilio double.
+struct Double {
+    url: String,
+    _child: tokio::process::Child,
+    http: reqwest::Client,
+}
+
+impl Double {
+    async fn start() -> Double {
+        dialtone_api::webhooks::install_tls_provider();
+        let python = tokio::task::spawn_blocking(python)
+            .await
+            .expect("python setup");
+        let mut child = tokio::process::Command::new(python)
+            .arg(workspace_root().join("tests/twilio/double.py"))
+            .args(["--account-sid", ACCOUNT, "--auth-token", TOKEN])
+            // The double stops when its stdin closes: when this test drops it.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the Twilio double");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .expect("the double starts within a minute")
+        .expect("read the double's port");
+        let port = serde_json::from_str::<Value>(&line).expect("port line")["port"]
+            .as_u64()
+            .expect("port");
+        Double {
+            url: format!("http://127.0.0.1:{port}"),
+            _child: child,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn carrier(&self) -> CarrierChoice {
+        CarrierChoice::Twilio(TwilioConfig {
+            account_sid: ACCOUNT.into(),
+            auth_token: SecretString::from(TOKEN),
+            api_url: self.url.clone(),
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}/_double{path}", self.url));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("double control");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.control(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.control(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// The Twilio sid of the call the double received for `to`.
+    async fn call_sid(&self, to: &str) -> String {
+        let calls = self.get("/calls").await;
+        calls
+            .as_array()
+            .expect("calls")
+            .iter()
+            .rev()
+            .find(|c| c["to"] == to)
+            .and_then(|c| c["sid"].as_str())
+            .expect("the call reached the double")
+            .to_owned()
+    }
+
+    /// Fails the test when any request broke Twilio's published contract.
+    async fn assert_no_violations(&self) {
+        let v = self.get("/violations").await;
+        assert_eq!(
+            v,
+            json!([]),
+            "requests that break Twilio's OpenAPI document"
+        );
+    }
+}
+
+/// A server whose live carrier is the double, a live key, money, a number bought at
+/// "Twilio", and a webhook endpoint listening for call events.
+async fn live_setup(double: &Double) -> (TestApp, String, String, Receiver) {
+    let carrier = double.carrier();
+    let t = TestApp::spawn_with(move |c| {
+        c.carrier = carrier;
+        fast(c);
+    })
+    .await;
+    let key = t.admin_key().await;
+    // A local number's month (1.15) and 1.00 for calls: 50 minutes.
+    t.store
+        .credit_wallet(&t.org.id, true, 215, "credit")
+        .await
+        .expect("credit");
+    let (status, number) = t
+        .post("/v1/phone-numbers", &key, json!({ "area_code": "415" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{number}");
+    let from = number["number"].as_str().expect("number").to_owned();
+    let (receiver, url) = Receiver::start().await;
+    let (status, hook) = t
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({ "url": url, "events": ["call.queued", "call.ringing", "call.started", "call.completed", "call.failed"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    (t, key, from, receiver)
+}
+
+async fn call_status(t: &TestApp, key: &str, id: &str) -> Value {
+    t.get(&format!("/v1/calls/{id}"), key).await.1
+}
+
+#[tokio::test]
+async fn a_live_call_goes_through_twilio_and_is_charged_by_the_reported_duration() {
+    let double = Double::start().await;
+    let (t, key, from, receiver) = live_setup(&double).await;
+    // The number was bought at Twilio with its calls and messages pointed at dialtone.
+    let bought = double.get("/requests").await;
+    let buy = bought
+        .as_array()
+        .expect("requests")
+        .iter()
+        .find(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/IncomingPhoneNumbers.json"))
+                && r["method"] == "POST"
+        })
+        .expect("a purchase at Twilio");
+    let form = buy["form"].to_string();
+    assert!(
+        form.contains("/carrier/twilio/voice") && form.contains("/carrier/twilio/sms"),
+        "{form}"
+    );
+
+    let to = "+14155550123";
+    let (status, call) = t
+        .post("/v1/calls", &key, json!({ "to": to, "from": from }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    assert_eq!(call["status"], "queued");
+    let id = call["id"].as_str().expect("id").to_owned();
+    let sid = double.call_sid(to).await;
+    let placed = double.get(&format!("/calls/{sid}")).await;
+    assert_eq!(
+        placed["params"]["TimeLimit"], "3000",
+        "what 1.00 covers at 2¢ a minute"
+    );
+
+    let played = double
+        .post(
+            &format!("/calls/{sid}/play"),
+            json!({ "steps": [
+                { "status": "initiated" },
+                { "status": "ringing" },
+                { "fetch_twiml": true },
+                { "status": "in-progress" },
+                { "status": "completed", "duration": 62 },
+            ] }),
+        )
+        .await;
+    for cb in played["callbacks"].as_array().expect("callbacks") {
+        assert!(
+            cb["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s)),
+            "dialtone refused a genuine callback: {cb}"
+        );
+    }
+    let twiml = played["twiml"].as_str().expect("twiml");
+    assert!(
+        twiml.contains("<Transcription statusCallbackUrl="),
+        "{twiml}"
+    );
+
+    let done = call_status(&t, &key, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["duration_seconds"], 62);
+    assert_eq!(done["cost"], 4, "two started minutes at 2¢");
+    let (_, wallet) = t.get("/v1/billing/wallet", &key).await;
+    assert_eq!(wallet["balance"], 100 - 4, "{wallet}");
+
+    let got = receiver.wait_for(4).await;
+    let types: Vec<String> = got
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_slice::<Value>(b).expect("json")["type"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "call.queued",
+            "call.ringing",
+            "call.started",
+            "call.completed"
+        ]
+    );
+    double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn shuffled_and_repeated_callbacks_only_move_a_call_forward() {
+    let double = Double::start().await;
+    let (t, key, from, receiver) = live_setup(&double).await;
+    let to = "+14155550124";
+    let (_, call) = t
+        .post("/v1/calls", &key, json!({ "to": to, "from": from }))
+        .await;
+    let id = call["id"].as_str().expect("id").to_owned();
+    let sid = double.call_sid(to).await;
+    let played = double
+        .post(
+            &format!("/calls/{sid}/play"),
+            json!({ "shuffle": true, "duplicate": true, "seed": 7, "steps": [
+                { "status": "ringing" },
+                { "status": "in-progress" },
+                { "status": "completed", "duration": 61 },
+            ] }),
+        )
+        .await;
+    assert_eq!(played["callbacks"].as_array().map(Vec::len), Some(6));
+    let done = call_status(&t, &key, &id).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["duration_seconds"], 61);
+    assert_eq!(done["cost"], 4);
+    // Each status once, in lifecycle order, whatever order the callbacks came in.
+    receiver.wait_for(4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let types: Vec<Value> = receiver
+        .bodies()
+        .iter()
+        .map(|b| b["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "call.queued",
+            "call.ringing",
+            "call.started",
+            "call.completed"
+        ]
+    );
+    double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn forged_and_unknown_callbacks_change_nothing() {
+    let double = Double::start().await;
+    let (t, key, from, _receiver) = live_setup(&double).await;
+    let to = "+14155550125";
+    let (_, call) = t
+        .post("/v1/calls", &key, json!({ "to": to, "from": from }))
+        .await;
+    let id = call["id"].as_str().expect("id").to_owned();
+    let sid = double.call_sid(to).await;
+    let status_url = format!("{}/carrier/twilio/status?call={id}", t.url);
+    let params = json!([
+        ["CallSid", sid],
+        ["CallStatus", "completed"],
+        ["CallDuration", "600"],
+        ["AccountSid", ACCOUNT]
+    ]);
+    // A wrong signature, and none at all.
+    let forged = double
+        .post("/callback", json!({ "url": status_url, "params": params, "signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" }))
+        .await;
+    assert_eq!(forged["status"], 403, "{forged}");
+    let unsigned = reqwest::Client::new()
+        .post(&status_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("CallSid={sid}&CallStatus=completed"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unsigned.status(), StatusCode::FORBIDDEN);
+    // Signed, but for a URL other than the one called (a replay to another call).
+    let other = double
+        .post(
+            "/sign",
+            json!({ "url": format!("{}/carrier/twilio/status", t.url), "params": params }),
+        )
+        .await;
+    let replayed = double
+        .post(
+            "/callback",
+            json!({ "url": status_url, "params": params, "signature": other["signature"] }),
+        )
+        .await;
+    assert_eq!(replayed["status"], 403);
+    // Genuinely signed, but about a call dialtone does not know.
+    let unknown = double
+        .post("/callback", json!({ "url": format!("{}/carrier/twilio/status", t.url), "params": [["CallSid", "CA00000000000000000000000000000000"], ["CallStatus", "ringing"]] }))
+        .await;
+    assert_eq!(unknown["status"], 404);
+    let still = call_status(&t, &key, &id).await;
+    assert_eq!(still["status"], "queued", "{still}");
+    assert_eq!(still["cost"], 0);
+    let metrics = reqwest::get(format!("{}/metrics", t.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            "dialtone_carrier_callbacks_total{carrier=\"twilio\",outcome=\"bad_signature\"} 3"
+        ),
+        "{metrics}"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_carrier_error_fails_the_call_and_charges_nothing() {
+    let double = Double::start().await;
+    let (t, key, from, _receiver) = live_setup(&double).await;
+    double
+        .post("/fail", json!({ "path_suffix": "/Calls.json", "method": "POST", "status": 500, "code": 20500, "message": "Internal Server Error", "times": 1 }))
+        .await;
+    let (status, call) = t
+        .post(
+            "/v1/calls",
+            &key,
+            json!({ "to": "+14155550126", "from": from }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    assert_eq!(call["status"], "failed", "{call}");
+    assert_eq!(call["error_code"], "20500");
+    assert_eq!(call["error_message"], "Internal Server Error");
+    assert_eq!(call["cost"], 0);
+    let (_, wallet) = t.get("/v1/billing/wallet", &key).await;
+    assert_eq!(wallet["balance"], 100, "only the number's month");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn busy_no_answer_and_hangup_end_calls_as_twilio_says() {
+    let double = Double::start().await;
+    let (t, key, from, _receiver) = live_setup(&double).await;
+    for (to, twilio, ours) in [
+        ("+14155550131", "busy", "busy"),
+        ("+14155550132", "no-answer", "no_answer"),
+        ("+14155550133", "failed", "failed"),
+    ] {
+        let (_, call) = t
+            .post("/v1/calls", &key, json!({ "to": to, "from": from }))
+            .await;
+        let sid = double.call_sid(to).await;
+        double
+            .post(
+                &format!("/calls/{sid}/play"),
+                json!({ "steps": [{ "status": "ringing" }, { "status": twilio }] }),
+            )
+            .await;
+        let ended = call_status(&t, &key, call["id"].as_str().expect("id")).await;
+        assert_eq!(ended["status"], ours, "{ended}");
+        assert_eq!(ended["cost"], 0);
+    }
+    // Hang up an answered call: Twilio completes it and reports the duration.
+    let to = "+14155550134";
+    let (_, call) = t
+        .post("/v1/calls", &key, json!({ "to": to, "from": from }))
+        .await;
+    let id = call["id"].as_str().expect("id");
+    let sid = double.call_sid(to).await;
+    double
+        .post(
+            &format!("/calls/{sid}/play"),
+            json!({ "steps": [{ "status": "ringing" }, { "status": "in-progress" }] }),
+        )
+        .await;
+    let (status, hung) = t
+        .post(&format!("/v1/calls/{id}/hangup"), &key, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hung}");
+    assert_eq!(hung["status"], "completed", "{hung}");
+    // Twilio's own `completed` callback may land a moment before the hang-up's answer.
+    assert!(
+        hung["end_reason"] == "hangup_api" || hung["end_reason"] == "completed",
+        "{hung}"
+    );
+    let at_twilio = double.get(&format!("/calls/{sid}")).await;
+    assert_eq!(at_twilio["status"], "completed");
+    double.assert_no_violations().await;
+    t.finish().await;
+}

@@ -473,3 +473,60 @@ async fn busy_no_answer_and_hangup_end_calls_as_twilio_says() {
     double.assert_no_violations().await;
     t.finish().await;
 }
+
+#[tokio::test]
+async fn our_signature_agrees_with_twilios_helper_library() {
+    use dialtone_telephony::twilio::signature;
+    let double = Double::start().await;
+    let cases = [
+        (
+            "https://api.example.com/carrier/twilio/status?call=call_1",
+            vec![("CallSid", "CA1"), ("CallStatus", "ringing")],
+        ),
+        // Repeated keys, one value twice.
+        (
+            "https://api.example.com/cb",
+            vec![
+                ("StatusCallbackEvent", "ringing"),
+                ("StatusCallbackEvent", "answered"),
+                ("StatusCallbackEvent", "ringing"),
+            ],
+        ),
+        // Non-ASCII text, an empty value, a query string with several parameters.
+        (
+            "https://api.example.com:8443/sms?a=1&b=%C3%A9",
+            vec![
+                ("Body", "Grüße — 你好 👋"),
+                ("From", "+4915112345678"),
+                ("NumMedia", ""),
+            ],
+        ),
+    ];
+    for (url, params) in cases {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let theirs = double
+            .post("/sign", json!({ "url": url, "params": pairs }))
+            .await;
+        let theirs = theirs["signature"].as_str().expect("signature");
+        assert_eq!(
+            signature::sign(TOKEN.as_bytes(), url, &pairs),
+            theirs,
+            "{url}"
+        );
+        assert!(signature::verify_form(
+            TOKEN.as_bytes(),
+            url,
+            &pairs,
+            theirs
+        ));
+        assert!(!signature::verify_form(
+            b"another-token",
+            url,
+            &pairs,
+            theirs
+        ));
+    }
+}

@@ -601,6 +601,8 @@ class Double:
         )
         if problems:
             self.violation("response", method, path, problems)
+        with self.lock:
+            entry["status"], entry["response"] = status, payload
         return status, payload, {}
 
     # ---- account

@@ -12,7 +12,7 @@ use dialtone_domain::conversations::Conversation;
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::time::now;
 use dialtone_domain::{Error, Result};
-use dialtone_store::CallFilter;
+use dialtone_store::{CallFilter, RecordingMedia};
 use serde::Deserialize;
 
 use crate::auth::Tenant;
@@ -333,11 +333,15 @@ pub struct MediaQuery {
 }
 
 /// `GET /v1/recordings/{id}/media?expires=&signature=`: the audio, for whoever holds a
-/// link that has not expired (no key: players and browsers fetch it directly).
+/// link that has not expired (no key: players and browsers fetch it directly). It
+/// honours `Range` so players can seek. A carrier's recording is streamed from the
+/// carrier with the account's credentials (the range passed through); a simulated
+/// one is generated.
 pub async fn media(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<MediaQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (Some(expires), Some(signature)) = (q.expires, q.signature) else {
         return Err(Error::Unauthorized.into());
@@ -352,20 +356,39 @@ pub async fn media(
     if !matches || expires < now().timestamp() {
         return Err(Error::Unauthorized.into());
     }
-    let duration = state.store.recording_duration(&id).await?;
-    let wav = simulated_wav(duration);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "audio/wav".to_owned()),
-            (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("inline; filename=\"{id}.wav\""),
-            ),
-        ],
-        wav,
-    )
-        .into_response())
+    let range = headers.get(header::RANGE).and_then(|r| r.to_str().ok());
+    let disposition = format!("inline; filename=\"{id}.wav\"");
+    match state.store.recording_media(&id).await? {
+        RecordingMedia::Simulated { duration_seconds } => Ok(crate::shared::ranged(
+            simulated_wav(duration_seconds),
+            range,
+            "audio/wav",
+            &disposition,
+        )),
+        RecordingMedia::Carrier { media_url } => {
+            let twilio = state.carriers.twilio().ok_or(Error::CarrierUnavailable)?;
+            let upstream = twilio
+                .fetch_media(&media_url, range)
+                .await
+                .map_err(crate::carrier::carrier_error)?;
+            let mut out = Response::builder()
+                .status(upstream.status().as_u16())
+                .header(header::CACHE_CONTROL, "private, max-age=3600")
+                .header(header::CONTENT_DISPOSITION, disposition)
+                .header(header::ACCEPT_RANGES, "bytes");
+            for name in [
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::CONTENT_RANGE,
+            ] {
+                if let Some(v) = upstream.headers().get(name.as_str()) {
+                    out = out.header(name, v.as_bytes());
+                }
+            }
+            out.body(axum::body::Body::from_stream(upstream.bytes_stream()))
+                .map_err(|e| Error::internal(e).into())
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -14,11 +14,14 @@ use std::sync::Arc;
 
 use dialtone_domain::calls::{Call, CallProgress, Direction};
 use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
+use dialtone_domain::messages::{Message, MessageStatus};
 use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::{Error, Result};
-use dialtone_store::{Apply, NewCall, SIMULATOR};
+use dialtone_store::{Apply, MessageReport, NewCall, NewMessage, SIMULATOR};
 use dialtone_telephony::twilio::Twilio;
-use dialtone_telephony::{Callbacks, Carrier, CarrierError, OutboundCall, Simulator};
+use dialtone_telephony::{
+    Callbacks, Carrier, CarrierError, OutboundCall, OutboundMessage, Simulator,
+};
 use serde_json::{Map, Value};
 
 use crate::config::{CarrierChoice, ServerConfig};
@@ -72,16 +75,18 @@ impl Carriers {
 
 /// A carrier's refusal as the API reports it (502 `CARRIER_ERROR`).
 pub(crate) fn carrier_error(e: CarrierError) -> Error {
-    match e.status {
-        Some(_) => Error::Carrier {
-            code: e.code,
-            message: e.message,
-        },
-        None => Error::Carrier {
-            code: None,
-            message: e.message,
-        },
+    Error::Carrier {
+        code: e.code,
+        message: e.message,
     }
+}
+
+/// The code stored on a call or message the carrier refused: the carrier's own, or
+/// the HTTP status it answered (`http_503`).
+fn refusal_code(e: &CarrierError) -> Option<String> {
+    e.code
+        .clone()
+        .or_else(|| e.status.map(|s| format!("http_{s}")))
 }
 
 /// A call to place, resolved by the caller (numbers checked).
@@ -159,6 +164,7 @@ pub(crate) async fn place_call(
         carrier: carrier.name(),
         outcome: script,
         reserved_seconds: max_seconds,
+        carrier_sid: None,
     };
     let step = simulator_step(state);
     let store = state.store.scoped(scope);
@@ -181,7 +187,7 @@ pub(crate) async fn place_call(
         Err(e) => {
             tracing::warn!(call_id = %id, code = ?e.code, status = ?e.status, "the carrier refused a call");
             let failed = CallProgress::Failed {
-                code: e.code.or_else(|| e.status.map(|s| format!("http_{s}"))),
+                code: refusal_code(&e),
                 message: Some(e.message),
             };
             state
@@ -216,6 +222,97 @@ pub(crate) async fn hang_up(state: &AppState, scope: &Scope, id: &str) -> Result
         // The carrier is ending it; its status callback will say how.
         None => Ok(call),
     }
+}
+
+/// A message to send, resolved by the caller (the number checked, the balance too).
+#[derive(Debug, Clone)]
+pub(crate) struct MessageRequest {
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub phone_number_id: Option<String>,
+}
+
+/// Sends a message through the mode's carrier. Charged when stored (402 before
+/// anything is sent); a real carrier's refusal leaves the message `failed` with the
+/// carrier's code and refunds it. The answer is the message as it stands.
+pub(crate) async fn send_message(
+    state: &AppState,
+    scope: &Scope,
+    req: MessageRequest,
+    idem: Option<&IdempotencyKey>,
+) -> Result<Outcome<Message>> {
+    let carrier = state.carriers.for_mode(scope.mode)?;
+    let simulated = carrier.name() == SIMULATOR;
+    let id = dialtone_domain::id::new_id("msg");
+    let status_callback = if simulated {
+        None
+    } else {
+        Some(format!(
+            "{}/carrier/twilio/message-status?message={id}",
+            public_url(state)?
+        ))
+    };
+    let outbound = OutboundMessage {
+        message_id: &id,
+        from: &req.from,
+        to: &req.to,
+        body: &req.body,
+        status_callback,
+    };
+    // The simulator decides the message's fate up front; it has no far side.
+    let fail = if simulated {
+        carrier
+            .send_message(&outbound)
+            .await
+            .map_err(carrier_error)?
+            .simulated_failure
+            .unwrap_or(false)
+    } else {
+        false
+    };
+    let new = NewMessage {
+        id: id.clone(),
+        direction: Direction::Outbound,
+        from: req.from.clone(),
+        to: req.to.clone(),
+        body: req.body.clone(),
+        phone_number_id: req.phone_number_id,
+        fail,
+        carrier: carrier.name(),
+        carrier_sid: None,
+    };
+    let store = state.store.scoped(scope);
+    let stored = store
+        .create_message(new, simulator_step(state), idem)
+        .await?;
+    let Outcome::Done(message) = stored else {
+        return Ok(stored);
+    };
+    if simulated {
+        return Ok(Outcome::Done(message));
+    }
+    match carrier.send_message(&outbound).await {
+        Ok(sent) => {
+            if let Some(sid) = &sent.sid {
+                state
+                    .store
+                    .bind_message_sid(&id, carrier.name(), sid)
+                    .await?;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(message_id = %id, code = ?e.code, status = ?e.status, "the carrier refused a message");
+            let report = MessageReport {
+                status: MessageStatus::Failed,
+                error_code: refusal_code(&e),
+                error_message: Some(e.message),
+                refused: true,
+            };
+            state.store.apply_message_report(&id, &report).await?;
+        }
+    }
+    Ok(Outcome::Done(store.get_message(&id).await?))
 }
 
 fn simulator_step(state: &AppState) -> chrono::TimeDelta {

@@ -3,13 +3,11 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use chrono::TimeDelta;
 use dialtone_domain::calls::Direction;
 use dialtone_domain::messages::{Message, PER_SEGMENT, SendMessage, segments};
 use dialtone_domain::notes::{Note, NoteInput};
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::{Error, Result};
-use dialtone_store::NewMessage;
 use serde::Deserialize;
 
 use crate::auth::Tenant;
@@ -36,11 +34,15 @@ pub struct ListMessagesQuery {
 /// Send a message
 ///
 /// Test keys simulate delivery (`message.sent`, then `message.delivered`; messages to
-/// +15005550003 fail). Live messages are charged per 160-character segment.
+/// +15005550003 fail). Live messages are charged per 160-character segment and go to
+/// the configured carrier: with Twilio the message starts `queued`, and Twilio's
+/// reports move it to `sent`, `delivered` or `failed` (with Twilio's error code; a
+/// message Twilio refuses outright is refunded).
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SendMessage,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, description = "The message, sent", body = Message),
               (status = 402, description = "The wallet cannot pay (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
+              (status = 502, description = "The carrier could not be reached (CARRIER_ERROR)", body = crate::error::ErrorBody),
               (status = 503, description = "Live messaging is not enabled (CARRIER_UNAVAILABLE)", body = crate::error::ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,
@@ -64,38 +66,15 @@ pub async fn send(
             return Err(Error::InsufficientBalance { needed, balance }.into());
         }
     }
-    let carrier = state.carrier(t.scope.mode)?;
-    // Messages through a real carrier are the next step of the Twilio work; until
-    // then live messages need the simulator.
-    if carrier.name() != dialtone_store::SIMULATOR {
-        return Err(Error::CarrierUnavailable.into());
-    }
     let (phone_number_id, from) = resolve_from(&store, live, input.from.as_deref()).await?;
-    let outbound = dialtone_telephony::OutboundMessage {
-        message_id: "",
-        from: &from,
-        to: &input.to,
-        body: &input.body,
-        status_callback: None,
-    };
-    let fail = carrier
-        .send_message(&outbound)
-        .await
-        .map_err(crate::carrier::carrier_error)?
-        .simulated_failure
-        .unwrap_or(false);
-    let new = NewMessage {
-        direction: Direction::Outbound,
-        fail,
+    let req = crate::carrier::MessageRequest {
         from,
         to: input.to,
         body: input.body,
         phone_number_id,
     };
-    let step =
-        TimeDelta::from_std(state.config.simulator_step).unwrap_or(TimeDelta::milliseconds(500));
     created(
-        store.create_message(new, step, idem.as_ref()).await?,
+        crate::carrier::send_message(&state, &t.scope, req, idem.as_ref()).await?,
         idem.as_ref(),
     )
 }

@@ -29,7 +29,7 @@ use crate::{
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::replace,
         contacts::delete, contacts::list_notes, contacts::create_note,
         agents::list, agents::create, agents::get, agents::update, agents::delete,
-        phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::get,
+        phone_numbers::list, phone_numbers::available, phone_numbers::purchase, phone_numbers::import, phone_numbers::get,
         phone_numbers::configure, phone_numbers::release, billing::wallet, billing::invoices, billing::invoice, analytics::usage,
         campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::calls,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,

@@ -1,5 +1,5 @@
 //! `/v1/phone-numbers`: search the carrier's inventory, buy (charged, idempotent),
-//! configure routing, release.
+//! import a number the carrier account already owns, configure routing, release.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -8,7 +8,7 @@ use dialtone_domain::Error;
 use dialtone_domain::Result;
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::phone_numbers::{
-    AvailableNumber, PhoneNumber, PurchaseInput, RoutingPatch, Search, Wanted,
+    AvailableNumber, ImportInput, PhoneNumber, PurchaseInput, RoutingPatch, Search, Wanted,
 };
 use dialtone_store::Candidate;
 use dialtone_telephony::{Carrier, NumberHooks, NumberSearch};
@@ -253,6 +253,66 @@ pub async fn purchase(
             Err(e.into())
         }
     }
+}
+
+/// Import a phone number
+///
+/// Adopts a number your live carrier account (Twilio) already owns: its calls and
+/// messages are pointed at dialtone, and it is charged as a bought number (the first
+/// month now). Live keys only, with a real carrier configured; test mode has no
+/// carrier account to import from. Send `Idempotency-Key` to retry safely.
+#[utoipa::path(post, path = "/v1/phone-numbers/import", tag = "phone_numbers", request_body = ImportInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, description = "The number, now served by dialtone", body = PhoneNumber),
+              (status = 400, description = "Not a number, or no carrier account to import from (VALIDATION_ERROR)", body = crate::error::ErrorBody),
+              (status = 402, description = "The wallet cannot pay (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
+              (status = 409, description = "The number is already in use here, or the key was used for another request", body = crate::error::ErrorBody),
+              (status = 502, description = "The carrier refused: e.g. not a number of the account (CARRIER_ERROR)", body = crate::error::ErrorBody)))]
+pub async fn import(
+    State(state): State<AppState>,
+    t: Tenant,
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<ImportInput>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/phone-numbers/import", &raw)?;
+    let store = state.store.scoped(&t.scope);
+    if let Some(key) = &idem
+        && let Some(stored) = store.idempotent_response(key).await?
+    {
+        return Ok(crate::shared::replay(stored.replay_for(key)?));
+    }
+    let (number, routing) = input.checked()?;
+    let Some(carrier) = real_carrier(&state, &t)? else {
+        return Err(Error::validation(
+            "phone_number",
+            "importing needs a live key and a real carrier (--carrier twilio): there is no carrier account to import from",
+        )
+        .into());
+    };
+    let (_, number_type) = dialtone_domain::phone_numbers::classify(&number);
+    let balance = store.wallet().await?.balance;
+    if balance < number_type.monthly_cost() {
+        return Err(Error::InsufficientBalance {
+            needed: number_type.monthly_cost(),
+            balance,
+        }
+        .into());
+    }
+    let owned = carrier
+        .import_number(&number, &number_hooks(&state)?)
+        .await
+        .map_err(carrier_error)?;
+    let candidate = Candidate {
+        number: owned.number.clone(),
+        country: owned.country.clone(),
+        number_type: owned.number_type,
+        carrier: owned.sid.clone().map(|sid| (carrier.name(), sid)),
+    };
+    // The number stays the account's whatever happens here: nothing to undo.
+    let outcome = store
+        .purchase_number(&[candidate], &routing, idem.as_ref())
+        .await?;
+    created(outcome, idem.as_ref())
 }
 
 /// Retrieve a phone number

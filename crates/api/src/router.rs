@@ -141,6 +141,12 @@ fn v1() -> Vec<Route> {
             phone_numbers::purchase,
         ),
         route(
+            M::POST,
+            "/v1/phone-numbers/import",
+            write(PhoneNumbers),
+            phone_numbers::import,
+        ),
+        route(
             M::GET,
             "/v1/phone-numbers/{id}",
             read(PhoneNumbers),

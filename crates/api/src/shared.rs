@@ -93,3 +93,95 @@ pub fn created<T: Serialize>(
         .into()),
     }
 }
+
+/// A whole body, or the one byte range `range` asks for (`bytes=a-b`, `bytes=a-`,
+/// `bytes=-n`): 206 with `Content-Range`, or 416 when it lies outside. Anything else
+/// (several ranges, another unit) gets the whole body, as RFC 9110 allows.
+pub(crate) fn ranged(
+    body: Vec<u8>,
+    range: Option<&str>,
+    content_type: &'static str,
+    disposition: &str,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let len = body.len() as u64;
+    let common = [
+        (header::CONTENT_TYPE, content_type.to_owned()),
+        (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        (header::CONTENT_DISPOSITION, disposition.to_owned()),
+        (header::ACCEPT_RANGES, "bytes".to_owned()),
+    ];
+    match range.map(|r| byte_range(r, len)) {
+        Some(Some(Ok((start, end)))) => {
+            let part = body[start as usize..=end as usize].to_vec();
+            (
+                StatusCode::PARTIAL_CONTENT,
+                common,
+                [(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))],
+                part,
+            )
+                .into_response()
+        }
+        Some(Some(Err(()))) => (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+        )
+            .into_response(),
+        _ => (common, body).into_response(),
+    }
+}
+
+/// The inclusive byte range a single-range `Range` header asks of `len` bytes:
+/// `None` when it is not one we serve (the whole body then), `Err` when unsatisfiable.
+fn byte_range(header: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: u64 = b.parse().ok()?;
+            if n == 0 || len == 0 {
+                return Some(Err(()));
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (false, _) => {
+            let start: u64 = a.parse().ok()?;
+            let end: u64 = if b.is_empty() {
+                u64::MAX
+            } else {
+                b.parse().ok()?
+            };
+            if start >= len || end < start {
+                return Some(Err(()));
+            }
+            (start, end.min(len - 1))
+        }
+        (true, true) => return None,
+    };
+    Some(Ok(range))
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::byte_range;
+
+    #[test]
+    fn byte_ranges_as_players_send_them() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some(Ok((0, 99))));
+        assert_eq!(byte_range("bytes=500-", 1000), Some(Ok((500, 999))));
+        assert_eq!(byte_range("bytes=-100", 1000), Some(Ok((900, 999))));
+        assert_eq!(byte_range("bytes=900-5000", 1000), Some(Ok((900, 999))));
+        assert_eq!(byte_range("bytes=1000-", 1000), Some(Err(())));
+        assert_eq!(byte_range("bytes=5-4", 1000), Some(Err(())));
+        assert_eq!(byte_range("bytes=-0", 1000), Some(Err(())));
+        assert_eq!(byte_range("bytes=0-1,5-6", 1000), None);
+        assert_eq!(byte_range("items=0-1", 1000), None);
+        assert_eq!(byte_range("bytes=x-1", 1000), None);
+        assert_eq!(byte_range("bytes=-", 1000), None);
+    }
+}

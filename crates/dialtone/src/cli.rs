@@ -699,6 +699,7 @@ async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
                 carrier: dialtone_store::SIMULATOR,
                 outcome: Some(SimulatedOutcome::for_number(&from, None)),
                 reserved_seconds: None,
+                carrier_sid: None,
                 from,
                 to,
                 phone_number_id: Some(number_id),
@@ -737,12 +738,15 @@ async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
             .validate()?;
             let (scope, number_id) = store.number_owner(&to, mode(test)).await?;
             let new = NewMessage {
+                id: dialtone_domain::id::new_id("msg"),
                 direction: Direction::Inbound,
                 from,
                 to,
                 body,
                 phone_number_id: Some(number_id),
                 fail: false,
+                carrier: dialtone_store::SIMULATOR,
+                carrier_sid: None,
             };
             match store
                 .scoped(&scope)

@@ -32,6 +32,11 @@ pub struct Agent {
     pub language: String,
     /// What the agent says first.
     pub greeting: Option<String>,
+    /// Where a live call's audio is streamed (`wss://…`, Twilio Media Streams): the
+    /// customer's own voice AI then talks on the call. Without one, the agent says
+    /// its greeting and the call ends.
+    #[schema(example = "wss://voice.example.com/twilio")]
+    pub stream_url: Option<String>,
     #[serde(serialize_with = "rfc3339::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -51,6 +56,8 @@ pub struct AgentInput {
     /// Defaults to `en-US`.
     pub language: Option<String>,
     pub greeting: Option<String>,
+    /// `wss://…` (public host, at most 2,000 characters).
+    pub stream_url: Option<String>,
 }
 
 /// `PATCH /v1/agents/{id}`: absent fields stay, `null` clears (or resets to the default).
@@ -70,6 +77,9 @@ pub struct AgentPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub greeting: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub stream_url: Option<Option<String>>,
 }
 
 /// The checked fields of an agent, ready to store.
@@ -80,6 +90,24 @@ pub struct AgentFields {
     pub voice: String,
     pub language: String,
     pub greeting: Option<String>,
+    pub stream_url: Option<String>,
+}
+
+/// The longest `stream_url`.
+pub const STREAM_URL_MAX: usize = 2_000;
+
+/// A Media Streams URL Twilio can connect to: `wss://` with a host and no
+/// credentials, spaces or quotes. (Twilio, not dialtone, connects to it, so it is not
+/// an SSRF path into dialtone's network.)
+pub fn is_stream_url(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("wss://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.is_empty()
+        && !host.contains('@')
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\'' && c != '<' && c != '>')
 }
 
 /// `en`, `en-US`, `pt-BR`, `yue`: 2–3 lowercase letters, optionally `-` and 2 uppercase.
@@ -101,6 +129,7 @@ impl AgentInput {
             voice: clean(self.voice).unwrap_or_else(|| DEFAULT_VOICE.to_owned()),
             language: clean(self.language).unwrap_or_else(|| DEFAULT_LANGUAGE.to_owned()),
             greeting: clean(self.greeting),
+            stream_url: clean(self.stream_url),
         };
         fields.validate()?;
         Ok(fields)
@@ -112,10 +141,12 @@ impl AgentPatch {
     pub fn apply(self, current: &Agent) -> Result<AgentFields> {
         let mut prompt = current.prompt.clone();
         let mut greeting = current.greeting.clone();
+        let mut stream_url = current.stream_url.clone();
         let mut voice = Some(current.voice.clone());
         let mut language = Some(current.language.clone());
         apply(&mut prompt, self.prompt);
         apply(&mut greeting, self.greeting);
+        apply(&mut stream_url, self.stream_url);
         apply(&mut voice, self.voice);
         apply(&mut language, self.language);
         AgentInput {
@@ -124,6 +155,7 @@ impl AgentPatch {
             voice,
             language,
             greeting,
+            stream_url,
         }
         .into_fields()
     }
@@ -137,6 +169,12 @@ impl AgentFields {
         v.max_len("prompt", self.prompt.as_deref(), PROMPT_MAX);
         v.max_len("voice", Some(&self.voice), VOICE_MAX);
         v.max_len("greeting", self.greeting.as_deref(), GREETING_MAX);
+        v.max_len("stream_url", self.stream_url.as_deref(), STREAM_URL_MAX);
+        v.check(
+            self.stream_url.as_deref().is_none_or(is_stream_url),
+            "stream_url",
+            "stream_url must be a wss:// URL, e.g. wss://voice.example.com/twilio",
+        );
         v.check(
             is_language_tag(&self.language),
             "language",
@@ -149,6 +187,19 @@ impl AgentFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_urls() {
+        assert!(is_stream_url("wss://voice.example.com/twilio"));
+        assert!(is_stream_url("wss://voice.example.com:8443/a?b=c"));
+        assert!(!is_stream_url("ws://voice.example.com/"));
+        assert!(!is_stream_url("https://voice.example.com/"));
+        assert!(!is_stream_url("wss:///path"));
+        assert!(!is_stream_url("wss://user:pw@voice.example.com/"));
+        assert!(!is_stream_url("wss://voice.example.com/\"><Hangup/>"));
+        assert!(!is_stream_url("wss://voice.example.com/ x"));
+        assert!(!is_stream_url("wss://voice.example.com/\u{0}"));
+    }
 
     #[test]
     fn language_tags() {

@@ -1,8 +1,11 @@
 //! Messages (SMS): sending, receiving, delivery.
 //!
-//! Outbound: `sent → delivered`, or `failed` (the simulator fails messages to
-//! `+15005550003`). Inbound: `received`. Live messages cost one charge per 160-character
-//! segment.
+//! Outbound: `queued → sent → delivered`, or `failed` (the simulator fails messages
+//! to `+15005550003`; a real carrier reports its own failures, with its error code).
+//! Inbound: `received`. Live messages cost one charge per 160-character segment.
+//!
+//! A carrier's reports move a message forward only ([`MessageStatus::walk`]): a replay
+//! or a late report changes nothing, whatever order they arrive in.
 
 use serde::Deserialize;
 
@@ -26,7 +29,8 @@ pub struct Message {
     pub livemode: bool,
     pub conversation_id: String,
     pub direction: Direction,
-    /// `sent`, `delivered`, `failed` (outbound) or `received` (inbound).
+    /// `queued` (accepted by the carrier, not yet sent), `sent`, `delivered`, `failed`
+    /// (outbound) or `received` (inbound).
     pub status: String,
     pub from: String,
     pub to: String,
@@ -35,9 +39,13 @@ pub struct Message {
     pub contact_id: Option<String>,
     pub phone_number_id: Option<String>,
     pub segments: i64,
-    /// In cents; 0 in test mode and for inbound messages.
+    /// In cents; 0 in test mode and for inbound messages, and refunded (0) when the
+    /// carrier refused the message.
     pub cost: i64,
     pub currency: &'static str,
+    /// The carrier's error code when the message failed (Twilio's, e.g. `30003`).
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
     #[serde(serialize_with = "rfc3339::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -79,6 +87,67 @@ impl SendMessage {
     }
 }
 
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Queued,
+    Sent,
+    Delivered,
+    Failed,
+    Received,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Received => "received",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        Some(match s {
+            "queued" => MessageStatus::Queued,
+            "sent" => MessageStatus::Sent,
+            "delivered" => MessageStatus::Delivered,
+            "failed" => MessageStatus::Failed,
+            "received" => MessageStatus::Received,
+            _ => return None,
+        })
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Queued => 0,
+            MessageStatus::Sent => 1,
+            MessageStatus::Delivered | MessageStatus::Failed | MessageStatus::Received => 2,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self.rank() == 2
+    }
+
+    /// The statuses a message passes through when its carrier reports `reported`, in
+    /// order; empty when the report is old news (a replay, or later than what it says).
+    /// Delivery implies sending; a failure may come before anything was sent.
+    pub fn walk(self, reported: MessageStatus) -> Vec<MessageStatus> {
+        if self.is_final() || reported.rank() <= self.rank() || reported == MessageStatus::Received
+        {
+            return Vec::new();
+        }
+        match (self, reported) {
+            (MessageStatus::Queued, MessageStatus::Delivered) => {
+                vec![MessageStatus::Sent, MessageStatus::Delivered]
+            }
+            _ => vec![reported],
+        }
+    }
+}
+
 /// 160-character segments a body takes (at least one).
 pub fn segments(body: &str) -> i64 {
     (body.chars().count().max(1)).div_ceil(SEGMENT_CHARS) as i64
@@ -92,6 +161,26 @@ pub fn simulated_failure(to: &str, direction: Direction) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_only_moves_forward() {
+        use MessageStatus::*;
+        assert_eq!(Queued.walk(Sent), vec![Sent]);
+        assert_eq!(Queued.walk(Delivered), vec![Sent, Delivered]);
+        assert_eq!(Queued.walk(Failed), vec![Failed]);
+        assert_eq!(Sent.walk(Delivered), vec![Delivered]);
+        assert_eq!(Sent.walk(Failed), vec![Failed]);
+        // Replays and late reports change nothing.
+        assert!(Sent.walk(Sent).is_empty());
+        assert!(Delivered.walk(Sent).is_empty());
+        assert!(Delivered.walk(Failed).is_empty());
+        assert!(Failed.walk(Delivered).is_empty());
+        assert!(Sent.walk(Queued).is_empty());
+        assert!(Queued.walk(Received).is_empty());
+        for s in [Queued, Sent, Delivered, Failed, Received] {
+            assert_eq!(MessageStatus::parse(s.as_str()), Some(s));
+        }
+    }
 
     #[test]
     fn segments_and_validation() {

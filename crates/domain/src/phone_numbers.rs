@@ -302,6 +302,41 @@ pub struct PurchaseInput {
     pub forward_to: Option<String>,
 }
 
+/// `POST /v1/phone-numbers/import`: a number the carrier account already owns.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportInput {
+    /// E.164, a number of the live carrier account (e.g. your Twilio account).
+    #[schema(example = "+14155550123")]
+    pub phone_number: String,
+    pub name: Option<String>,
+    pub agent_id: Option<String>,
+    pub forward_to: Option<String>,
+}
+
+impl ImportInput {
+    /// The number and its routing, checked.
+    pub fn checked(self) -> Result<(String, Routing)> {
+        let number = self.phone_number.trim().to_owned();
+        let routing = Routing {
+            name: self.name,
+            agent_id: self.agent_id,
+            forward_to: self.forward_to,
+        }
+        .checked();
+        let mut v = Validator::new();
+        v.check(
+            is_e164(&number),
+            "phone_number",
+            "phone_number must be in E.164 format, e.g. +14155550123",
+        );
+        match (v.finish(), routing) {
+            (Ok(()), Ok(r)) => Ok((number, r)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    }
+}
+
 /// `PATCH /v1/phone-numbers/{id}`: routing and name.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

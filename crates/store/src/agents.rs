@@ -18,6 +18,7 @@ struct AgentRow {
     voice: String,
     language: String,
     greeting: Option<String>,
+    stream_url: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -30,6 +31,7 @@ from_row!(AgentRow {
     voice,
     language,
     greeting,
+    stream_url,
     created_at,
     updated_at
 });
@@ -46,6 +48,7 @@ impl From<AgentRow> for Agent {
             voice: r.voice,
             language: r.language,
             greeting: r.greeting,
+            stream_url: r.stream_url,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -55,7 +58,7 @@ impl From<AgentRow> for Agent {
 macro_rules! agent_columns {
     () => {
         "SELECT id, workspace_id, livemode, name, prompt, voice, language, greeting, \
-         created_at, updated_at FROM agents "
+         stream_url, created_at, updated_at FROM agents "
     };
 }
 
@@ -113,6 +116,7 @@ impl Scoped<'_> {
             voice: f.voice,
             language: f.language,
             greeting: f.greeting,
+            stream_url: f.stream_url,
             created_at: at,
             updated_at: at,
         };
@@ -121,8 +125,8 @@ impl Scoped<'_> {
             .execute(
                 query(
                     "INSERT INTO agents (id, org_id, workspace_id, livemode, name, prompt, voice, \
-                     language, greeting, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     language, greeting, stream_url, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&agent.id)
                 .bind(&s.org_id)
@@ -133,6 +137,7 @@ impl Scoped<'_> {
                 .bind(&agent.voice)
                 .bind(&agent.language)
                 .bind(&agent.greeting)
+                .bind(&agent.stream_url)
                 .bind(agent.created_at)
                 .bind(agent.updated_at),
             )
@@ -150,7 +155,7 @@ impl Scoped<'_> {
                     s,
                     concat!(
                         "UPDATE agents SET name = $5, prompt = $6, voice = $7, language = $8, \
-                     greeting = $9, updated_at = $10 WHERE ",
+                     greeting = $9, stream_url = $10, updated_at = $11 WHERE ",
                         in_scope!(),
                         " AND id = $4"
                     ),
@@ -161,6 +166,7 @@ impl Scoped<'_> {
                 .bind(&f.voice)
                 .bind(&f.language)
                 .bind(&f.greeting)
+                .bind(&f.stream_url)
                 .bind(now()),
             )
             .await?;

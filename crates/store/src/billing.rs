@@ -72,6 +72,50 @@ pub(crate) async fn debit(
     Ok(())
 }
 
+/// Gives back a charge the customer got nothing for (a message the carrier refused),
+/// inside `tx`: the wallet regains `amount` and the ledger gets the reversal, an entry
+/// of the same kind with the opposite sign, which cancels the charge on the invoice.
+pub(crate) async fn refund(
+    tx: &mut Tx,
+    scope: &Scope,
+    amount: i64,
+    kind: Charge,
+    reference: &str,
+    description: &str,
+) -> Result<()> {
+    if !scope.livemode() || amount <= 0 {
+        return Ok(());
+    }
+    let at = now();
+    tx.execute(
+        query(
+            "UPDATE wallets SET balance = balance + $1, updated_at = $2 \
+             WHERE org_id = $3 AND livemode = $4",
+        )
+        .bind(amount)
+        .bind(at)
+        .bind(&scope.org_id)
+        .bind(true),
+    )
+    .await?;
+    tx.execute(
+        query(
+            "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
+             reference_id, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id("wtx"))
+        .bind(&scope.org_id)
+        .bind(true)
+        .bind(amount)
+        .bind(kind.as_str())
+        .bind(reference)
+        .bind(description)
+        .bind(at),
+    )
+    .await?;
+    Ok(())
+}
+
 struct Stored(StoredResponse);
 
 impl FromRow for Stored {
@@ -303,16 +347,18 @@ macro_rules! invoice_lines {
         concat!(
             "SELECT ",
             $month,
-            " AS month, kind, CAST(COUNT(*) AS BIGINT) AS quantity, CAST(-SUM(amount) AS BIGINT) AS amount \
-             FROM wallet_transactions WHERE org_id = $1 AND livemode = $2 AND amount < 0 \
-             GROUP BY 1, 2 ORDER BY 1 DESC, 2"
+            " AS month, kind, \
+             CAST(SUM(CASE WHEN amount < 0 THEN 1 WHEN amount > 0 THEN -1 ELSE 0 END) AS BIGINT) AS quantity, \
+             CAST(-SUM(amount) AS BIGINT) AS amount \
+             FROM wallet_transactions WHERE org_id = $1 AND livemode = $2 AND kind <> 'credit' \
+             GROUP BY 1, 2 HAVING SUM(amount) <> 0 ORDER BY 1 DESC, 2"
         )
     };
 }
 
 impl Scoped<'_> {
     /// Invoices of this organization and mode, newest month first: one per month with
-    /// charges, each line a kind of charge.
+    /// charges, each line a kind of charge (a refund cancels the charge it reverses).
     pub async fn invoices(&self) -> Result<Vec<dialtone_domain::billing::Invoice>> {
         let s = self.scope;
         let db = &self.store.db;

@@ -53,6 +53,9 @@ pub struct NewCall {
     pub outcome: Option<SimulatedOutcome>,
     /// Live calls: the most seconds that may be charged (what the wallet covered).
     pub reserved_seconds: Option<i64>,
+    /// The carrier's id, when the carrier told it first (an inbound call): a second
+    /// delivery of the same call cannot make a second row.
+    pub carrier_sid: Option<String>,
 }
 
 /// Filters of `GET /v1/calls`.
@@ -255,12 +258,12 @@ from_row!(TranscriptRow {
     created_at
 });
 
-struct RecordingRow {
-    id: String,
-    call_id: String,
-    livemode: bool,
-    duration_seconds: i64,
-    created_at: Timestamp,
+pub(crate) struct RecordingRow {
+    pub(crate) id: String,
+    pub(crate) call_id: String,
+    pub(crate) livemode: bool,
+    pub(crate) duration_seconds: i64,
+    pub(crate) created_at: Timestamp,
 }
 from_row!(RecordingRow {
     id,
@@ -552,20 +555,6 @@ pub struct DueCall {
 from_row!(DueCall { id });
 
 impl Store {
-    /// The length of a recording, by id alone: for a download whose signed URL
-    /// already proved the caller may have it.
-    pub async fn recording_duration(&self, id: &str) -> Result<i64> {
-        self.db
-            .fetch_optional::<Scalar<i64>>(
-                query("SELECT duration_seconds FROM recordings WHERE id = $1").bind(id),
-            )
-            .await?
-            .map(|d| d.0)
-            .ok_or(Error::NotFound {
-                resource: "recording",
-            })
-    }
-
     /// Calls whose next simulated step is due, oldest first (all tenants: the
     /// simulator is the platform's own worker).
     pub async fn due_calls(&self, limit: i64) -> Result<Vec<DueCall>> {
@@ -824,8 +813,8 @@ impl Scoped<'_> {
                 "INSERT INTO calls (id, org_id, workspace_id, livemode, direction, status, from_number, \
                  to_number, contact_id, conversation_id, phone_number_id, agent_id, campaign_id, \
                  duration_seconds, cost, metadata, sim_outcome, sim_duration, next_step_at, created_at, \
-                 updated_at, carrier, reserved_seconds) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, \
-                 $8, $9, $10, $11, $12, 0, 0, $13, $14, $15, $16, $17, $17, $18, $19)",
+                 updated_at, carrier, reserved_seconds, carrier_sid) VALUES ($1, $2, $3, $4, $5, 'queued', \
+                 $6, $7, $8, $9, $10, $11, $12, 0, 0, $13, $14, $15, $16, $17, $17, $18, $19, $20)",
             )
             .bind(&id)
             .bind(&s.org_id)
@@ -845,7 +834,8 @@ impl Scoped<'_> {
             .bind(new.outcome.map(|_| at + first_step))
             .bind(at)
             .bind(new.carrier)
-            .bind(new.reserved_seconds),
+            .bind(new.reserved_seconds)
+            .bind(&new.carrier_sid),
         )
         .await?;
         if let (Some(campaign), Some(position)) = (&new.campaign_id, new.recipient_position) {

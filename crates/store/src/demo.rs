@@ -130,6 +130,7 @@ impl Scoped<'_> {
                 voice: "default".into(),
                 language: "en-US".into(),
                 greeting: Some("Hi, this is Acme's assistant. How can I help?".into()),
+                stream_url: None,
             })
             .await?;
         let ours = format!("+1555{:07}", rand::random_range(0..10_000_000u32));

@@ -28,6 +28,7 @@ mod demo;
 mod keys;
 mod messages;
 mod phone_numbers;
+mod recordings;
 mod tenancy;
 mod users;
 mod webhooks;
@@ -47,8 +48,9 @@ pub use campaigns::{NextRecipient, RunningCampaign};
 pub use contacts::ContactFilter;
 pub use demo::DemoSummary;
 pub use keys::{Heard, KeyChange, KeyChangeListener, NewKeyRow, UsageDelta};
-pub use messages::{DueMessage, NewMessage};
+pub use messages::{DueMessage, MessageReport, NewMessage};
 pub use phone_numbers::Candidate;
+pub use recordings::{CarrierRecording, CarrierSegment, RecordingMedia};
 pub use tenancy::{Organization, Workspace};
 pub use users::{AuditEntry, LoginAttempts, SessionUser, User};
 pub use webhooks::{ClaimedDelivery, EndpointRow, NewEndpoint, Outcome as DeliveryOutcome};
@@ -94,6 +96,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261127000010,
         include_str!("../migrations/sqlite/20261127000010_carriers.sql"),
+    ),
+    (
+        20261127000011,
+        include_str!("../migrations/sqlite/20261127000011_agent_stream.sql"),
     ),
 ];
 

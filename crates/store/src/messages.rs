@@ -7,14 +7,15 @@ use dialtone_domain::calls::Direction;
 use dialtone_domain::events::EventType;
 use dialtone_domain::id::new_id;
 use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
-use dialtone_domain::messages::{Message, PER_SEGMENT, segments};
+use dialtone_domain::messages::{Message, MessageStatus, PER_SEGMENT, segments};
 use dialtone_domain::notes::Note;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 
-use crate::billing::{debit, idempotency_claim, idempotency_finish};
+use crate::billing::{debit, idempotency_claim, idempotency_finish, refund};
+use crate::calls::SIMULATOR;
 use crate::calls::{record_event, thread};
 use crate::contacts::NoteRow;
 use crate::db::{FromRow, Row, Tx, from_row, query, scope_query};
@@ -23,6 +24,8 @@ use crate::{Scoped, Store};
 /// A message to store, resolved by the caller.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// `msg_…`, chosen by the caller (a real carrier's callbacks name it).
+    pub id: String,
     pub direction: Direction,
     pub from: String,
     pub to: String,
@@ -30,6 +33,22 @@ pub struct NewMessage {
     pub phone_number_id: Option<String>,
     /// The simulated carrier will fail its delivery.
     pub fail: bool,
+    /// Who carries it (`simulator`, `twilio`). An outbound message of a real carrier
+    /// starts `queued`, and the carrier's reports move it on.
+    pub carrier: &'static str,
+    /// The carrier's id of an inbound message: a repeated delivery of it is the same
+    /// message.
+    pub carrier_sid: Option<String>,
+}
+
+/// A carrier's report of a message's fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageReport {
+    pub status: MessageStatus,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// The carrier refused the message outright: its charge is refunded.
+    pub refused: bool,
 }
 
 struct MessageRow {
@@ -47,7 +66,8 @@ struct MessageRow {
     phone_number_id: Option<String>,
     segments: i64,
     cost: i64,
-    sim_fail: bool,
+    error_code: Option<String>,
+    error_message: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -66,7 +86,8 @@ from_row!(MessageRow {
     phone_number_id,
     segments,
     cost,
-    sim_fail,
+    error_code,
+    error_message,
     created_at,
     updated_at,
 });
@@ -74,8 +95,8 @@ from_row!(MessageRow {
 macro_rules! message_columns {
     () => {
         "SELECT id, org_id, workspace_id, livemode, conversation_id, direction, status, \
-         from_number, to_number, body, contact_id, phone_number_id, segments, cost, sim_fail, \
-         created_at, updated_at FROM messages "
+         from_number, to_number, body, contact_id, phone_number_id, segments, cost, \
+         error_code, error_message, created_at, updated_at FROM messages "
     };
 }
 
@@ -102,6 +123,8 @@ impl MessageRow {
             segments: self.segments,
             cost: self.cost,
             currency: CURRENCY,
+            error_code: self.error_code.clone(),
+            error_message: self.error_message.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -181,38 +204,141 @@ impl Store {
             .await
     }
 
-    /// Delivers (or fails) a sent message: compare-and-set on `sent`, then the event.
+    /// Delivers (or fails) a simulated message: the simulator's report, through the
+    /// same state machine as a real carrier's.
     pub async fn advance_message(&self, id: &str) -> Result<()> {
-        let mut tx = self.db.begin().await?;
-        let row = message_in_tx(&mut tx, id).await?;
-        let (status, event) = if row.sim_fail {
-            ("failed", EventType::MessageFailed)
-        } else {
-            ("delivered", EventType::MessageDelivered)
+        let fail = self
+            .db
+            .fetch_optional::<crate::db::Scalar<bool>>(
+                query("SELECT sim_fail FROM messages WHERE id = $1").bind(id),
+            )
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "message",
+            })?
+            .0;
+        let report = MessageReport {
+            status: if fail {
+                MessageStatus::Failed
+            } else {
+                MessageStatus::Delivered
+            },
+            error_code: None,
+            error_message: None,
+            refused: false,
         };
-        let done = tx
-            .execute(
+        self.apply_message_report(id, &report).await?;
+        Ok(())
+    }
+
+    /// Applies a carrier's report to a message in one transaction: each status the
+    /// walk gives, with its event (`message.sent`, `.delivered`, `.failed`). `None`
+    /// when the report changes nothing (a replay, or later than what it says). The row
+    /// is locked first, so two reports of one message apply one after the other.
+    pub async fn apply_message_report(
+        &self,
+        id: &str,
+        report: &MessageReport,
+    ) -> Result<Option<Message>> {
+        let mut tx = self.db.begin().await?;
+        let locked = tx
+            .execute(query("UPDATE messages SET updated_at = updated_at WHERE id = $1").bind(id))
+            .await?;
+        if locked == 0 {
+            return Err(Error::NotFound {
+                resource: "message",
+            });
+        }
+        let row = message_in_tx(&mut tx, id).await?;
+        let current = MessageStatus::parse(&row.status).ok_or_else(|| {
+            Error::internal(std::io::Error::other(format!(
+                "messages row {id} has an invalid status"
+            )))
+        })?;
+        let path = current.walk(report.status);
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let scope = row.scope();
+        let refunded = report.refused && report.status == MessageStatus::Failed && row.cost > 0;
+        if refunded {
+            refund(
+                &mut tx,
+                &scope,
+                row.cost,
+                Charge::Message,
+                id,
+                "Message refused by the carrier",
+            )
+            .await?;
+        }
+        let mut message = row.to_message()?;
+        for status in path {
+            let failed = status == MessageStatus::Failed;
+            tx.execute(
                 query(
-                    "UPDATE messages SET status = $1, next_step_at = NULL, updated_at = $2 \
-                     WHERE id = $3 AND status = 'sent'",
+                    "UPDATE messages SET status = $1, next_step_at = NULL, updated_at = $2, \
+                     error_code = CASE WHEN $3 THEN $4 ELSE error_code END, \
+                     error_message = CASE WHEN $3 THEN $5 ELSE error_message END, \
+                     cost = CASE WHEN $6 THEN 0 ELSE cost END WHERE id = $7",
                 )
-                .bind(status)
+                .bind(status.as_str())
                 .bind(now())
+                .bind(failed)
+                .bind(&report.error_code)
+                .bind(&report.error_message)
+                .bind(refunded && failed)
                 .bind(id),
             )
             .await?;
-        if done == 0 {
-            return Ok(());
+            message = message_in_tx(&mut tx, id).await?.to_message()?;
+            let event = match status {
+                MessageStatus::Sent => EventType::MessageSent,
+                MessageStatus::Delivered => EventType::MessageDelivered,
+                MessageStatus::Failed => EventType::MessageFailed,
+                MessageStatus::Queued | MessageStatus::Received => continue,
+            };
+            record_event(&mut tx, &scope, event, to_json(&message)?).await?;
         }
-        let updated = message_in_tx(&mut tx, id).await?;
-        record_event(
-            &mut tx,
-            &row.scope(),
-            event,
-            to_json(&updated.to_message()?)?,
-        )
-        .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(Some(message))
+    }
+
+    /// The message a carrier knows by `sid`.
+    pub async fn message_by_carrier_sid(&self, carrier: &str, sid: &str) -> Result<String> {
+        self.db
+            .fetch_optional::<crate::db::Scalar<String>>(
+                query("SELECT id FROM messages WHERE carrier = $1 AND carrier_sid = $2")
+                    .bind(carrier)
+                    .bind(sid),
+            )
+            .await?
+            .map(|s| s.0)
+            .ok_or(Error::NotFound {
+                resource: "message",
+            })
+    }
+
+    /// The carrier's id for a message dialtone sent, recorded once: `Ok` when the
+    /// message has this sid now, `NotFound` when it has another.
+    pub async fn bind_message_sid(&self, id: &str, carrier: &str, sid: &str) -> Result<()> {
+        self.db
+            .execute(
+                query(
+                    "UPDATE messages SET carrier_sid = $1 WHERE id = $2 AND carrier = $3 \
+                     AND carrier_sid IS NULL",
+                )
+                .bind(sid)
+                .bind(id)
+                .bind(carrier),
+            )
+            .await?;
+        match self.message_by_carrier_sid(carrier, sid).await {
+            Ok(found) if found == id => Ok(()),
+            _ => Err(Error::NotFound {
+                resource: "message",
+            }),
+        }
     }
 }
 
@@ -232,7 +358,21 @@ impl Scoped<'_> {
             tx.commit().await?;
             return Ok(Outcome::Replay(stored));
         }
-        let id = new_id("msg");
+        if let Some(sid) = &new.carrier_sid
+            && let Some(seen) = tx
+                .fetch_optional::<crate::db::Scalar<String>>(
+                    query("SELECT id FROM messages WHERE carrier = $1 AND carrier_sid = $2")
+                        .bind(new.carrier)
+                        .bind(sid),
+                )
+                .await?
+        {
+            // The carrier delivered this message before: it is already here.
+            let message = message_in_tx(&mut tx, &seen.0).await?.to_message()?;
+            tx.commit().await?;
+            return Ok(Outcome::Done(message));
+        }
+        let id = new.id.clone();
         let segs = segments(&new.body);
         let outbound = new.direction == Direction::Outbound;
         let cost = if outbound && s.livemode() {
@@ -256,17 +396,18 @@ impl Scoped<'_> {
         };
         let (conversation, contact) =
             thread(&mut tx, s, ours, theirs, new.phone_number_id.as_deref(), at).await?;
-        let (status, event, next_step) = if outbound {
-            ("sent", EventType::MessageSent, Some(at + step))
-        } else {
-            ("received", EventType::MessageReceived, None)
+        let (status, event, next_step) = match (outbound, new.carrier == SIMULATOR) {
+            (true, true) => ("sent", Some(EventType::MessageSent), Some(at + step)),
+            // A real carrier's reports say when it is sent.
+            (true, false) => ("queued", None, None),
+            (false, _) => ("received", Some(EventType::MessageReceived), None),
         };
         tx.execute(
             query(
                 "INSERT INTO messages (id, org_id, workspace_id, livemode, conversation_id, direction, \
                  status, from_number, to_number, body, contact_id, phone_number_id, segments, cost, \
-                 sim_fail, next_step_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
+                 sim_fail, next_step_at, carrier, carrier_sid, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)",
             )
             .bind(&id)
             .bind(&s.org_id)
@@ -284,11 +425,15 @@ impl Scoped<'_> {
             .bind(cost)
             .bind(new.fail)
             .bind(next_step)
+            .bind(new.carrier)
+            .bind(&new.carrier_sid)
             .bind(at),
         )
         .await?;
         let message = message_in_tx(&mut tx, &id).await?.to_message()?;
-        record_event(&mut tx, s, event, to_json(&message)?).await?;
+        if let Some(event) = event {
+            record_event(&mut tx, s, event, to_json(&message)?).await?;
+        }
         idempotency_finish(
             &mut tx,
             s,

@@ -37,12 +37,15 @@ async fn usage_sums_calls_and_messages_by_bucket_and_group() {
         mode: Mode::Test,
     };
     let inbound = NewMessage {
+        id: dialtone_domain::id::new_id("msg"),
         direction: Direction::Inbound,
         from: "+14155550123".into(),
         to: "+15005550006".into(),
         body: "hi back".into(),
         phone_number_id: None,
         fail: false,
+        carrier: dialtone_store::SIMULATOR,
+        carrier_sid: None,
     };
     t.store
         .scoped(&scope)

@@ -181,7 +181,11 @@ async fn live_setup(double: &Double) -> (TestApp, String, String, Receiver) {
         .post(
             "/v1/webhooks",
             &key,
-            json!({ "url": url, "events": ["call.queued", "call.ringing", "call.started", "call.completed", "call.failed"] }),
+            json!({ "url": url, "events": [
+                "call.queued", "call.ringing", "call.started", "call.completed", "call.failed",
+                "call.recording.ready", "call.transcript.ready",
+                "message.sent", "message.delivered", "message.failed", "message.received"
+            ] }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{hook}");
@@ -190,6 +194,31 @@ async fn live_setup(double: &Double) -> (TestApp, String, String, Receiver) {
 
 async fn call_status(t: &TestApp, key: &str, id: &str) -> Value {
     t.get(&format!("/v1/calls/{id}"), key).await.1
+}
+
+/// The types of the events the receiver got, in the order they happened (event ids
+/// sort by creation), once `n` have arrived.
+async fn event_types(receiver: &Receiver, n: usize) -> Vec<String> {
+    receiver.wait_for(n).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bodies = receiver.bodies();
+    bodies.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    bodies
+        .iter()
+        .map(|b| b["type"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// Every callback the double sent got a 2xx from dialtone.
+fn all_accepted(played: &Value) {
+    for cb in played["callbacks"].as_array().expect("callbacks") {
+        assert!(
+            cb["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s)),
+            "dialtone refused a genuine callback: {cb}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -215,9 +244,24 @@ async fn a_live_call_goes_through_twilio_and_is_charged_by_the_reported_duration
         "{form}"
     );
 
+    // An agent that greets, then hands the call to the customer's own voice AI.
+    let (status, agent) = t
+        .post(
+            "/v1/agents",
+            &key,
+            json!({ "name": "Front desk", "greeting": "Hi, this is Acme.", "voice": "Polly.Joanna",
+                    "stream_url": "wss://voice.example.com/twilio" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+
     let to = "+14155550123";
     let (status, call) = t
-        .post("/v1/calls", &key, json!({ "to": to, "from": from }))
+        .post(
+            "/v1/calls",
+            &key,
+            json!({ "to": to, "from": from, "agent_id": agent["id"] }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{call}");
     assert_eq!(call["status"], "queued");
@@ -229,6 +273,7 @@ async fn a_live_call_goes_through_twilio_and_is_charged_by_the_reported_duration
         "what 1.00 covers at 2¢ a minute"
     );
 
+    let said = |track: &str, text: &str, final_: bool| json!({ "transcription": { "track": track, "text": text, "final": final_ } });
     let played = double
         .post(
             &format!("/calls/{sid}/play"),
@@ -237,23 +282,32 @@ async fn a_live_call_goes_through_twilio_and_is_charged_by_the_reported_duration
                 { "status": "ringing" },
                 { "fetch_twiml": true },
                 { "status": "in-progress" },
+                { "transcription": { "event": "transcription-started" } },
+                said("outbound_track", "Hi, this is Acme.", true),
+                said("inbound_track", "Hello, who", false),
+                said("inbound_track", "Hello, who is this?", true),
                 { "status": "completed", "duration": 62 },
+                { "recording": { "duration": 62 } },
+                { "transcription": { "event": "transcription-stopped" } },
             ] }),
         )
         .await;
-    for cb in played["callbacks"].as_array().expect("callbacks") {
-        assert!(
-            cb["status"]
-                .as_u64()
-                .is_some_and(|s| (200..300).contains(&s)),
-            "dialtone refused a genuine callback: {cb}"
-        );
-    }
+    all_accepted(&played);
     let twiml = played["twiml"].as_str().expect("twiml");
-    assert!(
-        twiml.contains("<Transcription statusCallbackUrl="),
-        "{twiml}"
+    let (transcribe, greet, stream) = (
+        twiml
+            .find("<Transcription statusCallbackUrl=")
+            .expect(twiml),
+        twiml
+            .find("<Say voice=\"Polly.Joanna\" language=\"en-US\">Hi, this is Acme.</Say>")
+            .expect(twiml),
+        twiml
+            .find("<Connect><Stream url=\"wss://voice.example.com/twilio\"/></Connect>")
+            .expect(twiml),
     );
+    assert!(transcribe < greet && greet < stream, "{twiml}");
+    let at_twilio = double.get(&format!("/calls/{sid}")).await;
+    assert_eq!(at_twilio["stream_url"], "wss://voice.example.com/twilio");
 
     let done = call_status(&t, &key, &id).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -262,25 +316,62 @@ async fn a_live_call_goes_through_twilio_and_is_charged_by_the_reported_duration
     let (_, wallet) = t.get("/v1/billing/wallet", &key).await;
     assert_eq!(wallet["balance"], 100 - 4, "{wallet}");
 
-    let got = receiver.wait_for(4).await;
-    let types: Vec<String> = got
-        .iter()
-        .map(|(_, b)| {
-            serde_json::from_slice::<Value>(b).expect("json")["type"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect();
     assert_eq!(
-        types,
+        event_types(&receiver, 6).await,
         [
             "call.queued",
             "call.ringing",
             "call.started",
-            "call.completed"
+            "call.completed",
+            "call.recording.ready",
+            "call.transcript.ready",
         ]
     );
+
+    // The transcript: final results only, the speaker from the track.
+    let (status, transcript) = t.get(&format!("/v1/calls/{id}/transcript"), &key).await;
+    assert_eq!(status, StatusCode::OK, "{transcript}");
+    let lines: Vec<(&str, &str)> = transcript["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| {
+            (
+                s["speaker"].as_str().unwrap_or(""),
+                s["text"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("agent", "Hi, this is Acme."),
+            ("caller", "Hello, who is this?")
+        ]
+    );
+
+    // The recording, streamed from Twilio with the account's credentials; players seek.
+    let (_, recordings) = t.get(&format!("/v1/recordings?call_id={id}"), &key).await;
+    let recording = &recordings["data"][0];
+    assert_eq!(recording["duration_seconds"], 62, "{recordings}");
+    let media = recording["media_url"].as_str().expect("media_url");
+    let http = reqwest::Client::new();
+    let whole = http.get(media).send().await.expect("media");
+    assert_eq!(whole.status(), StatusCode::OK);
+    let whole = whole.bytes().await.expect("bytes");
+    assert!(whole.starts_with(b"RIFF"), "a WAV file");
+    let part = http
+        .get(media)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{}", whole.len()).as_str()
+    );
+    assert_eq!(&part.bytes().await.expect("bytes")[..], &whole[100..200]);
     double.assert_no_violations().await;
     t.finish().await;
 }
@@ -299,33 +390,340 @@ async fn shuffled_and_repeated_callbacks_only_move_a_call_forward() {
         .post(
             &format!("/calls/{sid}/play"),
             json!({ "shuffle": true, "duplicate": true, "seed": 7, "steps": [
+                { "fetch_twiml": true },
                 { "status": "ringing" },
                 { "status": "in-progress" },
+                { "transcription": { "track": "inbound_track", "text": "Hello?" } },
                 { "status": "completed", "duration": 61 },
+                { "recording": { "duration": 61 } },
+                { "transcription": { "event": "transcription-stopped" } },
             ] }),
         )
         .await;
-    assert_eq!(played["callbacks"].as_array().map(Vec::len), Some(6));
+    all_accepted(&played);
+    assert_eq!(played["callbacks"].as_array().map(Vec::len), Some(1 + 12));
     let done = call_status(&t, &key, &id).await;
     assert_eq!(done["status"], "completed");
     assert_eq!(done["duration_seconds"], 61);
     assert_eq!(done["cost"], 4);
-    // Each status once, in lifecycle order, whatever order the callbacks came in.
-    receiver.wait_for(4).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let types: Vec<Value> = receiver
-        .bodies()
-        .iter()
-        .map(|b| b["type"].clone())
-        .collect();
+    // Each status once, in lifecycle order, whatever order the callbacks came in;
+    // the recording and the transcript once each.
+    let mut types = event_types(&receiver, 6).await;
     assert_eq!(
-        types,
+        types[..4],
         [
             "call.queued",
             "call.ringing",
             "call.started",
             "call.completed"
         ]
+    );
+    types[4..].sort();
+    assert_eq!(
+        types[4..],
+        ["call.recording.ready", "call.transcript.ready"]
+    );
+    let (_, recordings) = t.get(&format!("/v1/recordings?call_id={id}"), &key).await;
+    assert_eq!(recordings["data"].as_array().map(Vec::len), Some(1));
+    // A segment that came after `transcription-stopped` is in the transcript all the same.
+    let (_, transcript) = t.get(&format!("/v1/calls/{id}/transcript"), &key).await;
+    assert_eq!(transcript["segments"][0]["text"], "Hello?", "{transcript}");
+    assert_eq!(transcript["segments"].as_array().map(Vec::len), Some(1));
+    double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn live_messages_go_through_twilio_and_its_reports_move_them() {
+    let double = Double::start().await;
+    let (t, key, from, receiver) = live_setup(&double).await;
+    let send = |to: &str| {
+        t.post(
+            "/v1/messages",
+            &key,
+            json!({ "to": to, "from": from, "body": "Your appointment is at 10." }),
+        )
+    };
+    // Sent, then delivered; the delivered report repeated changes nothing.
+    let (status, sent) = send("+14155550141").await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(sent["status"], "queued");
+    assert_eq!(sent["cost"], 1);
+    let id = sent["id"].as_str().expect("id").to_owned();
+    let messages = double.get("/requests").await;
+    let create = messages
+        .as_array()
+        .expect("requests")
+        .iter()
+        .rev()
+        .find(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/Messages.json"))
+        })
+        .expect("the message reached Twilio");
+    let sid = create["response"]["sid"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(sid.starts_with("SM"), "{create}");
+    for status in ["sent", "delivered", "delivered"] {
+        let r = double
+            .post(
+                &format!("/messages/{sid}/status"),
+                json!({ "status": status }),
+            )
+            .await;
+        assert_eq!(r["status"], 204, "{r}");
+    }
+    let (_, delivered) = t.get(&format!("/v1/messages/{id}"), &key).await;
+    assert_eq!(delivered["status"], "delivered", "{delivered}");
+
+    // Undelivered at the far end: failed, with Twilio's error code, still charged.
+    let (_, second) = send("+14155550142").await;
+    let sid2 = double
+        .get("/requests")
+        .await
+        .as_array()
+        .expect("requests")
+        .iter()
+        .rev()
+        .find_map(|r| {
+            r["path"]
+                .as_str()
+                .filter(|p| p.ends_with("/Messages.json"))
+                .and(r["response"]["sid"].as_str())
+                .map(str::to_owned)
+        })
+        .expect("second message");
+    assert_ne!(sid2, sid);
+    double
+        .post(
+            &format!("/messages/{sid2}/status"),
+            json!({ "status": "undelivered", "error_code": 30003 }),
+        )
+        .await;
+    let (_, failed) = t
+        .get(
+            &format!("/v1/messages/{}", second["id"].as_str().expect("id")),
+            &key,
+        )
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error_code"], "30003");
+    assert_eq!(failed["cost"], 1);
+
+    // Refused by Twilio outright: failed with Twilio's code, and refunded.
+    double
+        .post("/fail", json!({ "path_suffix": "/Messages.json", "method": "POST", "status": 400, "code": 21211, "message": "The 'To' number is not a valid phone number.", "times": 1 }))
+        .await;
+    let (status, refused) = send("+14155550143").await;
+    assert_eq!(status, StatusCode::CREATED, "{refused}");
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert_eq!(refused["error_code"], "21211");
+    assert_eq!(refused["cost"], 0);
+    let (_, wallet) = t.get("/v1/billing/wallet", &key).await;
+    assert_eq!(
+        wallet["balance"],
+        100 - 2,
+        "two messages charged, one refunded"
+    );
+    let (_, invoices) = t.get("/v1/billing/invoices", &key).await;
+    let lines = invoices.to_string();
+    assert!(
+        lines.contains("\"kind\":\"message\"") && lines.contains("\"quantity\":2"),
+        "the refund cancels its charge on the invoice: {lines}"
+    );
+
+    assert_eq!(
+        event_types(&receiver, 4).await,
+        [
+            "message.sent",
+            "message.delivered",
+            "message.failed",
+            "message.failed"
+        ]
+    );
+    double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn inbound_calls_and_messages_reach_the_numbers_agent_and_conversation() {
+    let double = Double::start().await;
+    let (t, key, number, receiver) = live_setup(&double).await;
+    let (_, agent) = t
+        .post(
+            "/v1/agents",
+            &key,
+            json!({ "name": "Reception", "greeting": "Thanks for calling Acme." }),
+        )
+        .await;
+    let (_, numbers) = t.get("/v1/phone-numbers", &key).await;
+    let number_id = numbers["data"][0]["id"].as_str().expect("number id");
+    let (status, routed) = t
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/phone-numbers/{number_id}"),
+            Some(&key),
+            Some(json!({ "agent_id": agent["id"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{routed}");
+
+    // A call to the number: routed to its agent, answered with the agent's TwiML.
+    let caller = "+14155550177";
+    let rang = double
+        .post("/inbound/call", json!({ "to": number, "from": caller }))
+        .await;
+    assert_eq!(rang["status"], 200, "{rang}");
+    let twiml = rang["twiml"].as_str().expect("twiml");
+    assert!(twiml.contains("Thanks for calling Acme.</Say>"), "{twiml}");
+    let call_sid = rang["call_sid"].as_str().expect("sid");
+    let (_, calls) = t.get("/v1/calls?direction=inbound", &key).await;
+    let call = &calls["data"][0];
+    assert_eq!(call["from"], caller, "{calls}");
+    assert_eq!(call["agent_id"], agent["id"]);
+    assert_eq!(call["status"], "in_progress");
+    // The number's status callback ends it; charged like any live call.
+    let played = double
+        .post(
+            &format!("/calls/{call_sid}/play"),
+            json!({ "steps": [{ "status": "completed", "duration": 30 }] }),
+        )
+        .await;
+    all_accepted(&played);
+    let ended = call_status(&t, &key, call["id"].as_str().expect("id")).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(ended["cost"], 2);
+
+    // A text to the number lands in the caller's conversation.
+    let texted = double
+        .post(
+            "/inbound/sms",
+            json!({ "to": number, "from": caller, "body": "Running 5 min late" }),
+        )
+        .await;
+    assert_eq!(texted["status"], 200, "{texted}");
+    let (_, messages) = t.get("/v1/messages?direction=inbound", &key).await;
+    let message = &messages["data"][0];
+    assert_eq!(message["body"], "Running 5 min late", "{messages}");
+    assert_eq!(message["status"], "received");
+    assert_eq!(message["conversation_id"], call["conversation_id"]);
+    // Twilio delivering the same message again makes no second one.
+    let again = double
+        .post(
+            "/callback",
+            json!({ "url": format!("{}/carrier/twilio/sms", t.url), "params": [
+                ["MessageSid", texted["message_sid"]], ["From", caller], ["To", number],
+                ["Body", "Running 5 min late"], ["AccountSid", ACCOUNT]
+            ] }),
+        )
+        .await;
+    assert_eq!(again["status"], 200, "{again}");
+    let (_, messages) = t.get("/v1/messages?direction=inbound", &key).await;
+    assert_eq!(messages["data"].as_array().map(Vec::len), Some(1));
+
+    // A call to a number no one here owns is not ours.
+    let stranger = double
+        .post(
+            "/callback",
+            json!({ "url": format!("{}/carrier/twilio/voice", t.url), "params": [
+                ["CallSid", "CA11111111111111111111111111111111"], ["From", caller],
+                ["To", "+14155559999"], ["AccountSid", ACCOUNT]
+            ] }),
+        )
+        .await;
+    assert_eq!(stranger["status"], 404);
+
+    let types = event_types(&receiver, 5).await;
+    assert_eq!(
+        types,
+        [
+            "call.queued",
+            "call.ringing",
+            "call.started",
+            "call.completed",
+            "message.received"
+        ]
+    );
+    double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_number_the_account_already_owns_can_be_imported() {
+    let double = Double::start().await;
+    let (t, key, _from, _receiver) = live_setup(&double).await;
+    // A month for the number to import, and a month for one that cannot be.
+    t.store
+        .credit_wallet(&t.org.id, true, 230, "credit")
+        .await
+        .expect("credit");
+    let owned = double
+        .post("/owned", json!({ "phone_number": "+14155550188" }))
+        .await;
+    let pn_sid = owned["sid"].as_str().expect("sid").to_owned();
+    let (status, imported) = t
+        .post(
+            "/v1/phone-numbers/import",
+            &key,
+            json!({ "phone_number": "+14155550188", "name": "Main line" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{imported}");
+    assert_eq!(imported["number"], "+14155550188");
+    assert_eq!(imported["name"], "Main line");
+    // Its traffic now comes to dialtone.
+    let requests = double.get("/requests").await;
+    let repoint = requests
+        .as_array()
+        .expect("requests")
+        .iter()
+        .find(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(&format!("/IncomingPhoneNumbers/{pn_sid}.json")))
+        })
+        .expect("the number was repointed");
+    assert!(
+        repoint["form"]
+            .to_string()
+            .contains("/carrier/twilio/voice"),
+        "{repoint}"
+    );
+    // A number the account does not own: Twilio's answer, nothing stored or charged.
+    let (status, refused) = t
+        .post(
+            "/v1/phone-numbers/import",
+            &key,
+            json!({ "phone_number": "+14155550189" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{refused}");
+    assert_eq!(refused["error"], "CARRIER_ERROR");
+    // Test mode has no carrier account to import from.
+    let test_key = t
+        .key(dialtone_domain::auth::KeyRequest {
+            name: "test".into(),
+            mode: Some(dialtone_domain::tenancy::Mode::Test),
+            ..Default::default()
+        })
+        .await;
+    let (status, body) = t
+        .post(
+            "/v1/phone-numbers/import",
+            &test_key,
+            json!({ "phone_number": "+14155550188" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, wallet) = t.get("/v1/billing/wallet", &key).await;
+    assert_eq!(
+        wallet["balance"],
+        100 + 115,
+        "one more month, for the imported number only"
     );
     double.assert_no_violations().await;
     t.finish().await;

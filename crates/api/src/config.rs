@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub webhook_disable_after: Duration,
     /// Largest event body sent; a bigger one fails without being sent.
     pub webhook_max_payload: usize,
+    /// How often the delivery worker looks at the queue without being woken (the
+    /// safety net: queued work wakes it at once, in-process or by `LISTEN`).
+    pub webhook_poll_interval: Duration,
     /// Serve MCP over streamable HTTP at `/mcp`.
     pub mcp_enabled: bool,
     /// Offer MCP write tools (still confirmation-gated, still per key permissions).
@@ -86,6 +89,7 @@ impl ServerConfig {
                 .collect(),
             webhook_timeout: Duration::from_secs(15),
             webhook_max_payload: 256 * 1024,
+            webhook_poll_interval: Duration::from_millis(500),
             webhook_disable_after: Duration::from_secs(5 * 24 * 3600),
             mcp_enabled: true,
             mcp_allow_writes: false,

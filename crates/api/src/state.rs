@@ -40,6 +40,9 @@ pub struct Inner {
     pub carriers: crate::carrier::Carriers,
     /// Whether live mode's carrier answered its last credentials check (`/readyz`).
     pub carrier_ready: std::sync::atomic::AtomicBool,
+    /// Wakes the delivery worker: signalled by the store when a transaction that queued
+    /// deliveries commits (SQLite), or by the `LISTEN` connection (PostgreSQL).
+    pub deliveries_queued: Arc<tokio::sync::Notify>,
     workspaces_seen: RwLock<HashSet<(String, String)>>,
 }
 
@@ -56,6 +59,7 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             carriers: crate::carrier::Carriers::new(&config)?,
             carrier_ready: std::sync::atomic::AtomicBool::new(false),
+            deliveries_queued: store.deliveries_signal().unwrap_or_default(),
             digester: KeyDigester::new(&config.server_secret),
             rate_limiter: match &config.redis_url {
                 Some(url) => RateLimiter::with_redis(config.rate_limit_per_key, url)

@@ -400,6 +400,9 @@ pub(crate) struct Sqlite {
     path: PathBuf,
     writer: Arc<tokio::sync::Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
+    /// Signalled when a transaction that queued webhook deliveries commits (SQLite has
+    /// one node, so an in-process signal reaches every worker that could claim them).
+    deliveries_queued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -432,6 +435,7 @@ impl Sqlite {
             path: path.to_owned(),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             readers: Mutex::new(Vec::new()),
+            deliveries_queued: Arc::default(),
         })
     }
 
@@ -599,16 +603,73 @@ impl Db {
                 let conn = s.writer.clone().lock_owned().await;
                 conn.execute_batch("BEGIN IMMEDIATE")
                     .map_err(sqlite_error)?;
-                Ok(Tx::Sqlite(SqliteTx { conn, open: true }))
+                Ok(Tx::Sqlite(SqliteTx {
+                    conn,
+                    open: true,
+                    deliveries_queued: s.deliveries_queued.clone(),
+                    wake: false,
+                }))
             }
-            Db::Postgres(p) => Ok(Tx::Pg(p.begin().await.map_err(pg_error)?)),
+            Db::Postgres(p) => Ok(Tx::Pg(PgTx {
+                tx: p.begin().await.map_err(pg_error)?,
+                pool: p.clone(),
+                wake: false,
+            })),
         }
+    }
+
+    /// The in-process signal of queued deliveries (SQLite); `None` on PostgreSQL,
+    /// where workers `LISTEN` on [`DELIVERIES_CHANNEL`] instead.
+    pub(crate) fn deliveries_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        match self {
+            Db::Sqlite(s) => Some(s.deliveries_queued.clone()),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// Wakes the delivery workers of every node: deliveries were just queued by a
+    /// statement already committed.
+    pub(crate) async fn wake_deliveries(&self) {
+        match self {
+            Db::Sqlite(s) => s.deliveries_queued.notify_one(),
+            Db::Postgres(p) => notify_deliveries(p).await,
+        }
+    }
+}
+
+/// The PostgreSQL channel on which delivery workers are told that work was queued.
+/// Only a hint: the queue is the source of truth, and every worker also polls it.
+pub const DELIVERIES_CHANNEL: &str = "dialtone_deliveries";
+
+/// `NOTIFY` on [`DELIVERIES_CHANNEL`], in a transaction of its own sent after the one
+/// that queued the work has committed. `NOTIFY` serializes the commits of notifying
+/// transactions (a cluster-wide lock held through the commit's WAL flush), so it is
+/// kept out of the event's transaction and committed asynchronously: it is a hint,
+/// and losing it only leaves the work to the poll.
+async fn notify_deliveries(pool: &PgPool) {
+    let sent = sqlx::query(
+        "SELECT set_config('synchronous_commit', 'off', true),          pg_notify('dialtone_deliveries', '')",
+    )
+    .execute(pool)
+    .await;
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "could not notify delivery workers; their poll will find the work");
     }
 }
 
 pub(crate) struct SqliteTx {
     conn: tokio::sync::OwnedMutexGuard<Connection>,
     open: bool,
+    /// Signalled after `COMMIT` when `wake` (deliveries were queued in this transaction).
+    deliveries_queued: Arc<tokio::sync::Notify>,
+    wake: bool,
+}
+
+/// A PostgreSQL transaction, and whether to wake delivery workers once it commits.
+pub(crate) struct PgTx {
+    tx: sqlx::Transaction<'static, Postgres>,
+    pool: PgPool,
+    wake: bool,
 }
 
 impl Drop for SqliteTx {
@@ -622,15 +683,24 @@ impl Drop for SqliteTx {
 /// A transaction on either database.
 pub(crate) enum Tx {
     Sqlite(SqliteTx),
-    Pg(sqlx::Transaction<'static, Postgres>),
+    Pg(PgTx),
 }
 
 impl Tx {
+    /// Deliveries were queued in this transaction: wake the delivery workers once it
+    /// commits (never if it rolls back).
+    pub(crate) fn wake_deliveries_on_commit(&mut self) {
+        match self {
+            Tx::Sqlite(t) => t.wake = true,
+            Tx::Pg(t) => t.wake = true,
+        }
+    }
+
     pub(crate) async fn fetch_all<R: FromRow>(&mut self, q: Query) -> Result<Vec<R>> {
         match self {
             Tx::Sqlite(t) => sqlite_rows(&t.conn, &q, None),
             Tx::Pg(t) => {
-                let rows = q.pg().fetch_all(&mut **t).await.map_err(pg_error)?;
+                let rows = q.pg().fetch_all(&mut *t.tx).await.map_err(pg_error)?;
                 rows.iter().map(|r| R::from_row(&Row::Pg(r))).collect()
             }
         }
@@ -639,7 +709,7 @@ impl Tx {
     pub(crate) async fn fetch_optional<R: FromRow>(&mut self, q: Query) -> Result<Option<R>> {
         match self {
             Tx::Sqlite(t) => sqlite_rows(&t.conn, &q, Some(1)).map(|mut v| v.pop()),
-            Tx::Pg(t) => match q.pg().fetch_optional(&mut **t).await.map_err(pg_error)? {
+            Tx::Pg(t) => match q.pg().fetch_optional(&mut *t.tx).await.map_err(pg_error)? {
                 Some(r) => R::from_row(&Row::Pg(&r)).map(Some),
                 None => Ok(None),
             },
@@ -651,7 +721,7 @@ impl Tx {
             Tx::Sqlite(t) => sqlite_execute(&t.conn, &q),
             Tx::Pg(t) => q
                 .pg()
-                .execute(&mut **t)
+                .execute(&mut *t.tx)
                 .await
                 .map(|r| r.rows_affected())
                 .map_err(pg_error),
@@ -663,9 +733,18 @@ impl Tx {
             Tx::Sqlite(mut t) => {
                 t.conn.execute_batch("COMMIT").map_err(sqlite_error)?;
                 t.open = false;
+                if t.wake {
+                    t.deliveries_queued.notify_one();
+                }
                 Ok(())
             }
-            Tx::Pg(t) => t.commit().await.map_err(pg_error),
+            Tx::Pg(t) => {
+                t.tx.commit().await.map_err(pg_error)?;
+                if t.wake {
+                    notify_deliveries(&t.pool).await;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -527,6 +527,8 @@ impl std::fmt::Debug for KeyChangeListener {
 pub enum Heard {
     /// This key changed.
     Key(String),
+    /// Webhook deliveries were queued (on any node): a hint to claim from the queue.
+    Deliveries,
     /// The connection dropped (it reconnects on the next call): changes may have been
     /// missed, so catch up from the change feed.
     Lost,
@@ -535,6 +537,7 @@ pub enum Heard {
 impl KeyChangeListener {
     pub async fn next(&mut self) -> Result<Heard> {
         match self.listener.try_recv().await {
+            Ok(Some(n)) if n.channel() == crate::db::DELIVERIES_CHANNEL => Ok(Heard::Deliveries),
             Ok(Some(n)) => Ok(Heard::Key(n.payload().to_owned())),
             Ok(None) => Ok(Heard::Lost),
             Err(e) => Err(crate::db::pg_error(e)),
@@ -543,7 +546,8 @@ impl KeyChangeListener {
 }
 
 impl Store {
-    /// A listener for pushed key changes, on PostgreSQL; `None` on SQLite.
+    /// A listener for pushed key changes and queued webhook deliveries (one dedicated
+    /// connection per node for both), on PostgreSQL; `None` on SQLite.
     pub async fn key_change_listener(&self) -> Result<Option<KeyChangeListener>> {
         match &self.db {
             crate::db::Db::Postgres(pool) => {
@@ -551,7 +555,7 @@ impl Store {
                     .await
                     .map_err(crate::db::pg_error)?;
                 listener
-                    .listen(KEY_CHANGES_CHANNEL)
+                    .listen_all([KEY_CHANGES_CHANNEL, crate::db::DELIVERIES_CHANNEL])
                     .await
                     .map_err(crate::db::pg_error)?;
                 Ok(Some(KeyChangeListener { listener }))

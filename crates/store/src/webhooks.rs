@@ -15,7 +15,7 @@ use dialtone_domain::webhooks::{Attempt, Delivery, WebhookEndpoint, wants};
 use dialtone_domain::{Error, Result};
 use serde_json::Value;
 
-use crate::db::{FromRow, Row, Tx, from_row, query, scope_query};
+use crate::db::{FromRow, Row, Tx, from_row, query, query_built, scope_query};
 use crate::{Scoped, Store};
 
 /// An endpoint as stored (its secret sealed).
@@ -113,6 +113,7 @@ pub(crate) async fn fan_out(
         .iter()
         .filter(|e| wants(&e.event_list(), event_type))
     {
+        tx.wake_deliveries_on_commit();
         tx.execute(
             query(
                 "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \
@@ -165,16 +166,40 @@ impl FromRow for ClaimedDelivery {
     }
 }
 
-macro_rules! claimable {
+/// Claims due deliveries in one statement: `$1` now, `$2` how many, `$3` the lease's end.
+macro_rules! claim {
     ($lock:literal) => {
         concat!(
-            "SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+            "UPDATE webhook_deliveries SET status = 'in_flight', claimed_until = $3, updated_at = $1 \
+             WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              WHERE e.active AND d.next_attempt_at <= $1 \
              AND (d.status = 'pending' OR (d.status = 'in_flight' AND d.claimed_until < $1)) \
              ORDER BY d.next_attempt_at LIMIT $2",
-            $lock
+            $lock,
+            ") RETURNING id"
         )
     };
+}
+
+/// `($first, $first+1, …)`: `n` placeholders for an `IN` list or a row of values.
+fn placeholders(first: usize, n: usize) -> String {
+    let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    format!("({})", list.join(", "))
+}
+
+/// `UPDATE … WHERE id IN (…)` over `ids`, after the `fixed` arguments (`$1`…).
+fn update_in(sql: &str, fixed: Vec<crate::db::Value>, ids: &[&str]) -> crate::db::Query {
+    let mut q = query_built(format!(
+        "{sql} {}",
+        placeholders(fixed.len() + 1, ids.len())
+    ));
+    for v in fixed {
+        q = q.bind(v);
+    }
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q
 }
 
 /// How an attempt ended.
@@ -191,6 +216,8 @@ pub enum Outcome {
 
 impl Store {
     /// Claims up to `limit` due deliveries for `lease` (then they can be claimed again).
+    /// One statement takes them (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent
+    /// workers never take the same one), one more reads what sending them needs.
     pub async fn claim_deliveries(
         &self,
         limit: i64,
@@ -202,35 +229,29 @@ impl Store {
             .fetch_all(
                 query(
                     self.db
-                        .dialect(claimable!(""), claimable!(" FOR UPDATE OF d SKIP LOCKED")),
+                        .dialect(claim!(""), claim!(" FOR UPDATE OF d SKIP LOCKED")),
                 )
                 .bind(at)
-                .bind(limit),
+                .bind(limit)
+                .bind(at + lease),
             )
             .await?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            tx.execute(
-                query("UPDATE webhook_deliveries SET status = 'in_flight', claimed_until = $1, updated_at = $2 WHERE id = $3")
-                    .bind(at + lease)
-                    .bind(at)
-                    .bind(&id.0),
-            )
-            .await?;
-            let d: Option<ClaimedDelivery> = tx
-                .fetch_optional(
-                    query(
-                        "SELECT d.id, d.endpoint_id, e.url, e.secret_sealed, e.previous_secret_sealed, \
-                         e.previous_secret_expires_at, d.attempts, d.event_id, \
-                         v.event_type, v.created_at AS event_created_at, v.livemode, v.data \
-                         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-                         JOIN events v ON v.id = d.event_id WHERE d.id = $1",
-                    )
-                    .bind(&id.0),
-                )
-                .await?;
-            claimed.extend(d);
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
         }
+        let mut q = query_built(format!(
+            "SELECT d.id, d.endpoint_id, e.url, e.secret_sealed, e.previous_secret_sealed, \
+             e.previous_secret_expires_at, d.attempts, d.event_id, \
+             v.event_type, v.created_at AS event_created_at, v.livemode, v.data \
+             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             JOIN events v ON v.id = d.event_id WHERE d.id IN {}",
+            placeholders(1, ids.len())
+        ));
+        for id in ids {
+            q = q.bind(id.0);
+        }
+        let claimed: Vec<ClaimedDelivery> = tx.fetch_all(q).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -244,76 +265,144 @@ impl Store {
         outcome: &Outcome,
         disable_after: chrono::TimeDelta,
     ) -> Result<()> {
+        self.finish_attempts(
+            &[(d.clone(), attempt.clone(), outcome.clone())],
+            disable_after,
+        )
+        .await
+    }
+
+    /// Logs attempts and moves their deliveries on, all in one transaction (each
+    /// attempt with its outcome: a failure records none of them, and their leases
+    /// bring the deliveries back). `done` is in the order the attempts ended; for an
+    /// endpoint with several, the last decides whether it is failing. An endpoint
+    /// failing for longer than `disable_after` is disabled (`failing`); one that
+    /// answered 410 is disabled (`gone`).
+    pub async fn finish_attempts(
+        &self,
+        done: &[(ClaimedDelivery, Attempt, Outcome)],
+        disable_after: chrono::TimeDelta,
+    ) -> Result<()> {
+        // Statements stay well under SQLite's and PostgreSQL's placeholder limits.
+        const CHUNK: usize = 128;
+        if done.is_empty() {
+            return Ok(());
+        }
         let at = now();
         let mut tx = self.db.begin().await?;
-        tx.execute(
-            query(
+        for chunk in done.chunks(CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| placeholders(i * 7 + 1, 7))
+                .collect();
+            let mut q = query_built(format!(
                 "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, duration_ms, \
-                 response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(new_id("att"))
-            .bind(&d.id)
-            .bind(attempt.attempted_at)
-            .bind(attempt.status_code)
-            .bind(attempt.duration_ms)
-            .bind(&attempt.response_body)
-            .bind(&attempt.error),
-        )
-        .await?;
-        let (status, next) = match outcome {
-            Outcome::Succeeded => ("succeeded", at),
-            Outcome::Retry(when) => ("pending", *when),
-            Outcome::Failed => ("failed", at),
-            Outcome::Gone => ("pending", at),
-        };
-        tx.execute(
-            query(
-                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-                 claimed_until = NULL, updated_at = $3 WHERE id = $4",
-            )
-            .bind(status)
-            .bind(next)
-            .bind(at)
-            .bind(&d.id),
-        )
-        .await?;
-        // An endpoint that has only failed for `disable_after` is disabled; its events wait.
-        match outcome {
-            Outcome::Succeeded => {
-                tx.execute(
-                    query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
-                        .bind(&d.endpoint_id),
-                )
-                .await?;
+                 response_body, error) VALUES {}",
+                rows.join(", ")
+            ));
+            for (d, attempt, _) in chunk {
+                q = q
+                    .bind(new_id("att"))
+                    .bind(&d.id)
+                    .bind(attempt.attempted_at)
+                    .bind(attempt.status_code)
+                    .bind(attempt.duration_ms)
+                    .bind(&attempt.response_body)
+                    .bind(&attempt.error);
             }
-            _ => {
-                tx.execute(
-                    query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2")
-                        .bind(at)
-                        .bind(&d.endpoint_id),
-                )
-                .await?;
-                tx.execute(
-                    query(
-                        "UPDATE webhook_endpoints SET active = false, disabled_reason = 'failing', updated_at = $1 \
-                         WHERE id = $2 AND active AND failing_since < $3",
-                    )
-                    .bind(at)
-                    .bind(&d.endpoint_id)
-                    .bind(at - disable_after),
-                )
+            tx.execute(q).await?;
+        }
+        // Deliveries, one statement per (status, next attempt) shared by several.
+        let mut moves: Vec<((&str, Timestamp), Vec<&str>)> = Vec::new();
+        for (d, _, outcome) in done {
+            let to = match outcome {
+                Outcome::Succeeded => ("succeeded", at),
+                Outcome::Retry(when) => ("pending", *when),
+                Outcome::Failed => ("failed", at),
+                Outcome::Gone => ("pending", at),
+            };
+            match moves.iter_mut().find(|(m, _)| *m == to) {
+                Some((_, ids)) => ids.push(&d.id),
+                None => moves.push((to, vec![&d.id])),
+            }
+        }
+        for ((status, next), ids) in &moves {
+            for ids in ids.chunks(CHUNK) {
+                tx.execute(update_in(
+                    "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                     claimed_until = NULL, updated_at = $3 WHERE id IN",
+                    vec![
+                        crate::db::ToValue::to_value(*status),
+                        crate::db::ToValue::to_value(*next),
+                        crate::db::ToValue::to_value(at),
+                    ],
+                    ids,
+                ))
                 .await?;
             }
         }
-        if *outcome == Outcome::Gone {
-            tx.execute(
-                query("UPDATE webhook_endpoints SET active = false, disabled_reason = 'gone', updated_at = $1 WHERE id = $2")
-                    .bind(at)
-                    .bind(&d.endpoint_id),
-            )
+        // Endpoints: each one's last outcome says whether it is failing. Rows change
+        // only when something changes (a success on a healthy endpoint writes nothing,
+        // so concurrent deliveries to one endpoint do not queue on its row).
+        let mut last: Vec<(&str, bool)> = Vec::new();
+        let mut gone: Vec<&str> = Vec::new();
+        for (d, _, outcome) in done {
+            let ok = *outcome == Outcome::Succeeded;
+            match last.iter_mut().find(|(e, _)| *e == d.endpoint_id) {
+                Some((_, was)) => *was = ok,
+                None => last.push((&d.endpoint_id, ok)),
+            }
+            if *outcome == Outcome::Gone && !gone.contains(&d.endpoint_id.as_str()) {
+                gone.push(&d.endpoint_id);
+            }
+        }
+        let healthy: Vec<&str> = last.iter().filter(|(_, ok)| *ok).map(|(e, _)| *e).collect();
+        let failing: Vec<&str> = last
+            .iter()
+            .filter(|(_, ok)| !*ok)
+            .map(|(e, _)| *e)
+            .collect();
+        for ids in healthy.chunks(CHUNK) {
+            tx.execute(update_in(
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN",
+                Vec::new(),
+                ids,
+            ))
+            .await?;
+        }
+        for ids in failing.chunks(CHUNK) {
+            tx.execute(update_in(
+                "UPDATE webhook_endpoints SET failing_since = $1 WHERE failing_since IS NULL AND id IN",
+                vec![crate::db::ToValue::to_value(at)],
+                ids,
+            ))
+            .await?;
+            // An endpoint that has only failed for `disable_after` is disabled; its events wait.
+            tx.execute(update_in(
+                "UPDATE webhook_endpoints SET active = false, disabled_reason = 'failing', updated_at = $1 \
+                 WHERE active AND failing_since < $2 AND id IN",
+                vec![
+                    crate::db::ToValue::to_value(at),
+                    crate::db::ToValue::to_value(at - disable_after),
+                ],
+                ids,
+            ))
+            .await?;
+        }
+        for ids in gone.chunks(CHUNK) {
+            tx.execute(update_in(
+                "UPDATE webhook_endpoints SET active = false, disabled_reason = 'gone', updated_at = $1 WHERE id IN",
+                vec![crate::db::ToValue::to_value(at)],
+                ids,
+            ))
             .await?;
         }
         tx.commit().await
+    }
+
+    /// The in-process signal of queued deliveries on SQLite (`None` on PostgreSQL,
+    /// where [`Store::key_change_listener`] hears them from every node).
+    pub fn deliveries_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        self.db.deliveries_signal()
     }
 
     /// Deliveries waiting (for the metrics): how many, and the oldest's age.
@@ -466,6 +555,10 @@ impl Scoped<'_> {
                 resource: "webhook_endpoint",
             });
         }
+        if active {
+            // Deliveries that waited behind a disabled endpoint are due now.
+            self.store.db.wake_deliveries().await;
+        }
         self.get_endpoint(id).await
     }
 
@@ -559,6 +652,7 @@ impl Scoped<'_> {
                 .bind(at),
             )
             .await?;
+        self.store.db.wake_deliveries().await;
         Ok(id)
     }
 
@@ -589,6 +683,7 @@ impl Scoped<'_> {
                 .bind(at),
             )
             .await?;
+            tx.wake_deliveries_on_commit();
         }
         tx.commit().await?;
         Ok(failed.len() as u64)
@@ -625,6 +720,7 @@ impl Scoped<'_> {
             .bind(at),
         )
         .await?;
+        tx.wake_deliveries_on_commit();
         tx.commit().await?;
         Ok(event_id)
     }

@@ -1,7 +1,9 @@
 //! Delivers webhooks: claims due deliveries from the durable queue, signs each twice
 //! (seed 001's `X-Dialtone-Signature` and Standard Webhooks), sends it through the
-//! SSRF-guarded client and records the attempt and its outcome in one transaction.
+//! SSRF-guarded client and records each attempt with its outcome in one transaction
+//! (several attempts per transaction when they end together).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dialtone_domain::events::{Event, EventData};
@@ -10,64 +12,153 @@ use dialtone_domain::webhooks::{Attempt, retry_delay, sign_hex, sign_standard};
 use dialtone_domain::{Error, Result};
 use dialtone_store::{ClaimedDelivery, DeliveryOutcome};
 use secrecy::ExposeSecret;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::state::AppState;
 
 /// How much of a receiver's answer is kept in the delivery log.
 const RESPONSE_KEPT: usize = 4096;
 
-/// Delivers webhooks: claims due deliveries (a full batch means more are waiting, so
-/// it goes again at once) and keeps the queue gauges current.
+/// Deliveries sent at once (each holds a permit until its attempt is recorded).
+const IN_FLIGHT: usize = 256;
+/// Most deliveries claimed by one statement.
+const CLAIM_MAX: usize = 128;
+/// Fewest free slots worth a claim while busy (fewer: wait for sends to finish).
+const CLAIM_MIN: usize = 32;
+/// Most attempts recorded in one transaction.
+const RECORD_MAX: usize = 256;
+
+/// An attempt made, waiting to be recorded; the permit frees its slot once it is.
+type Done = (
+    ClaimedDelivery,
+    Attempt,
+    DeliveryOutcome,
+    OwnedSemaphorePermit,
+);
+
+/// Delivers webhooks. Woken as soon as deliveries are queued (the store's signal on
+/// SQLite, `LISTEN` on PostgreSQL, see `key_changes`), and by a poll as the safety
+/// net (retries coming due, expired leases, a missed wake-up). Claims as much as it
+/// has room for and goes again while the queue gives it full claims; sends
+/// concurrently; attempts are recorded in batches by [`record`], each attempt with its
+/// outcome in one transaction. The queue is the source of truth: a claim not recorded
+/// (crash, database error) comes back when its lease runs out.
 pub(super) async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    const BATCH: i64 = 64;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    // A claim outlives the longest attempt; after that, the worker is presumed dead and
+    // the delivery is claimable again.
+    let lease =
+        chrono::TimeDelta::from_std(state.config.webhook_timeout * 2 + Duration::from_secs(1))
+            .unwrap_or(chrono::TimeDelta::seconds(31));
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let (done, attempts) = mpsc::unbounded_channel::<Done>();
+    let recorder = tokio::spawn(record(state.clone(), attempts));
+    let mut tick = tokio::time::interval(state.config.webhook_poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let mut gauges_at: Option<Instant> = None;
+    'run: loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = state.deliveries_queued.notified() => {}
+            _ = stop.wait_for(|s| *s) => break,
         }
         loop {
-            match deliver_due(&state, BATCH).await {
-                Ok(n) if n as i64 == BATCH && !*stop.borrow() => continue,
-                Ok(_) => break,
+            if *stop.borrow() {
+                break 'run;
+            }
+            let free = slots.available_permits();
+            if free < CLAIM_MIN.min(IN_FLIGHT) {
+                tokio::select! {
+                    p = slots.clone().acquire_many_owned(CLAIM_MIN as u32) => drop(p),
+                    _ = stop.wait_for(|s| *s) => break 'run,
+                }
+                continue;
+            }
+            let want = free.min(CLAIM_MAX);
+            match state.store.claim_deliveries(want as i64, lease).await {
+                Ok(claimed) => {
+                    let n = claimed.len();
+                    for d in claimed {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            unreachable!("only claims what it has slots for")
+                        };
+                        let (state, done) = (state.clone(), done.clone());
+                        tokio::spawn(async move {
+                            let made = deliver_one(&state, &d).await;
+                            match made {
+                                Ok((attempt, outcome)) => {
+                                    let _ = done.send((d, attempt, outcome, slot));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(delivery_id = %d.id, error = %e, "webhook delivery could not be sent; it will be retried");
+                                }
+                            }
+                        });
+                    }
+                    if n < want {
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook worker: claiming failed; will retry");
                     break;
                 }
             }
         }
-        if let Ok((depth, oldest)) = state.store.queue_depth().await {
-            state.metrics.webhook_queue(depth, oldest);
+        // The gauges cost a count of the queue: at most once per poll interval.
+        if gauges_at.is_none_or(|t| t.elapsed() >= state.config.webhook_poll_interval) {
+            gauges_at = Some(Instant::now());
+            if let Ok((depth, oldest)) = state.store.queue_depth().await {
+                state.metrics.webhook_queue(depth, oldest);
+            }
+        }
+    }
+    // Stopping: finish the attempts under way and record them.
+    let _ = slots.acquire_many(IN_FLIGHT as u32).await;
+    drop(done);
+    let _ = recorder.await;
+}
+
+/// Records attempts as they end, as many per transaction as are waiting. A retry
+/// due soon wakes the worker when it is due (the poll would find it later).
+async fn record(state: AppState, mut attempts: mpsc::UnboundedReceiver<Done>) {
+    let disable_after = chrono::TimeDelta::from_std(state.config.webhook_disable_after)
+        .unwrap_or(chrono::TimeDelta::days(5));
+    let mut batch = Vec::with_capacity(RECORD_MAX);
+    while attempts.recv_many(&mut batch, RECORD_MAX).await > 0 {
+        let (rows, slots): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|(d, attempt, outcome, slot)| ((d, attempt, outcome), slot))
+            .unzip();
+        if let Err(e) = state.store.finish_attempts(&rows, disable_after).await {
+            tracing::warn!(error = %e, attempts = rows.len(), "webhook attempts could not be recorded; their deliveries will be retried");
+            continue;
+        }
+        drop(slots);
+        let soonest = rows
+            .iter()
+            .filter_map(|(_, _, o)| match o {
+                DeliveryOutcome::Retry(at) => Some(*at),
+                _ => None,
+            })
+            .min();
+        if let Some(due) = soonest
+            && let Ok(wait) = (due - now()).to_std()
+            && wait < RETRY_WAKE_HORIZON
+        {
+            let wake = state.deliveries_queued.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                wake.notify_one();
+            });
         }
     }
 }
 
-/// One pass of the worker: claims due deliveries and sends them concurrently.
-/// Returns how many it claimed.
-pub(crate) async fn deliver_due(state: &AppState, batch: i64) -> Result<usize> {
-    // A claim outlives the longest attempt; after that, the worker is presumed dead and
-    // the delivery is claimable again.
-    let lease =
-        chrono::TimeDelta::from_std(state.config.webhook_timeout * 2 + Duration::from_secs(1))
-            .unwrap_or(chrono::TimeDelta::seconds(31));
-    let claimed = state.store.claim_deliveries(batch, lease).await?;
-    let n = claimed.len();
-    let mut set = tokio::task::JoinSet::new();
-    for d in claimed {
-        let state = state.clone();
-        set.spawn(async move {
-            if let Err(e) = deliver_one(&state, &d).await {
-                tracing::warn!(delivery_id = %d.id, error = %e, "webhook delivery could not be recorded; it will be retried");
-            }
-        });
-    }
-    while set.join_next().await.is_some() {}
-    Ok(n)
-}
+/// Retries due within this are woken for; later ones are left to the poll.
+const RETRY_WAKE_HORIZON: Duration = Duration::from_secs(60);
 
-async fn deliver_one(state: &AppState, d: &ClaimedDelivery) -> Result<()> {
+/// Sends one delivery; the attempt and its outcome, to be recorded.
+async fn deliver_one(state: &AppState, d: &ClaimedDelivery) -> Result<(Attempt, DeliveryOutcome)> {
     let event = Event {
         id: d.event_id.clone(),
         object: "event",
@@ -183,12 +274,7 @@ async fn deliver_one(state: &AppState, d: &ClaimedDelivery) -> Result<()> {
         }
     };
     state.metrics.webhook_attempt(&outcome, attempt.duration_ms);
-    let disable_after = chrono::TimeDelta::from_std(state.config.webhook_disable_after)
-        .unwrap_or(chrono::TimeDelta::days(5));
-    state
-        .store
-        .finish_attempt(d, &attempt, &outcome, disable_after)
-        .await
+    Ok((attempt, outcome))
 }
 
 /// The first 4 KB of an answer, as text.

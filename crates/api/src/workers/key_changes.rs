@@ -1,5 +1,7 @@
 //! Keeps the key cache honest across nodes: a poll of the change feed (the safety
 //! net) and, on PostgreSQL, `LISTEN` for revocations and rotations as they happen.
+//! The same connection hears that webhook deliveries were queued on any node, and
+//! wakes this node's delivery worker.
 
 use std::collections::HashSet;
 
@@ -58,7 +60,11 @@ pub(super) async fn listen(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => return,
         };
         let mut listener = match connected {
-            Ok(Some(l)) => l,
+            Ok(Some(l)) => {
+                // Deliveries queued while nobody listened: claim them now.
+                state.deliveries_queued.notify_one();
+                l
+            }
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "key change listener: cannot connect; retrying");
@@ -73,9 +79,11 @@ pub(super) async fn listen(state: AppState, mut stop: watch::Receiver<bool>) {
             };
             match heard {
                 Ok(dialtone_store::Heard::Key(id)) => state.key_cache.evict(&id),
+                Ok(dialtone_store::Heard::Deliveries) => state.deliveries_queued.notify_one(),
                 Ok(dialtone_store::Heard::Lost) => {
                     tracing::warn!("key change listener: connection lost; catching up");
                     catch_up(&state).await;
+                    state.deliveries_queued.notify_one();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "key change listener failed; reconnecting");

@@ -303,7 +303,7 @@ async fn the_server_reports_unready_while_postgresql_is_down_and_recovers_by_its
 }
 
 /// Two nodes on one PostgreSQL for the cross-node tests: (first app, second app's base URL).
-async fn two_nodes(
+pub(crate) async fn two_nodes(
     tweak: impl FnOnce(&mut dialtone_api::ServerConfig),
 ) -> Option<(TestApp, dialtone_api::App, dialtone_store::Store, String)> {
     pg_url()?;

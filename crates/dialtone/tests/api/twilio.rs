@@ -157,7 +157,7 @@ impl Double {
 }
 
 /// A server whose live carrier is the double, a live key, money, a number bought at
-/// "Twilio", and a webhook endpoint listening for call events.
+/// "Twilio", and a webhook endpoint listening for call and message events.
 async fn live_setup(double: &Double) -> (TestApp, String, String, Receiver) {
     let carrier = double.carrier();
     let t = TestApp::spawn_with(move |c| {
@@ -165,6 +165,12 @@ async fn live_setup(double: &Double) -> (TestApp, String, String, Receiver) {
         fast(c);
     })
     .await;
+    let (key, from, receiver) = live_account(&t).await;
+    (t, key, from, receiver)
+}
+
+/// On a running server: a live key, money, a number bought at "Twilio", a webhook.
+async fn live_account(t: &TestApp) -> (String, String, Receiver) {
     let key = t.admin_key().await;
     // A local number's month (1.15) and 1.00 for calls: 50 minutes.
     t.store
@@ -189,7 +195,7 @@ async fn live_setup(double: &Double) -> (TestApp, String, String, Receiver) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{hook}");
-    (t, key, from, receiver)
+    (key, from, receiver)
 }
 
 async fn call_status(t: &TestApp, key: &str, id: &str) -> Value {
@@ -726,6 +732,171 @@ async fn a_number_the_account_already_owns_can_be_imported() {
         "one more month, for the imported number only"
     );
     double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_live_campaign_calls_through_twilio() {
+    let double = Double::start().await;
+    let (t, key, from, _receiver) = live_setup(&double).await;
+    let recipients = ["+14155550151", "+14155550152"];
+    let (_, agent) = t
+        .post("/v1/agents", &key, json!({ "name": "Reminders" }))
+        .await;
+    let (status, campaign) = t
+        .post(
+            "/v1/campaigns",
+            &key,
+            json!({ "name": "Reminders", "agent_id": agent["id"], "from": from, "recipients": recipients }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let id = campaign["id"].as_str().expect("id").to_owned();
+    // The runner places each call at Twilio; Twilio's reports finish them.
+    for to in recipients {
+        let started = std::time::Instant::now();
+        let sid = loop {
+            let calls = double.get("/calls").await;
+            if let Some(sid) = calls
+                .as_array()
+                .expect("calls")
+                .iter()
+                .find(|c| c["to"] == to)
+                .and_then(|c| c["sid"].as_str())
+            {
+                break sid.to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the campaign never called {to}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let played = double
+            .post(
+                &format!("/calls/{sid}/play"),
+                json!({ "steps": [{ "status": "ringing" }, { "status": "in-progress" },
+                                  { "status": "completed", "duration": 30 }] }),
+            )
+            .await;
+        all_accepted(&played);
+    }
+    let started = std::time::Instant::now();
+    let done = loop {
+        let (_, c) = t.get(&format!("/v1/campaigns/{id}"), &key).await;
+        if c["status"] == "completed" {
+            break c;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "campaign never completed: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["progress"]["completed"], 2, "{done}");
+    let (_, calls) = t.get(&format!("/v1/campaigns/{id}/calls"), &key).await;
+    let costs: Vec<&Value> = calls["data"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .map(|c| &c["cost"])
+        .collect();
+    assert_eq!(costs, [&json!(2), &json!(2)], "{calls}");
+    double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgresql_share_the_callbacks() {
+    let double = Double::start().await;
+    let carrier = double.carrier();
+    let Some((t, b, _b_store, b_url)) = crate::nodes::two_nodes(move |c| {
+        c.carrier = carrier;
+        fast(c);
+    })
+    .await
+    else {
+        return;
+    };
+    let (key, from, receiver) = live_account(&t).await;
+    // Placed on node B; Twilio calls back at the public URL, which the load balancer
+    // spreads over both nodes: here every callback reaches both, at once.
+    let to = "+14155550161";
+    let http = reqwest::Client::new();
+    let placed = http
+        .post(format!("{b_url}/v1/calls"))
+        .bearer_auth(&key)
+        .json(&json!({ "to": to, "from": from }))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let call: Value = placed.json().await.expect("json");
+    let id = call["id"].as_str().expect("id").to_owned();
+    let sid = double.call_sid(to).await;
+    let path = format!("/carrier/twilio/status?call={id}");
+    for (status, duration) in [
+        ("ringing", None),
+        ("in-progress", None),
+        ("completed", Some("62")),
+    ] {
+        let mut params = vec![
+            json!(["AccountSid", ACCOUNT]),
+            json!(["CallSid", sid]),
+            json!(["CallStatus", status]),
+        ];
+        if let Some(d) = duration {
+            params.push(json!(["CallDuration", d]));
+        }
+        let signed = double
+            .post(
+                "/sign",
+                json!({ "url": format!("{}{path}", t.url), "params": params }),
+            )
+            .await;
+        // Every value here is URL-safe as it stands.
+        let form = params
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}={}",
+                    p[0].as_str().unwrap_or(""),
+                    p[1].as_str().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let send = |base: String| {
+            http.post(format!("{base}{path}"))
+                .header(
+                    "x-twilio-signature",
+                    signed["signature"].as_str().unwrap_or(""),
+                )
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .send()
+        };
+        let (on_a, on_b) = tokio::join!(send(t.url.clone()), send(b_url.clone()));
+        for r in [on_a, on_b] {
+            assert_eq!(r.expect("callback").status(), StatusCode::NO_CONTENT);
+        }
+    }
+    let done = call_status(&t, &key, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["cost"], 4, "charged once");
+    assert_eq!(
+        event_types(&receiver, 4).await,
+        [
+            "call.queued",
+            "call.ringing",
+            "call.started",
+            "call.completed"
+        ],
+        "each event once, delivered once, across both nodes"
+    );
+    let (_, wallet) = t.get("/v1/billing/wallet", &key).await;
+    assert_eq!(wallet["balance"], 100 - 4);
+    b.shutdown().await;
     t.finish().await;
 }
 

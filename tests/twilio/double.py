@@ -1354,6 +1354,9 @@ class Double:
             payload.get("shuffle", False),
             payload.get("duplicate", False),
         )
+        # Silent: the call moves at "Twilio", but its callbacks are lost on the way
+        # (dialtone down, a proxy failing); Twilio does not retry them.
+        silent = payload.get("silent", False)
         for step in steps:
             kinds = set(step) & {"status", "fetch_twiml", "transcription", "recording"}
             if len(kinds) != 1 or set(step) - kinds - {"duration", "sip_response_code"}:
@@ -1388,7 +1391,7 @@ class Double:
             jobs = [job for job in (build(s) for s in steps if not s.get("fetch_twiml")) if job]
             jobs = [job for job in jobs for _ in range(2 if duplicate else 1)]
             random.Random(payload.get("seed")).shuffle(jobs)
-            for job in jobs:
+            for job in jobs if not silent else []:
                 answer["callbacks"] += self.deliver(job, False)
         else:
             for step in steps:
@@ -1396,7 +1399,7 @@ class Double:
                     fetch()
                     continue
                 job = build(step)
-                if job:
+                if job and not silent:
                     answer["callbacks"] += self.deliver(job, duplicate)
         return 200, answer
 
@@ -1426,6 +1429,8 @@ class Double:
             if error_code is not None:
                 params.append(("ErrorCode", error_code))
             job = self.build("message-status", message.status_callback, "POST", params)
+        if payload.get("silent", False):  # the callback is lost on the way
+            return 200, {"status": None, "body": ""}
         result = self.deliver(job, False)[0]
         return 200, {"status": result["status"], "body": result["body"]}
 

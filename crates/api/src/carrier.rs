@@ -196,7 +196,23 @@ pub(crate) async fn place_call(
                 .await?;
         }
     }
-    Ok(Outcome::Done(store.get_call(&id).await?))
+    let call = store.get_call(&id).await?;
+    amend(&store, idem, &call).await?;
+    Ok(Outcome::Done(call))
+}
+
+/// The answer a retry with the same `Idempotency-Key` replays: the one the first
+/// request got, after the carrier's answer.
+async fn amend<T: serde::Serialize>(
+    store: &dialtone_store::Scoped<'_>,
+    idem: Option<&IdempotencyKey>,
+    answer: &T,
+) -> Result<()> {
+    if let Some(key) = idem {
+        let body = serde_json::to_string(answer).map_err(Error::internal)?;
+        store.amend_idempotent_response(key, body).await?;
+    }
+    Ok(())
 }
 
 /// Hangs up a call: at the carrier first (a real one reports how the call ended),
@@ -312,7 +328,9 @@ pub(crate) async fn send_message(
             state.store.apply_message_report(&id, &report).await?;
         }
     }
-    Ok(Outcome::Done(store.get_message(&id).await?))
+    let message = store.get_message(&id).await?;
+    amend(&store, idem, &message).await?;
+    Ok(Outcome::Done(message))
 }
 
 fn simulator_step(state: &AppState) -> chrono::TimeDelta {

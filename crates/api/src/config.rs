@@ -34,6 +34,16 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// A request's headers must arrive within this (counted from its first byte, or
+    /// from the connection's opening for its first request).
+    pub header_read_timeout: Duration,
+    /// A request body must keep making progress: at most this between two reads.
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait to be accepted (keep it below the
+    /// process's open-file limit).
+    pub max_connections: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy: bool,
     /// Wall time between two steps of a simulated call (queued → ringing → …).
@@ -43,6 +53,11 @@ pub struct ServerConfig {
     /// The server's public base URL: signed media links, and where carriers call back
     /// (required with a real carrier); default for links: from `Host`.
     pub public_url: Option<String>,
+    /// How often live calls and messages whose carrier reports stopped coming are
+    /// looked up at the carrier (a lost callback must not leave a call open forever).
+    pub carrier_reconcile_interval: Duration,
+    /// How long a live call or message may go without a report before it is looked up.
+    pub carrier_quiet_after: Duration,
     /// Allow webhook URLs on loopback, private and other reserved addresses.
     pub webhook_allow_private: bool,
     /// The seed-001 signature header (`X-Dialtone-Signature`, or e.g. `X-DialNexa-Signature`).
@@ -76,11 +91,17 @@ impl ServerConfig {
             usage_flush_interval: Duration::from_secs(10),
             key_poll_interval: Duration::from_millis(250),
             max_body_bytes: 256 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 10_000,
             redis_url: None,
             trust_proxy: false,
             simulator_step: Duration::from_millis(500),
             carrier: CarrierChoice::None,
             public_url: None,
+            carrier_reconcile_interval: Duration::from_secs(60),
+            carrier_quiet_after: Duration::from_secs(300),
             webhook_allow_private: false,
             webhook_signature_header: "X-Dialtone-Signature".to_owned(),
             webhook_retry_schedule: [0, 5, 300, 1800, 7200, 18000, 36000, 36000]

@@ -314,6 +314,33 @@ impl Scoped<'_> {
         Ok(stored.map(|s| s.0))
     }
 
+    /// Replaces the answer stored under `key` once the operation went further than
+    /// when it was stored (a call the carrier then refused is `failed`): a retry gets
+    /// what the first request got.
+    pub async fn amend_idempotent_response(
+        &self,
+        key: &IdempotencyKey,
+        body: String,
+    ) -> Result<()> {
+        let s = self.scope;
+        self.store
+            .db
+            .execute(
+                query(
+                    "UPDATE idempotency_keys SET body = $1 WHERE org_id = $2 AND workspace_id = $3 \
+                     AND livemode = $4 AND idem_key = $5 AND fingerprint = $6 AND status_code > 0",
+                )
+                .bind(body)
+                .bind(&s.org_id)
+                .bind(&s.workspace_id)
+                .bind(s.livemode())
+                .bind(&key.key)
+                .bind(&key.fingerprint),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The wallet of this scope's organization and mode.
     pub async fn wallet(&self) -> Result<Wallet> {
         wallet(self.store, &self.scope.org_id, self.scope.livemode()).await

@@ -74,6 +74,15 @@ pub struct SentMessage {
     pub simulated_failure: Option<bool>,
 }
 
+/// How a message stands at its carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedMessage {
+    /// As dialtone names it: `sent`, `delivered` or `failed`.
+    pub status: &'static str,
+    /// The carrier's error code, when it failed.
+    pub error_code: Option<String>,
+}
+
 /// Where a number's traffic reaches dialtone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NumberHooks {
@@ -145,10 +154,23 @@ pub trait Carrier: Send + Sync + std::fmt::Debug {
     /// gives one (Twilio answers with the call's status and duration).
     fn hang_up<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, CarrierResult<Option<CallProgress>>>;
 
+    /// Asks how a call stands (to recover from reports that never arrived): `None`
+    /// while it has not ended nor been answered, or for a carrier without far side.
+    fn call_status<'a>(
+        &'a self,
+        sid: &'a str,
+    ) -> BoxFuture<'a, CarrierResult<Option<CallProgress>>>;
+
     fn send_message<'a>(
         &'a self,
         message: &'a OutboundMessage<'a>,
     ) -> BoxFuture<'a, CarrierResult<SentMessage>>;
+
+    /// Asks how a message stands (`None` while it is queued at the carrier).
+    fn message_status<'a>(
+        &'a self,
+        sid: &'a str,
+    ) -> BoxFuture<'a, CarrierResult<Option<ReportedMessage>>>;
 
     fn search_numbers<'a>(
         &'a self,

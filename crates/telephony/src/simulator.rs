@@ -9,7 +9,7 @@ use dialtone_domain::phone_numbers::AvailableNumber;
 
 use crate::{
     BoxFuture, Carrier, CarrierError, CarrierResult, NumberHooks, NumberSearch, OutboundCall,
-    OutboundMessage, OwnedNumber, PlacedCall, SentMessage,
+    OutboundMessage, OwnedNumber, PlacedCall, ReportedMessage, SentMessage,
 };
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,6 +37,21 @@ impl Carrier for Simulator {
     }
 
     fn hang_up<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, CarrierResult<Option<CallProgress>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn call_status<'a>(
+        &'a self,
+        _sid: &'a str,
+    ) -> BoxFuture<'a, CarrierResult<Option<CallProgress>>> {
+        // The simulator's own steps are its reports; there is nothing to ask.
+        Box::pin(async { Ok(None) })
+    }
+
+    fn message_status<'a>(
+        &'a self,
+        _sid: &'a str,
+    ) -> BoxFuture<'a, CarrierResult<Option<ReportedMessage>>> {
         Box::pin(async { Ok(None) })
     }
 

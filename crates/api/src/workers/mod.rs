@@ -3,6 +3,7 @@
 //! - [`delivery`]: webhook deliveries from the durable queue;
 //! - [`simulator`]: the simulated carrier's due steps (calls and messages);
 //! - [`campaigns`]: the campaign runner;
+//! - [`reconcile`]: asks a real carrier about calls and messages whose reports stopped;
 //! - [`usage`]: batched usage counters;
 //! - [`key_changes`]: key-cache eviction from the change feed and `LISTEN`;
 //! - [`redis`]: the shared rate limiter's connection.
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub(crate) mod campaigns;
 pub(crate) mod delivery;
 mod key_changes;
+mod reconcile;
 mod redis;
 mod simulator;
 mod usage;
@@ -28,6 +30,7 @@ pub(crate) fn spawn(state: &AppState, stop: &watch::Sender<bool>) -> Vec<JoinHan
         tokio::spawn(usage::run(state.clone(), stop.subscribe())),
         tokio::spawn(key_changes::poll(state.clone(), stop.subscribe())),
         tokio::spawn(simulator::run(state.clone(), stop.subscribe())),
+        tokio::spawn(reconcile::run(state.clone(), stop.subscribe())),
         tokio::spawn(delivery::run(state.clone(), stop.subscribe())),
         tokio::spawn(key_changes::listen(state.clone(), stop.subscribe())),
         tokio::spawn(redis::run(state.clone(), stop.subscribe())),

@@ -901,6 +901,137 @@ async fn two_nodes_on_postgresql_share_the_callbacks() {
 }
 
 #[tokio::test]
+async fn lost_callbacks_are_recovered_by_asking_twilio() {
+    let double = Double::start().await;
+    let carrier = double.carrier();
+    let t = TestApp::spawn_with(move |c| {
+        c.carrier = carrier;
+        c.carrier_reconcile_interval = Duration::from_millis(100);
+        c.carrier_quiet_after = Duration::from_millis(300);
+        fast(c);
+    })
+    .await;
+    let (key, from, receiver) = live_account(&t).await;
+    // The call ends at Twilio; every report of it is lost on the way.
+    let to = "+14155550171";
+    let (_, call) = t
+        .post("/v1/calls", &key, json!({ "to": to, "from": from }))
+        .await;
+    let id = call["id"].as_str().expect("id").to_owned();
+    let sid = double.call_sid(to).await;
+    let played = double
+        .post(
+            &format!("/calls/{sid}/play"),
+            json!({ "silent": true, "steps": [{ "status": "ringing" }, { "status": "in-progress" },
+                                              { "status": "completed", "duration": 45 }] }),
+        )
+        .await;
+    assert_eq!(played["callbacks"], json!([]), "nothing reached dialtone");
+    // A message delivered at Twilio, its report lost too.
+    let (_, message) = t
+        .post(
+            "/v1/messages",
+            &key,
+            json!({ "to": "+14155550172", "from": from, "body": "See you at 10" }),
+        )
+        .await;
+    let message_sid = double
+        .get("/requests")
+        .await
+        .as_array()
+        .expect("requests")
+        .iter()
+        .rev()
+        .find_map(|r| {
+            r["path"]
+                .as_str()
+                .filter(|p| p.ends_with("/Messages.json"))
+                .and(r["response"]["sid"].as_str())
+                .map(str::to_owned)
+        })
+        .expect("message sid");
+    double
+        .post(
+            &format!("/messages/{message_sid}/status"),
+            json!({ "status": "delivered", "silent": true }),
+        )
+        .await;
+    // A live call dialtone recorded but Twilio never confirmed (a crash in between).
+    let scope = dialtone_domain::tenancy::Scope {
+        org_id: t.org.id.clone(),
+        workspace_id: t.org.default_workspace_id.clone(),
+        mode: dialtone_domain::tenancy::Mode::Live,
+    };
+    let orphan = dialtone_domain::id::new_id("call");
+    t.store
+        .scoped(&scope)
+        .place_call(
+            dialtone_store::NewCall {
+                id: orphan.clone(),
+                direction: dialtone_domain::calls::Direction::Outbound,
+                from: from.clone(),
+                to: "+14155550173".into(),
+                phone_number_id: None,
+                agent_id: None,
+                campaign_id: None,
+                recipient_position: None,
+                metadata: Default::default(),
+                carrier: "twilio",
+                outcome: None,
+                reserved_seconds: Some(600),
+                carrier_sid: None,
+            },
+            chrono::TimeDelta::zero(),
+            None,
+        )
+        .await
+        .expect("orphan call");
+
+    let started = std::time::Instant::now();
+    loop {
+        let done = call_status(&t, &key, &id).await;
+        let (_, m) = t
+            .get(
+                &format!("/v1/messages/{}", message["id"].as_str().expect("id")),
+                &key,
+            )
+            .await;
+        let orphaned = call_status(&t, &key, &orphan).await;
+        if done["status"] == "completed"
+            && m["status"] == "delivered"
+            && orphaned["status"] == "failed"
+        {
+            assert_eq!(done["duration_seconds"], 45, "{done}");
+            assert_eq!(done["cost"], 2, "charged from what Twilio reported");
+            assert_eq!(orphaned["error_code"], "not_placed", "{orphaned}");
+            assert_eq!(orphaned["cost"], 0);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not recovered: {done} {m} {orphaned}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let types = event_types(&receiver, 8).await;
+    for wanted in [
+        "call.ringing",
+        "call.started",
+        "call.completed",
+        "message.sent",
+        "message.delivered",
+        "call.failed",
+    ] {
+        assert!(
+            types.iter().any(|t| t == wanted),
+            "{wanted} missing: {types:?}"
+        );
+    }
+    double.assert_no_violations().await;
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn forged_and_unknown_callbacks_change_nothing() {
     let double = Double::start().await;
     let (t, key, from, _receiver) = live_setup(&double).await;
@@ -974,15 +1105,25 @@ async fn a_carrier_error_fails_the_call_and_charges_nothing() {
     double
         .post("/fail", json!({ "path_suffix": "/Calls.json", "method": "POST", "status": 500, "code": 20500, "message": "Internal Server Error", "times": 1 }))
         .await;
-    let (status, call) = t
-        .post(
+    let body = json!({ "to": "+14155550126", "from": from });
+    let post = || {
+        t.request(
+            reqwest::Method::POST,
             "/v1/calls",
-            &key,
-            json!({ "to": "+14155550126", "from": from }),
+            Some(&key),
+            Some(body.clone()),
+            &[("Idempotency-Key", "place-once")],
         )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{call}");
+    };
+    let first = post().await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let call: Value = first.json().await.expect("json");
     assert_eq!(call["status"], "failed", "{call}");
+    // A retry gets the answer the first request got, not the state before Twilio's.
+    let again = post().await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let replayed: Value = again.json().await.expect("json");
+    assert_eq!(replayed, call);
     assert_eq!(call["error_code"], "20500");
     assert_eq!(call["error_message"], "Internal Server Error");
     assert_eq!(call["cost"], 0);

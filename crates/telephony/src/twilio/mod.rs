@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     BoxFuture, Carrier, CarrierError, CarrierResult, NumberHooks, NumberSearch, OutboundCall,
-    OutboundMessage, OwnedNumber, PlacedCall, SentMessage,
+    OutboundMessage, OwnedNumber, PlacedCall, ReportedMessage, SentMessage,
 };
 
 pub mod signature;
@@ -292,6 +292,38 @@ impl Carrier for Twilio {
                 )
                 .await?;
             Ok(progress_of_resource(&updated))
+        })
+    }
+
+    fn call_status<'a>(
+        &'a self,
+        sid: &'a str,
+    ) -> BoxFuture<'a, CarrierResult<Option<CallProgress>>> {
+        Box::pin(async move {
+            let current = self.get(&format!("/Calls/{sid}.json"), &[]).await?;
+            Ok(progress_of_resource(&current))
+        })
+    }
+
+    fn message_status<'a>(
+        &'a self,
+        sid: &'a str,
+    ) -> BoxFuture<'a, CarrierResult<Option<ReportedMessage>>> {
+        Box::pin(async move {
+            let current = self.get(&format!("/Messages/{sid}.json"), &[]).await?;
+            let status = current
+                .get("status")
+                .and_then(Value::as_str)
+                .and_then(message_status);
+            let code = current.get("error_code").and_then(|c| match c {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            });
+            Ok(status.map(|status| ReportedMessage {
+                status,
+                error_code: code,
+            }))
         })
     }
 

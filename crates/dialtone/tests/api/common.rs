@@ -311,3 +311,44 @@ pub fn is_terminal(call: &Value) -> bool {
         Some("queued" | "ringing" | "in_progress")
     )
 }
+
+/// The workspace's root directory.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// A Python interpreter with `requirements` (a path under the workspace) installed:
+/// the one `env_var` names (`.ci/run` makes them), else a virtualenv made once under
+/// `target/{venv}`. Call it from `spawn_blocking`: it may run pip.
+pub fn python_venv(env_var: &str, venv: &str, requirements: &str) -> std::path::PathBuf {
+    if let Ok(p) = std::env::var(env_var)
+        && !p.is_empty()
+    {
+        return p.into();
+    }
+    let root = workspace_root();
+    let venv = root.join("target").join(venv);
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let ok = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "python3 -m venv {} failed: these tests need Python 3",
+            venv.display()
+        );
+    }
+    let ok = std::process::Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "-r"])
+        .arg(root.join(requirements))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "pip install -r {requirements} failed");
+    python
+}

@@ -18,15 +18,9 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, is_terminal, wait_for_call};
+use crate::common::{python_venv, workspace_root};
 
 const CONTACT_PHONE: &str = "+14155550142";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
 
 fn dialtone_bin() -> &'static str {
     env!("CARGO_BIN_EXE_dialtone")
@@ -36,32 +30,11 @@ fn dialtone_bin() -> &'static str {
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        if let Ok(p) = std::env::var("DIALTONE_TEST_MCP_PYTHON")
-            && !p.is_empty()
-        {
-            return PathBuf::from(p);
-        }
-        let root = workspace_root();
-        let venv = root.join("target/mcp-venv");
-        let python = venv.join("bin/python");
-        if !python.exists() {
-            let ok = std::process::Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "python3 -m venv failed: the MCP client tests need Python 3"
-            );
-        }
-        let ok = std::process::Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(root.join("tests/mcp/requirements.txt"))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "pip install of the MCP Python SDK failed");
-        python
+        python_venv(
+            "DIALTONE_TEST_MCP_PYTHON",
+            "mcp-venv",
+            "tests/mcp/requirements.txt",
+        )
     })
 }
 

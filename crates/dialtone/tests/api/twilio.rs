@@ -19,44 +19,20 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 use crate::common::TestApp;
+use crate::common::{python_venv, workspace_root};
 use crate::webhooks::{Receiver, fast};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "twilio-auth-token-for-tests";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
-
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        if let Ok(p) = std::env::var("DIALTONE_TEST_TWILIO_PYTHON")
-            && !p.is_empty()
-        {
-            return PathBuf::from(p);
-        }
-        let root = workspace_root();
-        let venv = root.join("target/twilio-venv");
-        let python = venv.join("bin/python");
-        if !python.exists() {
-            let ok = std::process::Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "python3 -m venv failed: the Twilio tests need Python 3");
-        }
-        let ok = std::process::Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(root.join("tests/twilio/requirements.txt"))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "pip install of the Twilio double's requirements failed");
-        python
+        python_venv(
+            "DIALTONE_TEST_TWILIO_PYTHON",
+            "twilio-venv",
+            "tests/twilio/requirements.txt",
+        )
     })
 }
 

@@ -113,7 +113,10 @@ pub(crate) async fn fan_out(
         .iter()
         .filter(|e| wants(&e.event_list(), event_type))
     {
-        tx.wake_deliveries_on_commit();
+        // A disabled endpoint's deliveries wait for it to be enabled (which wakes).
+        if e.active {
+            tx.wake_deliveries_on_commit();
+        }
         tx.execute(
             query(
                 "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \

@@ -179,6 +179,9 @@ async fn read_json<S: Send + Sync, T: DeserializeOwned>(
             }
         }
     })?;
+    if let Some(field) = nul_in_json(&bytes) {
+        return Err(nul_error(&field));
+    }
     match serde_json::from_slice::<T>(&bytes) {
         Ok(v) => Ok((v, bytes)),
         Err(e) => Err(match e.classify() {
@@ -198,6 +201,70 @@ async fn read_json<S: Send + Sync, T: DeserializeOwned>(
             },
         }),
     }
+}
+
+/// A NUL character is refused everywhere (PostgreSQL cannot store one in text).
+fn nul_error(field: &str) -> Error {
+    Error::validation(
+        field,
+        format!("{field} must not contain NUL characters (\\u0000)"),
+    )
+}
+
+/// The first field of a JSON body whose text (or one of whose keys) holds a NUL
+/// character: `name`, `custom_fields.key`, `events[2]`, or `body` for the top level.
+fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    // JSON can only carry a NUL escaped; most bodies are skipped at this cheap test.
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    fn walk(v: &serde_json::Value, path: &str) -> Option<String> {
+        let name = |p: &str| {
+            if p.is_empty() {
+                "body".to_owned()
+            } else {
+                p.to_owned()
+            }
+        };
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => Some(name(path)),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &format!("{}[{i}]", name(path)))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
+                if k.contains('\0') {
+                    return Some(name(path));
+                }
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(item, &child)
+            }),
+            _ => None,
+        }
+    }
+    walk(&value, "")
+}
+
+/// The first query parameter whose name or value holds a NUL character (`%00`).
+fn nul_in_query(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    if !query.contains("%00") {
+        return None;
+    }
+    form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| {
+        if k.contains('\0') {
+            Some("query".to_owned())
+        } else if v.contains('\0') {
+            Some(k.into_owned())
+        } else {
+            None
+        }
+    })
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
@@ -224,6 +291,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(field) = nul_in_query(parts.uri.query()) {
+            return Err(ApiError(nul_error(&field)));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {

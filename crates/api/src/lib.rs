@@ -21,6 +21,8 @@
 //! - [`webhooks`]: endpoints, REST hooks, the SSRF guard;
 //! - `workers`: background jobs (webhook delivery, the simulator, campaigns, usage,
 //!   key changes), one per file;
+//! - `server`: serving connections (header, body and idle timeouts, the connection
+//!   cap, keeping connections after early answers);
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
 
@@ -43,6 +45,7 @@ pub mod openapi;
 pub mod ops;
 pub mod phone_numbers;
 pub mod router;
+mod server;
 pub mod shared;
 mod state;
 mod twilio;

@@ -189,17 +189,9 @@ impl App {
         let state = AppState::new(store, config)?;
         state.check_carrier().await?;
         let router = crate::router::build(state.clone());
-        let (shutdown, mut rx) = watch::channel(false);
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await
-        });
+        let (shutdown, rx) = watch::channel(false);
+        let limits = crate::server::Limits::from_config(&state.config);
+        let server = tokio::spawn(crate::server::serve(listener, router, limits, rx));
         let tasks = crate::workers::spawn(&state, &shutdown);
         Ok(App {
             state,

@@ -1,10 +1,12 @@
 //! `/v1/webhooks`, `/v1/hooks`, and the SSRF guard of the delivery client
 //! (the delivery worker is `workers::delivery`).
 //!
-//! Addresses are checked twice: when an endpoint is saved (its host is resolved; a
-//! loopback, private, link-local or otherwise reserved address is a 422), and when a
-//! delivery connects (the HTTP client's resolver drops such addresses, so a DNS answer
-//! that changed since cannot reach them). `--webhook-allow-private` lifts both checks.
+//! Addresses are checked when an endpoint is saved or re-enabled (its host is
+//! resolved; a loopback, private, link-local or otherwise reserved address is a 422,
+//! see [`is_forbidden`]), and on every delivery: the client's resolver drops such
+//! addresses, and its connector refuses a connection whose peer is one (IP literals
+//! never reach a resolver), before the request is sent. `--webhook-allow-private`
+//! lifts these checks.
 //! Redirects are not followed.
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,7 +31,11 @@ use crate::error::{ApiResult, Json, Query};
 use crate::shared::{Deleted, PageQuery, checked_id};
 use crate::state::AppState;
 
-/// Addresses a webhook may not reach unless the operator allows private targets.
+/// Addresses a webhook may not reach unless the operator allows private targets:
+/// everything but public unicast. IPv6 is allowed only in global unicast (`2000::/3`)
+/// minus its special blocks, and wherever an IPv6 address carries an IPv4 one
+/// (mapped, 6to4) that IPv4 address is checked too; forms that translate to IPv4
+/// elsewhere (IPv4-compatible `::/96`, `::ffff:0:0:0/96`, NAT64, Teredo) are refused.
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
@@ -43,20 +49,46 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
                 || a.is_documentation()
                 || o[0] == 0
                 || o[0] >= 240
+                // Shared address space (carrier-grade NAT), 100.64.0.0/10.
                 || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                // IETF protocol assignments, 192.0.0.0/24.
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                // 6to4 relay anycast, 192.88.99.0/24.
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99)
+                // Benchmarking, 198.18.0.0/15.
                 || (o[0] == 198 && (o[1] & 0xfe) == 18)
         }
         IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_forbidden(IpAddr::V4(v4));
+            }
             let s = a.segments();
-            a.is_loopback()
-                || a.is_unspecified()
-                || a.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || s[0] == 0x2001 && s[1] == 0x0db8
-                || a.to_ipv4_mapped()
-                    .is_some_and(|v4| is_forbidden(IpAddr::V4(v4)))
+            // Outside global unicast: ::/96 (IPv4-compatible, loopback, unspecified),
+            // ::ffff:0:0:0/96, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, discard
+            // 100::/64, unique local fc00::/7, link-local, site-local fec0::/10,
+            // multicast.
+            if (s[0] & 0xe000) != 0x2000 {
+                return true;
+            }
+            // IETF protocol assignments 2001::/23 (Teredo 2001::/32, benchmarking,
+            // ORCHID), documentation 2001:db8::/32 and 3fff::/20, SRv6 5f00::/16.
+            if (s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8))
+                || (s[0] == 0x3fff && s[1] < 0x1000)
+                || s[0] == 0x5f00
+            {
+                return true;
+            }
+            // 6to4, 2002::/16: the IPv4 address in bits 16 to 48.
+            if s[0] == 0x2002 {
+                let v4 = std::net::Ipv4Addr::new(
+                    (s[1] >> 8) as u8,
+                    s[1] as u8,
+                    (s[2] >> 8) as u8,
+                    s[2] as u8,
+                );
+                return is_forbidden(IpAddr::V4(v4));
+            }
+            false
         }
     }
 }
@@ -117,13 +149,87 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// Refuses a connection whose peer is not a public address: the address actually
+/// connected to, for IP literals (which no resolver sees) and names alike, before a
+/// byte of the request is sent.
+#[derive(Debug, Clone, Copy)]
+struct PublicPeersLayer;
+
+impl<S> tower::Layer<S> for PublicPeersLayer {
+    type Service = PublicPeers<S>;
+
+    fn layer(&self, inner: S) -> PublicPeers<S> {
+        PublicPeers { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PublicPeers<S> {
+    inner: S,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, R> tower::Service<R> for PublicPeers<S>
+where
+    S: tower::Service<R>,
+    S::Response: hyper_util::client::legacy::connect::Connection + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<S::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let connecting = self.inner.call(req);
+        Box::pin(async move {
+            let conn = connecting.await.map_err(Into::into)?;
+            check_peer(peer_of(&conn))?;
+            Ok(conn)
+        })
+    }
+}
+
+/// The address a connection reached.
+fn peer_of(conn: &impl hyper_util::client::legacy::connect::Connection) -> Option<SocketAddr> {
+    let mut extras = axum::http::Extensions::new();
+    conn.connected().get_extras(&mut extras);
+    extras
+        .get::<hyper_util::client::legacy::connect::HttpInfo>()
+        .map(|info| info.remote_addr())
+}
+
+fn check_peer(peer: Option<SocketAddr>) -> std::result::Result<(), BoxError> {
+    match peer {
+        Some(addr) if !is_forbidden(addr.ip()) => Ok(()),
+        Some(addr) => Err(format!(
+            "refused to connect to {}: a loopback, private or reserved address (webhooks must reach a public address)",
+            addr.ip()
+        )
+        .into()),
+        None => Err("refused to connect: the peer address is unknown".into()),
+    }
+}
+
 /// Installs the process's TLS crypto provider (ring) once; any HTTPS client needs it.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The HTTP client deliveries go through: no redirects, a timeout, public addresses
-/// only (unless allowed).
+/// The HTTP client deliveries go through: no redirects, a timeout, and (unless
+/// private targets are allowed) public addresses only: names resolve to public
+/// addresses only, and every connection's peer address is checked (IP literals
+/// included); no proxy (it would be the peer).
 pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
     install_tls_provider();
     let mut b = reqwest::Client::builder()
@@ -131,7 +237,10 @@ pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
         .timeout(timeout)
         .user_agent(concat!("dialtone-webhooks/", env!("CARGO_PKG_VERSION")));
     if !allow_private {
-        b = b.dns_resolver(Arc::new(PublicOnly));
+        b = b
+            .dns_resolver(Arc::new(PublicOnly))
+            .connector_layer(PublicPeersLayer)
+            .no_proxy();
     }
     b.build().unwrap_or_else(|_| reqwest::Client::new())
 }
@@ -264,6 +373,7 @@ pub async fn update(
 ) -> ApiResult<impl IntoResponse> {
     let store = state.store.scoped(&t.scope);
     let current = store.get_endpoint(endpoint_id(&id)?).await?;
+    let url_checked = patch.url.is_some();
     let url = match patch.url {
         Some(url) => {
             check_url(&url, state.config.webhook_allow_private).await?;
@@ -280,6 +390,10 @@ pub async fn update(
         None => current.description.clone(),
     };
     let active = patch.active.unwrap_or(current.active);
+    if active && !current.active && !url_checked {
+        // Re-enabled: its URL was checked under the rules of its day; check it again.
+        check_url(&url, state.config.webhook_allow_private).await?;
+    }
     let row = store
         .update_endpoint(&id, &url, &events, description.as_deref(), active)
         .await?;

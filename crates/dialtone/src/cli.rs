@@ -65,7 +65,7 @@ struct Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API (and run the background workers).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve MCP on stdin/stdout for an AI assistant, as a client of a running server.
     Mcp(McpArgs),
     /// Apply database migrations and exit (serve does this too).
@@ -193,6 +193,22 @@ struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "DIALTONE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     max_body_bytes: usize,
+    /// A request's headers must arrive within this many milliseconds.
+    #[arg(
+        long,
+        env = "DIALTONE_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    header_read_timeout_ms: u64,
+    /// A request body must keep arriving: at most this many milliseconds between reads.
+    #[arg(long, env = "DIALTONE_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    body_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request, in milliseconds.
+    #[arg(long, env = "DIALTONE_IDLE_TIMEOUT_MS", default_value_t = 75_000)]
+    idle_timeout_ms: u64,
+    /// Connections served at once; more wait to be accepted (keep below `ulimit -n`).
+    #[arg(long, env = "DIALTONE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
     /// Trust X-Forwarded-For for the client address (only behind your own proxy).
     #[arg(long, env = "DIALTONE_TRUST_PROXY")]
     trust_proxy: bool,
@@ -469,7 +485,7 @@ async fn user(g: &Global, cmd: UserCommand) -> Result<(), AnyError> {
 pub async fn run(cli: Cli) -> Result<(), AnyError> {
     let g = &cli.global;
     match cli.command {
-        Command::Serve(args) => serve(g, args).await,
+        Command::Serve(args) => serve(g, *args).await,
         Command::Mcp(args) => mcp(args).await,
         Command::User(cmd) => user(g, cmd).await,
         Command::Migrate => {
@@ -838,6 +854,10 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.rate_limit_per_key = args.rate_limit_per_key;
     config.usage_flush_interval = Duration::from_millis(args.usage_flush_ms.max(50));
     config.max_body_bytes = args.max_body_bytes;
+    config.header_read_timeout = Duration::from_millis(args.header_read_timeout_ms.max(100));
+    config.body_read_timeout = Duration::from_millis(args.body_read_timeout_ms.max(100));
+    config.idle_timeout = Duration::from_millis(args.idle_timeout_ms.max(100));
+    config.max_connections = args.max_connections.max(1);
     config.trust_proxy = args.trust_proxy;
     config.redis_url = args.redis_url;
     config.simulator_step = Duration::from_millis(args.simulator_step_ms.max(10));

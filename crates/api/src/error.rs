@@ -73,7 +73,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable | Error::QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -102,6 +102,11 @@ impl IntoResponse for ApiError {
                 "An internal error occurred. The request id identifies it in the logs.".to_owned()
             }
             Error::Unavailable => "The database is unavailable; retry shortly.".to_owned(),
+            Error::QueryTimeout => {
+                "This request took longer than its time budget and was stopped. \
+                                    Narrow it (a shorter range, more filters) and retry."
+                    .to_owned()
+            }
             Error::NotFound { resource } => format!("No such {resource}."),
             other => other.to_string(),
         };

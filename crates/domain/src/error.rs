@@ -70,6 +70,9 @@ pub enum Error {
     MethodNotAllowed,
     #[error("service unavailable")]
     Unavailable,
+    /// A read took longer than the store's time budget and was stopped.
+    #[error("query over its time budget")]
+    QueryTimeout,
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -91,6 +94,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Error::Unavailable => "SERVICE_UNAVAILABLE",
+            Error::QueryTimeout => "QUERY_TIMEOUT",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }

@@ -26,6 +26,7 @@ use crate::billing::{debit, idempotency_claim, idempotency_finish};
 use crate::db::{
     FromRow, Row, Scalar, Tx, Value as Bound, from_row, query, query_built, scope_query,
 };
+use crate::rollup;
 use crate::{Scoped, Store};
 
 /// The carrier name of the built-in simulator, as stored.
@@ -157,6 +158,15 @@ impl CallRow {
 
     fn outcome(&self) -> SimulatedOutcome {
         SimulatedOutcome::from_parts(&self.sim_outcome, self.sim_duration)
+    }
+
+    fn rollup_key(&self) -> rollup::Key<'_> {
+        rollup::Key {
+            created_at: self.created_at,
+            direction: &self.direction,
+            agent_id: self.agent_id.as_deref(),
+            phone_number_id: self.phone_number_id.as_deref(),
+        }
     }
 
     fn scope(&self) -> Scope {
@@ -363,6 +373,13 @@ async fn transition(
         return Ok(None);
     }
     let updated = call_in_tx(tx, &row.id).await?;
+    rollup::add(
+        tx,
+        &row.scope(),
+        row.rollup_key(),
+        rollup_delta(row, &updated),
+    )
+    .await?;
     record_event(
         tx,
         &row.scope(),
@@ -371,6 +388,24 @@ async fn transition(
     )
     .await?;
     Ok(Some(updated))
+}
+
+/// What a call's change adds to the usage rollup: an answer, a miss, minutes, cost.
+fn rollup_delta(before: &CallRow, after: &CallRow) -> rollup::Delta {
+    let missed = |r: &CallRow| {
+        matches!(
+            r.status.as_str(),
+            "busy" | "no_answer" | "failed" | "canceled"
+        )
+    };
+    let minutes = |r: &CallRow| (r.duration_seconds + 59) / 60;
+    rollup::Delta {
+        answered: i64::from(before.answered_at.is_none() && after.answered_at.is_some()),
+        missed: i64::from(!missed(before) && missed(after)),
+        minutes: minutes(after) - minutes(before),
+        cost: after.cost - before.cost,
+        ..rollup::Delta::default()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -857,7 +892,13 @@ impl Scoped<'_> {
                 });
             }
         }
-        let call = call_in_tx(&mut tx, &id).await?.to_call()?;
+        let row = call_in_tx(&mut tx, &id).await?;
+        let counted = rollup::Delta {
+            calls: 1,
+            ..rollup::Delta::default()
+        };
+        rollup::add(&mut tx, s, row.rollup_key(), counted).await?;
+        let call = row.to_call()?;
         record_event(&mut tx, s, EventType::CallQueued, to_json(&call)?).await?;
         let body = serde_json::to_string(&call).map_err(Error::internal)?;
         idempotency_finish(&mut tx, s, idem, 201, body).await?;
@@ -913,11 +954,18 @@ impl Scoped<'_> {
         for v in built {
             query = query.bind(v);
         }
-        let rows: Vec<CallRow> = self
-            .store
-            .db
-            .fetch_all(query.bind(page.fetch_limit()))
-            .await?;
+        let query = query.bind(page.fetch_limit());
+        // No index serves a duration or a start-time range: such a page may read far
+        // (a rare value over a million calls), so it is a heavy read.
+        let unindexed = f.duration_min.is_some()
+            || f.duration_max.is_some()
+            || f.started_after.is_some()
+            || f.started_before.is_some();
+        let rows: Vec<CallRow> = if unindexed {
+            self.store.fetch_all_heavy(query).await?
+        } else {
+            self.store.db.fetch_all(query).await?
+        };
         rows.iter().map(CallRow::to_call).collect()
     }
 

@@ -149,11 +149,7 @@ impl Scoped<'_> {
         page: &PageRequest,
     ) -> Result<Vec<Contact>> {
         let s = self.scope;
-        let rows: Vec<ContactRow> = self
-            .store
-            .db
-            .fetch_all(
-                scope_query(s, concat!(
+        let q = scope_query(s, concat!(
                     contact_columns!(),
                     "WHERE ",
                     in_scope!(),
@@ -171,9 +167,13 @@ impl Scoped<'_> {
                 .bind(&filter.phone_number)
                 .bind(&filter.email)
                 .bind(&filter.external_id)
-                .bind(page.fetch_limit()),
-            )
-            .await?;
+                .bind(page.fetch_limit());
+        // A search scans the workspace's contacts: a heavy read, off the request's thread.
+        let rows: Vec<ContactRow> = if filter.search.is_some() {
+            self.store.fetch_all_heavy(q).await?
+        } else {
+            self.store.db.fetch_all(q).await?
+        };
         Ok(rows.into_iter().map(Contact::from).collect())
     }
 

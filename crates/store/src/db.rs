@@ -361,6 +361,8 @@ pub(crate) fn pg_error(e: sqlx::Error) -> Error {
             tracing::warn!(error = %db, "database unavailable");
             Error::Unavailable
         }
+        // statement_timeout: the read went over its budget.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => Error::QueryTimeout,
         other => Error::internal(other),
     }
 }
@@ -383,6 +385,10 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> Error {
         {
             tracing::warn!(error = %e, "database busy");
             Error::Unavailable
+        }
+        // The progress handler stopped a read over its budget.
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ffi::ErrorCode::OperationInterrupted => {
+            Error::QueryTimeout
         }
         _ => Error::internal(e),
     }
@@ -459,6 +465,21 @@ impl Sqlite {
         if readers.len() < SQLITE_READERS_KEPT {
             readers.push(c);
         }
+    }
+
+    /// Runs a read that may be slow on a pooled read-only connection, on this thread
+    /// (the caller puts it on a blocking thread), stopped once `budget` has passed.
+    pub(crate) fn read_within<R: FromRow>(&self, q: &Query, budget: Duration) -> Result<Vec<R>> {
+        self.read(|c| {
+            let deadline = std::time::Instant::now() + budget;
+            // Checked every few thousand virtual-machine steps: microseconds apart.
+            c.progress_handler(4_096, Some(move || std::time::Instant::now() > deadline))
+                .map_err(sqlite_error)?;
+            let out = sqlite_rows(c, q, None);
+            c.progress_handler(0, None::<fn() -> bool>)
+                .map_err(sqlite_error)?;
+            out
+        })
     }
 
     /// Runs a read on a pooled read-only connection, on this thread.
@@ -568,6 +589,31 @@ impl Db {
                 rows.iter().map(|r| R::from_row(&Row::Pg(r))).collect()
             }
         }
+    }
+
+    /// PostgreSQL: a read under a `statement_timeout` of `budget` (in a transaction of
+    /// its own, so the setting ends with it).
+    pub(crate) async fn fetch_all_within<R: FromRow>(
+        &self,
+        q: Query,
+        budget: Duration,
+    ) -> Result<Vec<R>> {
+        let Db::Postgres(p) = self else {
+            return self.fetch_all(q).await;
+        };
+        let mut tx = p.begin().await.map_err(pg_error)?;
+        // SET takes no parameters; the value is a number this code formats.
+        let set = format!(
+            "SET LOCAL statement_timeout = {}",
+            budget.as_millis().max(1)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(set))
+            .execute(&mut *tx)
+            .await
+            .map_err(pg_error)?;
+        let rows = q.pg().fetch_all(&mut *tx).await.map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        rows.iter().map(|r| R::from_row(&Row::Pg(r))).collect()
     }
 
     pub(crate) async fn fetch_optional<R: FromRow>(&self, q: Query) -> Result<Option<R>> {

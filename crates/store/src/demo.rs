@@ -351,6 +351,7 @@ impl Scoped<'_> {
             .collect();
         let note_count = notes.len();
         insert_rows(self.store, "INSERT INTO notes (id, org_id, workspace_id, livemode, contact_id, content, created_by, created_at)", 8, notes).await?;
+        crate::rollup::rebuild(self.store, s).await?;
         // Fresh statistics, so the planners pick the indexes for the new volume.
         self.store.db.execute(query("ANALYZE")).await?;
         Ok(DemoSummary {

@@ -30,6 +30,7 @@ mod messages;
 mod phone_numbers;
 mod reconcile;
 mod recordings;
+mod rollup;
 mod tenancy;
 mod users;
 mod webhooks;
@@ -42,7 +43,7 @@ use dialtone_domain::tenancy::Scope;
 use dialtone_domain::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::db::{Db, Scalar, Sqlite, pg_error, query};
+use crate::db::{Db, FromRow, Query, Scalar, Sqlite, pg_error, query};
 
 pub use calls::{Apply, CallFilter, CarrierCall, DueCall, NewCall, SIMULATOR};
 pub use campaigns::{NextRecipient, RunningCampaign};
@@ -103,6 +104,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         20261127000011,
         include_str!("../migrations/sqlite/20261127000011_agent_stream.sql"),
     ),
+    (
+        20261127000012,
+        include_str!("../migrations/sqlite/20261127000012_usage_rollup.sql"),
+    ),
 ];
 
 /// Which database a [`Store`] talks to.
@@ -112,10 +117,39 @@ pub enum Backend {
     Postgres,
 }
 
+/// The longest a heavy read may take by default (`Store::set_query_budget`).
+pub const DEFAULT_QUERY_BUDGET: Duration = Duration::from_secs(5);
+/// Heavy reads (scans, searches, analytics) running at once per store; more wait.
+const HEAVY_READS_AT_ONCE: usize = 4;
+
 /// The database of a dialtone installation.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    heavy: Heavy,
+}
+
+/// How heavy reads are kept from stalling everything else.
+#[derive(Debug, Clone)]
+struct Heavy {
+    /// Budget of one heavy read, in milliseconds.
+    budget_ms: Arc<std::sync::atomic::AtomicU64>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Heavy {
+    fn new() -> Heavy {
+        Heavy {
+            budget_ms: Arc::new(std::sync::atomic::AtomicU64::new(
+                DEFAULT_QUERY_BUDGET.as_millis() as u64,
+            )),
+            slots: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS_AT_ONCE)),
+        }
+    }
+
+    fn budget(&self) -> Duration {
+        Duration::from_millis(self.budget_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Store {
@@ -126,6 +160,7 @@ impl Store {
         sqlite.migrate(SQLITE_MIGRATIONS).await?;
         Ok(Store {
             db: Db::Sqlite(Arc::new(sqlite)),
+            heavy: Heavy::new(),
         })
     }
 
@@ -146,7 +181,44 @@ impl Store {
             .map_err(Error::internal)?;
         Ok(Store {
             db: Db::Postgres(pool),
+            heavy: Heavy::new(),
         })
+    }
+
+    /// The longest one heavy read (a scan, a search, analytics) may take before it is
+    /// stopped with `Error::QueryTimeout` (default [`DEFAULT_QUERY_BUDGET`]).
+    pub fn set_query_budget(&self, budget: Duration) {
+        self.heavy.budget_ms.store(
+            budget.as_millis().max(1) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// A read that may be slow. It never runs on the caller's async worker: on SQLite
+    /// it goes to a blocking thread, and at most a few run at once (the rest wait their
+    /// turn), so one tenant's analytics cannot stall other requests; on both databases
+    /// it is stopped when it exceeds the budget (SQLite's progress handler,
+    /// PostgreSQL's `statement_timeout`).
+    pub(crate) async fn fetch_all_heavy<R: FromRow + Send + 'static>(
+        &self,
+        q: Query,
+    ) -> Result<Vec<R>> {
+        let budget = self.heavy.budget();
+        let _slot = self
+            .heavy
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        match &self.db {
+            Db::Sqlite(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.read_within::<R>(&q, budget))
+                    .await
+                    .map_err(Error::internal)?
+            }
+            Db::Postgres(_) => self.db.fetch_all_within(q, budget).await,
+        }
     }
 
     pub fn backend(&self) -> Backend {

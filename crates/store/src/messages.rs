@@ -19,6 +19,7 @@ use crate::calls::SIMULATOR;
 use crate::calls::{record_event, thread};
 use crate::contacts::NoteRow;
 use crate::db::{FromRow, Row, Tx, from_row, query, scope_query};
+use crate::rollup;
 use crate::{Scoped, Store};
 
 /// A message to store, resolved by the caller.
@@ -136,6 +137,16 @@ impl MessageRow {
             workspace_id: self.workspace_id.clone(),
             mode: Mode::from_livemode(self.livemode),
         }
+    }
+}
+
+/// The usage rollup row a message counts in.
+fn rollup_key(m: &Message, created_at: Timestamp) -> rollup::Key<'_> {
+    rollup::Key {
+        created_at,
+        direction: m.direction.as_str(),
+        agent_id: None,
+        phone_number_id: m.phone_number_id.as_deref(),
     }
 }
 
@@ -273,6 +284,13 @@ impl Store {
             .await?;
         }
         let mut message = row.to_message()?;
+        if refunded {
+            let back = rollup::Delta {
+                cost: -row.cost,
+                ..rollup::Delta::default()
+            };
+            rollup::add(&mut tx, &scope, rollup_key(&message, row.created_at), back).await?;
+        }
         for status in path {
             let failed = status == MessageStatus::Failed;
             tx.execute(
@@ -431,6 +449,13 @@ impl Scoped<'_> {
         )
         .await?;
         let message = message_in_tx(&mut tx, &id).await?.to_message()?;
+        let counted = rollup::Delta {
+            messages_in: i64::from(!outbound),
+            messages_out: i64::from(outbound),
+            cost,
+            ..rollup::Delta::default()
+        };
+        rollup::add(&mut tx, s, rollup_key(&message, at), counted).await?;
         if let Some(event) = event {
             record_event(&mut tx, s, event, to_json(&message)?).await?;
         }

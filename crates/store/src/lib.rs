@@ -55,7 +55,7 @@ pub use phone_numbers::Candidate;
 pub use reconcile::OpenAtCarrier;
 pub use recordings::{CarrierRecording, CarrierSegment, RecordingMedia};
 pub use tenancy::{Organization, Workspace};
-pub use users::{AuditEntry, LoginAttempts, SessionUser, User};
+pub use users::{AuditEntry, SessionUser, User};
 pub use webhooks::{ClaimedDelivery, EndpointRow, NewEndpoint, Outcome as DeliveryOutcome};
 
 /// SQLite migrations, embedded; `every_sqlite_migration_is_embedded` keeps the list whole.
@@ -107,6 +107,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261127000012,
         include_str!("../migrations/sqlite/20261127000012_usage_rollup.sql"),
+    ),
+    (
+        20261127000014,
+        include_str!("../migrations/sqlite/20261127000014_signin_devices.sql"),
     ),
 ];
 

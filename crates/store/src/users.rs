@@ -6,7 +6,7 @@ use dialtone_domain::id::new_id;
 use dialtone_domain::keys::Digest;
 use dialtone_domain::tenancy::Mode;
 use dialtone_domain::time::{Timestamp, now};
-use dialtone_domain::users::Role;
+use dialtone_domain::users::{Failures, Role, SignInHistory};
 use dialtone_domain::{Error, Result};
 
 use crate::Store;
@@ -84,12 +84,32 @@ fn email_taken(e: Error) -> Error {
     }
 }
 
-/// Recent sign-in attempts that did not succeed, three ways.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginAttempts {
-    pub email_and_ip: i64,
-    pub email: i64,
-    pub ip: i64,
+/// Counts failed sign-ins since `$1`, other than attempt `$2`, matching a condition
+/// on `$3`, `$4`.
+macro_rules! failures_where {
+    ($cond:literal) => {
+        concat!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, MAX(at) AS last FROM login_failures ",
+            "WHERE at > $1 AND id <> $2 AND ",
+            $cond
+        )
+    };
+}
+
+/// Failures of one kind, as `record_login_attempt` counts them.
+struct FailureRow {
+    n: i64,
+    last: Option<Timestamp>,
+}
+from_row!(FailureRow { n, last });
+
+impl From<FailureRow> for Failures {
+    fn from(r: FailureRow) -> Failures {
+        Failures {
+            count: r.n,
+            last: r.last,
+        }
+    }
 }
 
 impl Store {
@@ -364,76 +384,111 @@ impl Store {
         Ok(user)
     }
 
-    /// Records a sign-in attempt *before* the password is checked (a success clears
-    /// it again), then counts the attempts since `since`: for this email from this
-    /// address, for this email from anywhere, and from this address for any email.
-    /// Recording first means parallel guesses all count.
+    /// Records a sign-in attempt *before* the password is checked (a success or a
+    /// refusal removes it again, see [`Store::forget_login_attempt`]), then reads the
+    /// other attempts since `since` for `domain::users::check_sign_in`: for this email
+    /// from this address, for this email from anywhere, from this address for any
+    /// email, and (for a known browser) from this device. Returns the attempt's id and
+    /// that history. Recording first means parallel guesses all count.
     pub async fn record_login_attempt(
         &self,
         email: &str,
         ip: &str,
+        device: Option<&str>,
         since: Timestamp,
-    ) -> Result<LoginAttempts> {
+    ) -> Result<(String, SignInHistory)> {
         // What fell out of the window is kept by nobody (the table stays small).
         self.db
             .execute(query("DELETE FROM login_failures WHERE at < $1").bind(since))
             .await?;
+        let id = new_id("lf");
         self.db
             .execute(
-                query("INSERT INTO login_failures (id, email, ip, at) VALUES ($1, $2, $3, $4)")
-                    .bind(new_id("lf"))
-                    .bind(email)
-                    .bind(ip)
-                    .bind(now()),
-            )
-            .await?;
-        let count = |sql: &'static str, a: &str| {
-            self.db
-                .fetch_optional::<Scalar<i64>>(query(sql).bind(a.to_owned()).bind(since))
-        };
-        let pair: Option<Scalar<i64>> = self
-            .db
-            .fetch_optional(
                 query(
-                    "SELECT CAST(COUNT(*) AS BIGINT) FROM login_failures \
-                     WHERE email = $1 AND ip = $2 AND at > $3",
+                    "INSERT INTO login_failures (id, email, ip, device, at) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
+                .bind(id.clone())
                 .bind(email)
                 .bind(ip)
-                .bind(since),
+                .bind(device.map(str::to_owned))
+                .bind(now()),
             )
             .await?;
-        let email_total = count(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM login_failures WHERE email = $1 AND at > $2",
-            email,
-        )
-        .await?;
-        let ip_total = count(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM login_failures WHERE ip = $1 AND at > $2",
-            ip,
-        )
-        .await?;
-        Ok(LoginAttempts {
-            email_and_ip: pair.map_or(0, |n| n.0),
-            email: email_total.map_or(0, |n| n.0),
-            ip: ip_total.map_or(0, |n| n.0),
-        })
+        let history = SignInHistory {
+            email_and_ip: self
+                .failures(
+                    failures_where!("email = $3 AND ip = $4"),
+                    since,
+                    &id,
+                    &[email, ip],
+                )
+                .await?,
+            email: self
+                .failures(failures_where!("email = $3"), since, &id, &[email])
+                .await?,
+            ip: self
+                .failures(failures_where!("ip = $3"), since, &id, &[ip])
+                .await?,
+            device: match device {
+                Some(d) => Some(
+                    self.failures(failures_where!("device = $3"), since, &id, &[d])
+                        .await?,
+                ),
+                None => None,
+            },
+        };
+        Ok((id, history))
     }
 
-    /// Forgets failures for this email and address (after a successful sign-in), and
-    /// any failure older than `before`.
+    /// How many failures match `sql` (from [`failures_where!`]) since `since`, other
+    /// than attempt `id`, and the latest.
+    async fn failures(
+        &self,
+        sql: &'static str,
+        since: Timestamp,
+        id: &str,
+        args: &[&str],
+    ) -> Result<Failures> {
+        let q = args
+            .iter()
+            .fold(query(sql).bind(since).bind(id), |q, a| q.bind(*a));
+        Ok(self
+            .db
+            .fetch_optional::<FailureRow>(q)
+            .await?
+            .map(Failures::from)
+            .unwrap_or_default())
+    }
+
+    /// Removes one recorded attempt: one that was refused unchecked (a refusal is
+    /// not a guess and must not lengthen the wait), or one that succeeded.
+    pub async fn forget_login_attempt(&self, id: &str) -> Result<()> {
+        self.db
+            .execute(query("DELETE FROM login_failures WHERE id = $1").bind(id))
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets failures for this email and address and for this device (after a
+    /// successful sign-in), and any failure older than `before`.
     pub async fn clear_login_failures(
         &self,
         email: &str,
         ip: &str,
+        device: Option<&str>,
         before: Timestamp,
     ) -> Result<()> {
         self.db
             .execute(
-                query("DELETE FROM login_failures WHERE (email = $1 AND ip = $2) OR at < $3")
-                    .bind(email)
-                    .bind(ip)
-                    .bind(before),
+                query(
+                    "DELETE FROM login_failures \
+                     WHERE (email = $1 AND ip = $2) OR (email = $1 AND device = $3) OR at < $4",
+                )
+                .bind(email)
+                .bind(ip)
+                .bind(device.map(str::to_owned))
+                .bind(before),
             )
             .await?;
         Ok(())

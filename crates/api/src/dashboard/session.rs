@@ -28,8 +28,28 @@ use super::{
 use crate::state::AppState;
 
 pub(crate) const SESSION_COOKIE: &str = "dt_session";
-/// Double-submit CSRF cookie for the forms shown before a session exists.
+/// Double-submit CSRF cookie for the forms shown before a session exists; its value
+/// is signed with the server secret (`users::pre_session_token`).
 const PRE_CSRF_COOKIE: &str = "dt_csrf";
+/// Names a browser that signed in to an account before (`users::device_token`): its
+/// sign-ins on that account are not slowed by guesses from elsewhere.
+const DEVICE_COOKIE: &str = "dt_device";
+
+/// A cookie's name: `__Host-` prefixed over HTTPS, so that only this exact origin
+/// over TLS can have set it (not a sibling subdomain, not a plain-HTTP response);
+/// plain-HTTP (localhost) keeps the bare name, which browsers refuse to prefix.
+fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// The value of the dashboard cookie `base` as this request's scheme names it.
+fn our_cookie<'a>(state: &AppState, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
+    cookie(headers, &cookie_name(base, is_https(state, headers)))
+}
 
 fn session_digest(state: &AppState, token: &str) -> Digest {
     state.digester.digest(&format!("dashboard-session:{token}"))
@@ -228,7 +248,7 @@ impl FromRequestParts<AppState> for Session {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, Response> {
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = our_cookie(state, &parts.headers, SESSION_COOKIE) else {
             return Err(to_login(parts));
         };
         let digest = session_digest(state, token);
@@ -322,24 +342,36 @@ fn with_pre_csrf(
     status: StatusCode,
     page: impl FnOnce(String) -> Response,
 ) -> Response {
-    let token = generate_token();
-    let mut resp = page(token.expose_secret().to_owned());
+    let token = users::pre_session_token(&state.digester, now());
+    let mut resp = page(token.clone());
     *resp.status_mut() = status;
+    let secure = is_https(state, headers);
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(
-            PRE_CSRF_COOKIE,
-            token.expose_secret(),
-            3600,
-            is_https(state, headers),
+            &cookie_name(PRE_CSRF_COOKIE, secure),
+            &token,
+            users::PRE_SESSION_TOKEN_LIFETIME_SECS,
+            secure,
         ),
     );
     resp
 }
 
-fn check_pre_csrf(headers: &HeaderMap, form: &Form) -> DashResult<()> {
-    match (cookie(headers, PRE_CSRF_COOKIE), form.get("csrf")) {
-        (Some(c), Some(f)) if !c.is_empty() && constant_time_eq(c, f) => Ok(()),
+/// A form shown before sign-in must send back the token its page set as a cookie,
+/// and that token must be one this server signed within the hour: a pair the sender
+/// made up (`dt_csrf=abc`, `csrf=abc`) is refused.
+fn check_pre_csrf(state: &AppState, headers: &HeaderMap, form: &Form) -> DashResult<()> {
+    match (
+        our_cookie(state, headers, PRE_CSRF_COOKIE),
+        form.get("csrf"),
+    ) {
+        (Some(c), Some(f))
+            if constant_time_eq(c, f)
+                && users::pre_session_token_valid(&state.digester, c, now()) =>
+        {
+            Ok(())
+        }
         _ => Err(csrf_refused()),
     }
 }
@@ -369,7 +401,7 @@ pub(crate) async fn login_page(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+    if let Some(token) = our_cookie(&state, &headers, SESSION_COOKIE)
         && let Ok(Some(_)) = state
             .store
             .session_user(&session_digest(&state, token))
@@ -399,19 +431,35 @@ async fn try_login(
     headers: &HeaderMap,
     form: &Form,
 ) -> std::result::Result<Response, Response> {
-    check_pre_csrf(headers, form).map_err(IntoResponse::into_response)?;
+    check_pre_csrf(state, headers, form).map_err(IntoResponse::into_response)?;
     let next = safe_next(form.get("next"));
     let raw_email = form.get("email").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
     let email = users::normalize_email(&raw_email).unwrap_or_else(|_| raw_email.to_lowercase());
     let at = now();
-    let attempts = state
+    let found = state
         .store
-        .record_login_attempt(&email, ip, users::throttle_window_start(at))
+        .user_by_email(&email)
         .await
         .map_err(|e| DashError(e).into_response())?;
-    if users::check_throttle(attempts.email_and_ip, attempts.email, attempts.ip).is_err() {
-        tracing::warn!(%ip, "dashboard: sign-in throttled");
+    // A device cookie counts only for the account it names.
+    let device = our_cookie(state, headers, DEVICE_COOKIE)
+        .and_then(|t| users::verify_device_token(&state.digester, t, at))
+        .filter(|d| found.as_ref().is_some_and(|(u, _)| u.id == d.user_id));
+    let device_id = device.as_ref().map(|d| d.id.as_str());
+    let (attempt, history) = state
+        .store
+        .record_login_attempt(&email, ip, device_id, users::throttle_window_start(at))
+        .await
+        .map_err(|e| DashError(e).into_response())?;
+    if let Err(Error::RateLimited { retry_after_secs }) = users::check_sign_in(&history, at) {
+        // Refused unseen: not a guess, so it must not lengthen anyone's wait.
+        state
+            .store
+            .forget_login_attempt(&attempt)
+            .await
+            .map_err(|e| DashError(e).into_response())?;
+        tracing::warn!(%ip, known_device = device.is_some(), retry_after_secs, "dashboard: sign-in throttled");
         let mut resp = login_form(
             state,
             headers,
@@ -419,22 +467,17 @@ async fn try_login(
             raw_email,
             next,
             Some(format!(
-                "Too many failed sign-ins for this email or from your address. Wait {} minutes and try again.",
-                users::THROTTLE_WINDOW_MINUTES
+                "Too many failed sign-ins for this email or from your address. Wait {} and try again.",
+                wait_text(retry_after_secs)
             )),
         )
         .await;
         resp.headers_mut().insert(
             header::RETRY_AFTER,
-            crate::auth::header_num(60 * users::THROTTLE_WINDOW_MINUTES.unsigned_abs()),
+            crate::auth::header_num(retry_after_secs),
         );
         return Err(resp);
     }
-    let found = state
-        .store
-        .user_by_email(&email)
-        .await
-        .map_err(|e| DashError(e).into_response())?;
     let (user, phc) = match found {
         Some((u, h)) => (Some(u), Some(h)),
         None => (None, None),
@@ -457,7 +500,7 @@ async fn try_login(
     };
     state
         .store
-        .clear_login_failures(&email, ip, users::throttle_window_start(at))
+        .clear_login_failures(&email, ip, device_id, users::throttle_window_start(at))
         .await
         .map_err(|e| DashError(e).into_response())?;
     let resp = start_session(state, headers, &user, &next)
@@ -476,6 +519,16 @@ async fn try_login(
     Ok(resp)
 }
 
+/// `37 seconds`, `5 minutes`.
+fn wait_text(secs: u64) -> String {
+    match secs {
+        1 => "1 second".to_owned(),
+        s if s < 90 => format!("{s} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
+    }
+}
+
+/// Starts a session and makes this browser a known device of the account.
 async fn start_session(
     state: &AppState,
     headers: &HeaderMap,
@@ -498,7 +551,7 @@ async fn start_session(
     h.append(
         header::SET_COOKIE,
         set_cookie(
-            SESSION_COOKIE,
+            &cookie_name(SESSION_COOKIE, secure),
             token.expose_secret(),
             lifetime.num_seconds(),
             secure,
@@ -506,7 +559,16 @@ async fn start_session(
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(PRE_CSRF_COOKIE, "", 0, secure),
+        set_cookie(&cookie_name(PRE_CSRF_COOKIE, secure), "", 0, secure),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(
+            &cookie_name(DEVICE_COOKIE, secure),
+            &users::device_token(&state.digester, &user.id, now()),
+            users::DEVICE_LIFETIME_DAYS * 86_400,
+            secure,
+        ),
     );
     Ok(resp)
 }
@@ -550,7 +612,12 @@ pub(crate) async fn logout(
     let mut resp = see_other("/login");
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", 0, session.secure),
+        set_cookie(
+            &cookie_name(SESSION_COOKIE, session.secure),
+            "",
+            0,
+            session.secure,
+        ),
     );
     Ok(resp)
 }
@@ -637,7 +704,7 @@ pub(crate) async fn setup(
     body: Bytes,
 ) -> DashResult<Response> {
     let form = Form::parse(&body);
-    check_pre_csrf(&headers, &form)?;
+    check_pre_csrf(&state, &headers, &form)?;
     let digest = setup_digest(&state, &token);
     if !state.store.setup_token_valid(&digest).await? {
         return Err(setup_gone());

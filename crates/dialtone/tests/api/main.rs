@@ -21,6 +21,7 @@ mod ops;
 mod pagination;
 mod phone_numbers;
 mod secrets;
+mod signin;
 mod ssrf;
 mod twilio;
 mod webhooks;

@@ -249,9 +249,9 @@ struct ServeArgs {
     /// How long a webhook receiver may take to answer, in milliseconds.
     #[arg(long, env = "DIALTONE_WEBHOOK_TIMEOUT_MS", default_value_t = 15_000)]
     webhook_timeout_ms: u64,
-    /// Log format: text or json.
-    #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "text")]
-    log_format: String,
+    /// Log format.
+    #[arg(long, env = "DIALTONE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Do not serve MCP at /mcp.
     #[arg(long, env = "DIALTONE_MCP_DISABLED")]
     mcp_disabled: bool,
@@ -360,18 +360,36 @@ struct CreateKeyArgs {
     /// Comma-separated, e.g. contacts:read,calls:write (default: full access).
     #[arg(long, value_delimiter = ',')]
     permissions: Option<Vec<String>>,
-    /// RFC 3339 time after which the key stops working.
-    #[arg(long)]
+    /// RFC 3339 time after which the key stops working, e.g. 2026-12-31T23:59:59Z.
+    #[arg(long, value_parser = rfc3339_time)]
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
     #[arg(long)]
     json: bool,
 }
 
+/// A time as `--expires-at` wants it.
+fn rfc3339_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            "expected an RFC 3339 time with a zone, e.g. 2026-12-31T23:59:59Z".to_owned()
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn init_logging(json: bool) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    // Colours only for a person at a terminal, never into files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -397,9 +415,10 @@ fn server_secret(g: &Global) -> Result<SecretString, AnyError> {
         Ok(s) if !s.trim().is_empty() => Ok(SecretString::from(s.trim().to_owned())),
         Ok(_) => Err(format!("{} is empty", path.display()).into()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&g.data_dir)?;
+            data_dir_ready(&g.data_dir)?;
             let secret = generate_server_secret();
-            write_private(&path, secret.expose_secret())?;
+            write_private(&path, secret.expose_secret())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(secret)
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display()).into()),
@@ -419,10 +438,85 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 async fn open_store(g: &Global) -> Result<Store, AnyError> {
-    Ok(match &g.database_url {
-        Some(url) => Store::open_postgres(url).await?,
-        None => Store::open_sqlite(&g.data_dir).await?,
+    match &g.database_url {
+        Some(url) => {
+            let place = postgres_place(url)?;
+            Store::open_postgres(url)
+                .await
+                .map_err(|e| format!("cannot use PostgreSQL at {place}: {e}").into())
+        }
+        None => {
+            data_dir_ready(&g.data_dir)?;
+            Store::open_sqlite(&g.data_dir).await.map_err(|e| {
+                format!("cannot open the SQLite database in {}: {e}", g.data_dir.display()).into()
+            })
+        }
+    }
+}
+
+/// Where a PostgreSQL URL points (`host:port/database`), never its password; refuses
+/// anything but `postgres://` and `postgresql://`.
+fn postgres_place(url: &str) -> Result<String, AnyError> {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        return Err(format!(
+            "DATABASE_URL must be a postgres:// or postgresql:// URL{}; for SQLite leave it \
+             unset and choose the directory with --data-dir",
+            if scheme.is_empty() {
+                String::new()
+            } else {
+                format!(" (not {scheme}://)")
+            }
+        )
+        .into());
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let at_host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    Ok(if at_host.is_empty() {
+        "the default host".to_owned()
+    } else {
+        at_host.to_owned()
     })
+}
+
+/// Creates the data directory if needed and checks it can be written, naming it when
+/// it cannot.
+fn data_dir_ready(dir: &Path) -> Result<(), AnyError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+    let probe = dir.join(".write-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("cannot write in the data directory {}: {e}", dir.display()))?;
+    Ok(())
+}
+
+/// Holds `serve.lock` in the data directory while a server runs on it: SQLite has one
+/// writer process, so a second `serve` on the same directory refuses to start.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, AnyError> {
+    let path = dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another `dialtone serve` is already running on {} (it holds {}); stop it, or give \
+             this one another --data-dir",
+            dir.display(),
+            path.display()
+        )
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("cannot lock {}: {e}", path.display()).into())
+        }
+    }
 }
 
 /// Opens the store and checks the secret is the one this database was set up with
@@ -649,7 +743,7 @@ async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
 }
 
 async fn demo(g: &Global, args: DemoArgs) -> Result<(), AnyError> {
-    use std::io::Write;
+    use std::io::IsTerminal;
     let (store, _) = open(g).await?;
     let org = store.get_org(&args.org).await?;
     let workspace = match args.workspace {
@@ -662,16 +756,32 @@ async fn demo(g: &Global, args: DemoArgs) -> Result<(), AnyError> {
         mode: if args.test { Mode::Test } else { Mode::Live },
     };
     let started = std::time::Instant::now();
+    // A bar with an ETA for a person at a terminal; plain lines (every 10 %) otherwise.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(args.calls as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "calls [{bar:30}] {pos}/{len} ({percent}%), {per_sec}, about {eta} left",
+        ) {
+            bar.set_style(style.progress_chars("#>-"));
+        }
+        bar
+    });
+    let last_tenth = std::sync::atomic::AtomicUsize::new(0);
     let summary = store
         .scoped(&scope)
-        .demo(args.contacts, args.calls, |done, total| {
-            let pct = done * 100 / total.max(1);
-            let bar = "#".repeat(pct / 4);
-            eprint!("\rcalls [{bar:<25}] {done}/{total} ({pct}%)");
-            let _ = std::io::stderr().flush();
+        .demo(args.contacts, args.calls, |done, total| match &bar {
+            Some(bar) => bar.set_position(done as u64),
+            None => {
+                let tenth = done * 10 / total.max(1);
+                if tenth > last_tenth.swap(tenth, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!("calls: {done}/{total} ({}%)", tenth * 10);
+                }
+            }
         })
         .await;
-    eprintln!();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     store.close().await;
     let summary = summary?;
     if args.json {
@@ -844,7 +954,7 @@ fn carrier_choice(args: &ServeArgs) -> Result<CarrierChoice, AnyError> {
 }
 
 async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
-    init_logging(args.log_format == "json");
+    init_logging(args.log_format == LogFormat::Json);
     let carrier = carrier_choice(&args)?;
     let (store, secret) = open(g).await?;
     let first_run = store.list_orgs().await?.is_empty();
@@ -873,7 +983,20 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     } else {
         return Err("--webhook-signature-header must be a valid header name".into());
     }
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let _lock = match &g.database_url {
+        Some(_) => None,
+        None => Some(lock_data_dir(&g.data_dir)?),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "cannot listen on {}: the address is already in use (another server?); \
+                 choose another with --listen",
+                args.listen
+            ),
+            _ => format!("cannot listen on {}: {e}", args.listen),
+        })?;
     let mut app = App::start(listener, store.clone(), config).await?;
     let backend = match &g.database_url {
         Some(_) => "PostgreSQL".to_owned(),

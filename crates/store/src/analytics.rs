@@ -62,24 +62,23 @@ macro_rules! bucket {
     };
 }
 
-/// Whole hours, from the rollup. `$4`, `$5`: the first and the end hour (`2026-11-27T18`).
-const ROLLUP_USAGE: &str = concat!(
-    "SELECT substr(hour, 1, $6) AS bucket, CASE $7 WHEN 'direction' THEN direction \
-     WHEN 'agent' THEN NULLIF(agent_id, '') WHEN 'phone_number' THEN NULLIF(phone_number_id, '') \
-     ELSE NULL END AS grp, \
-     CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(answered) AS BIGINT) AS answered, \
-     CAST(SUM(missed) AS BIGINT) AS missed, CAST(SUM(minutes) AS BIGINT) AS minutes, \
-     CAST(SUM(messages_in) AS BIGINT) AS messages_in, \
-     CAST(SUM(messages_out) AS BIGINT) AS messages_out, CAST(SUM(cost) AS BIGINT) AS cost \
-     FROM usage_rollup WHERE ",
-    in_scope!(),
-    " AND hour >= $4 AND hour < $5 GROUP BY 1, 2"
-);
-
-macro_rules! calls_usage {
+/// Whole hours from the rollup (`$10` ≤ hour < `$11`, hours as `2026-11-27T18`), and
+/// the partial hours at the edges from the calls and messages themselves (`$4`–`$5`
+/// and `$8`–`$9`), in one statement: one round trip, one budget.
+macro_rules! usage {
     ($dialect:tt) => {
         concat!(
-            "SELECT ",
+            "SELECT substr(hour, 1, $6) AS bucket, CASE $7 WHEN 'direction' THEN direction \
+             WHEN 'agent' THEN NULLIF(agent_id, '') WHEN 'phone_number' THEN NULLIF(phone_number_id, '') \
+             ELSE NULL END AS grp, \
+             CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(answered) AS BIGINT) AS answered, \
+             CAST(SUM(missed) AS BIGINT) AS missed, CAST(SUM(minutes) AS BIGINT) AS minutes, \
+             CAST(SUM(messages_in) AS BIGINT) AS messages_in, \
+             CAST(SUM(messages_out) AS BIGINT) AS messages_out, CAST(SUM(cost) AS BIGINT) AS cost \
+             FROM usage_rollup WHERE ",
+            in_scope!(),
+            " AND hour >= $10 AND hour < $11 GROUP BY 1, 2 \
+             UNION ALL SELECT ",
             bucket!($dialect),
             " AS bucket, CASE $7 WHEN 'direction' THEN direction WHEN 'agent' THEN agent_id \
              WHEN 'phone_number' THEN phone_number_id ELSE NULL END AS grp, \
@@ -91,15 +90,9 @@ macro_rules! calls_usage {
              CAST(SUM(cost) AS BIGINT) AS cost \
              FROM calls WHERE ",
             in_scope!(),
-            " AND created_at >= $4 AND created_at < $5 GROUP BY 1, 2"
-        )
-    };
-}
-
-macro_rules! messages_usage {
-    ($dialect:tt) => {
-        concat!(
-            "SELECT ",
+            " AND ((created_at >= $4 AND created_at < $5) OR (created_at >= $8 AND created_at < $9)) \
+             GROUP BY 1, 2 \
+             UNION ALL SELECT ",
             bucket!($dialect),
             " AS bucket, CASE $7 WHEN 'direction' THEN direction WHEN 'phone_number' THEN phone_number_id \
              ELSE NULL END AS grp, \
@@ -110,7 +103,8 @@ macro_rules! messages_usage {
              CAST(SUM(cost) AS BIGINT) AS cost \
              FROM messages WHERE ",
             in_scope!(),
-            " AND created_at >= $4 AND created_at < $5 GROUP BY 1, 2"
+            " AND ((created_at >= $4 AND created_at < $5) OR (created_at >= $8 AND created_at < $9)) \
+             GROUP BY 1, 2"
         )
     };
 }
@@ -122,63 +116,34 @@ impl Scoped<'_> {
         let db = &self.store.db;
         let group = req.group_by.map(|g| g.as_str());
         let (from, to) = (req.from, req.to);
-        // The whole hours inside [from, to): from the rollup; the rest: from the rows.
-        let first_hour = ceil_hour(from);
-        let end_hour = floor_hour(to);
-        let mut raw: Vec<(Timestamp, Timestamp)> = Vec::new();
-        let mut whole = None;
-        if first_hour < end_hour {
-            whole = Some((first_hour, end_hour));
-            if from < first_hour {
-                raw.push((from, first_hour));
-            }
-            if end_hour < to {
-                raw.push((end_hour, to));
-            }
+        // The whole hours inside [from, to) come from the rollup; the rest from the rows.
+        let (first_hour, end_hour) = (ceil_hour(from), floor_hour(to));
+        let (whole, head, tail) = if first_hour < end_hour {
+            ((first_hour, end_hour), (from, first_hour), (end_hour, to))
         } else {
-            raw.push((from, to));
-        }
-        let mut merged: BTreeMap<(String, Option<String>), UsageBucket> = BTreeMap::new();
-        let mut add = |rows: Vec<Bucket>| {
-            for Bucket(bucket, grp, usage) in rows {
-                // Messages have no agent: they count in the ungrouped bucket.
-                merged.entry((bucket, grp)).or_default().add(&usage);
-            }
+            ((to, to), (from, to), (to, to))
         };
-        if let Some((a, b)) = whole {
-            add(self
-                .store
-                .fetch_all_heavy(
-                    query(ROLLUP_USAGE)
-                        .bind(&s.org_id)
-                        .bind(&s.workspace_id)
-                        .bind(s.livemode())
-                        .bind(rollup::hour(a))
-                        .bind(rollup::hour(b))
-                        .bind(req.granularity.prefix_len())
-                        .bind(group),
-                )
-                .await?);
-        }
-        for (a, b) in raw {
-            for sql in [
-                db.dialect(calls_usage!(sqlite), calls_usage!(postgres)),
-                db.dialect(messages_usage!(sqlite), messages_usage!(postgres)),
-            ] {
-                add(self
-                    .store
-                    .fetch_all_heavy(
-                        query(sql)
-                            .bind(&s.org_id)
-                            .bind(&s.workspace_id)
-                            .bind(s.livemode())
-                            .bind(a)
-                            .bind(b)
-                            .bind(req.granularity.prefix_len())
-                            .bind(group),
-                    )
-                    .await?);
-            }
+        let rows: Vec<Bucket> = self
+            .store
+            .fetch_all_heavy(
+                query(db.dialect(usage!(sqlite), usage!(postgres)))
+                    .bind(&s.org_id)
+                    .bind(&s.workspace_id)
+                    .bind(s.livemode())
+                    .bind(head.0)
+                    .bind(head.1)
+                    .bind(req.granularity.prefix_len())
+                    .bind(group)
+                    .bind(tail.0)
+                    .bind(tail.1)
+                    .bind(rollup::hour(whole.0))
+                    .bind(rollup::hour(whole.1)),
+            )
+            .await?;
+        let mut merged: BTreeMap<(String, Option<String>), UsageBucket> = BTreeMap::new();
+        for Bucket(bucket, grp, usage) in rows {
+            // Messages have no agent: they count in the ungrouped bucket.
+            merged.entry((bucket, grp)).or_default().add(&usage);
         }
         let mut totals = UsageBucket::default();
         let data = merged

@@ -237,3 +237,103 @@ async fn demo_fills_a_workspace_that_the_api_pages_through() {
     assert_eq!(status, reqwest::StatusCode::OK);
     t.finish().await;
 }
+
+/// Operator mistakes get a message that says what is wrong and where (issue 13).
+#[tokio::test]
+async fn operator_errors_say_what_and_where() {
+    let dir = std::env::temp_dir().join(dialtone_domain::id::new_id("cli"));
+    let sqlite = Cli {
+        env: vec![
+            ("DIALTONE_SECRET_KEY", SECRET.to_owned()),
+            ("DIALTONE_DATA_DIR", dir.display().to_string()),
+        ],
+    };
+    // A SQLite or MySQL URL is not taken for PostgreSQL.
+    for url in ["sqlite://./data.db", "mysql://root@localhost/db"] {
+        let cli = Cli {
+            env: vec![
+                ("DIALTONE_SECRET_KEY", SECRET.to_owned()),
+                ("DATABASE_URL", url.to_owned()),
+            ],
+        };
+        let err = cli.fails(&["org", "list"]).await;
+        assert!(
+            err.contains("postgres://") && err.contains("--data-dir"),
+            "{url}: {err}"
+        );
+    }
+    // A connection failure names the host and database, never the password.
+    let cli = Cli {
+        env: vec![
+            ("DIALTONE_SECRET_KEY", SECRET.to_owned()),
+            (
+                "DATABASE_URL",
+                "postgres://ops:hunter2-secret@127.0.0.1:1/billing".to_owned(),
+            ),
+        ],
+    };
+    let err = cli.fails(&["org", "list"]).await;
+    assert!(err.contains("127.0.0.1:1/billing"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    // Unknown log formats and unreadable times are refused with what is wanted.
+    let err = sqlite.fails(&["serve", "--log-format", "xml"]).await;
+    assert!(err.contains("text") && err.contains("json"), "{err}");
+    let err = sqlite
+        .fails(&[
+            "keys",
+            "create",
+            "--org",
+            "org_01jd5x7c2m8n4p6q8r0s2t4v6w",
+            "--name",
+            "k",
+            "--expires-at",
+            "tomorrow",
+        ])
+        .await;
+    assert!(
+        err.contains("RFC 3339") && err.contains("2026-12-31T23:59:59Z"),
+        "{err}"
+    );
+    // An address in use is named.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let err = sqlite.fails(&["serve", "--listen", &addr]).await;
+    assert!(
+        err.contains(&addr) && err.contains("already in use"),
+        "{err}"
+    );
+    // A second server on the same SQLite directory refuses to start.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_dialtone"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(sqlite.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("first serve");
+    let started = std::time::Instant::now();
+    let err = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_dialtone"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(sqlite.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(5), out).await;
+        match out {
+            Ok(Ok(o)) if !o.status.success() => {
+                let err = String::from_utf8_lossy(&o.stderr).into_owned();
+                if err.contains("already running") {
+                    break err;
+                }
+            }
+            // The first one has not locked yet, or this one started: try again.
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "a second serve was never refused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    let _ = first.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,7 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use dialtone_domain::auth::{Actor, ApiKey, KeyRequest, Principal, plan_new_key, plan_rotation};
+use dialtone_domain::auth::{
+    Actor, ApiKey, KeyRequest, Principal, plan_new_key, plan_revocation, plan_rotation,
+};
 use dialtone_domain::id::{looks_like, new_id};
 use dialtone_domain::keys::{KeyDigester, generate};
 use dialtone_domain::page::{Page, PageRequest};
@@ -209,19 +211,23 @@ pub(crate) fn issuer<'a>(state: &'a AppState, ip: Option<&'a str>) -> KeyIssuer<
     }
 }
 
-/// Revokes a key of `org_id`: the row (and the change feed other nodes follow), then
-/// this node's cache, before anyone is answered. The REST route and the dashboard both
-/// revoke through here; `by` and `ip` go to the audit log with the revocation.
+/// Revokes `key` if `actor` may ([`plan_revocation`]): the row (and the change feed
+/// other nodes follow), then this node's cache, before anyone is answered. The REST
+/// route and the dashboard both revoke through here; the actor and `ip` go to the
+/// audit log with the revocation.
 pub async fn revoke_key(
     state: &AppState,
-    org_id: &str,
-    id: &str,
-    by: &str,
+    actor: Actor<'_>,
+    key: &ApiKey,
     ip: Option<&str>,
 ) -> Result<ApiKey> {
-    let key = state.store.revoke_key(org_id, id, by, ip).await?;
-    state.key_cache.evict(id);
-    Ok(key)
+    plan_revocation(actor, key)?;
+    let revoked = state
+        .store
+        .revoke_key(&key.org_id, &key.id, &actor.label(), ip)
+        .await?;
+    state.key_cache.evict(&key.id);
+    Ok(revoked)
 }
 
 /// Rotates `old` (see [`KeyIssuer::rotate`]) and drops it from this node's cache, so
@@ -339,8 +345,8 @@ pub async fn revoke(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    visible_key(&state, &p, &id).await?;
-    let key = revoke_key(&state, &p.org_id, &id, &p.key_id, ip.as_deref()).await?;
+    let target = visible_key(&state, &p, &id).await?;
+    let key = revoke_key(&state, Actor::Key(&p), &target, ip.as_deref()).await?;
     tracing::info!(key_id = %id, by = %p.key_id, "api key revoked");
     Ok(axum::Json(ApiKeyView::new(&key, now())))
 }

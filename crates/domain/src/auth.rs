@@ -3,7 +3,8 @@
 //! A [`Principal`] is an authenticated API key. REST handlers, MCP tools and the
 //! dashboard all call [`Principal::require`] and [`Principal::scope`]; key creation and
 //! rotation go through [`plan_new_key`], which enforces that a key can only create
-//! keys within its own permissions, mode, scope and lifetime.
+//! keys within its own permissions, mode, scope and lifetime; revocation goes through
+//! [`plan_revocation`], the same containment (a key may always revoke itself).
 
 use crate::error::{Error, Result, Validator};
 use crate::permissions::{Permission, Permissions, Resource};
@@ -382,6 +383,54 @@ pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<K
     Ok(spec)
 }
 
+/// Decides whether `actor` may revoke `key`: the same containment as creating it.
+///
+/// A key may always revoke itself. Otherwise a key may only revoke keys within its
+/// own reach: no permission it lacks, its own workspace when it is a workspace key
+/// (never an organization key or another workspace's), and test keys only when it is
+/// a test key. Operators and dashboard users (whose role was checked by
+/// [`crate::users::authorize`]) may revoke any key of their organization.
+pub fn plan_revocation(actor: Actor<'_>, key: &ApiKey) -> Result<()> {
+    let Actor::Key(p) = actor else {
+        return Ok(());
+    };
+    if p.key_id == key.id {
+        return Ok(());
+    }
+    if p.org_id != key.org_id {
+        return Err(Error::NotFound {
+            resource: "api_key",
+        });
+    }
+    if let Some(missing) = key.permissions.first_missing_from(p.permissions) {
+        return Err(Error::Forbidden {
+            message: format!(
+                "An API key can only revoke keys within its own permissions; this key lacks {missing}."
+            ),
+            required_permission: Some(missing),
+        });
+    }
+    if p.mode == Mode::Test && key.mode == Mode::Live {
+        return Err(scope_error("A test key cannot revoke a live key."));
+    }
+    if let Some(own) = &p.workspace_id {
+        match &key.workspace_id {
+            Some(ws) if ws == own => {}
+            None => {
+                return Err(scope_error(
+                    "A workspace key cannot revoke an organization key.",
+                ));
+            }
+            Some(_) => {
+                return Err(scope_error(
+                    "A workspace key can only revoke keys in its own workspace.",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn scope_error(message: &str) -> Error {
     Error::Forbidden {
         message: message.to_owned(),
@@ -475,6 +524,56 @@ mod tests {
         p.expires_at = Some(limit);
         let spec = plan_new_key(Actor::Key(&p), "org_a", req(None), now()).expect("ok");
         assert_eq!(spec.expires_at, Some(limit));
+    }
+
+    fn stored(id: &str, perms: Permissions, ws: Option<&str>, mode: Mode) -> ApiKey {
+        ApiKey {
+            id: id.into(),
+            org_id: "org_a".into(),
+            workspace_id: ws.map(str::to_owned),
+            name: "k".into(),
+            mode,
+            permissions: perms,
+            prefix: "dt_live_".into(),
+            last_four: "abcd".into(),
+            created_at: now(),
+            created_by: "cli".into(),
+            expires_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            last_used_at: None,
+            last_ip: None,
+            requests_30d: 0,
+        }
+    }
+
+    #[test]
+    fn revocation_needs_the_same_containment_as_creation() {
+        let narrow = Permissions::parse_list(["contacts:read", "api_keys:write"]).expect("valid");
+        let p = principal(narrow, None, Mode::Live);
+        let full = stored("key_b", Permissions::full(), None, Mode::Live);
+        let err = plan_revocation(Actor::Key(&p), &full).expect_err("broader");
+        assert!(matches!(err, Error::Forbidden { .. }));
+        let same = stored("key_b", narrow, None, Mode::Live);
+        assert!(plan_revocation(Actor::Key(&p), &same).is_ok());
+        // Itself, always; operators and users, any key.
+        let me = stored("key_a", Permissions::full(), None, Mode::Live);
+        assert!(plan_revocation(Actor::Key(&p), &me).is_ok());
+        assert!(plan_revocation(Actor::Operator, &full).is_ok());
+        assert!(plan_revocation(Actor::User("user_a"), &full).is_ok());
+
+        let ws = principal(Permissions::full(), Some("ws_1"), Mode::Live);
+        assert!(plan_revocation(Actor::Key(&ws), &full).is_err());
+        let other = stored("key_b", Permissions::NONE, Some("ws_2"), Mode::Live);
+        assert!(plan_revocation(Actor::Key(&ws), &other).is_err());
+        let own = stored("key_b", Permissions::NONE, Some("ws_1"), Mode::Live);
+        assert!(plan_revocation(Actor::Key(&ws), &own).is_ok());
+
+        let test = principal(Permissions::full(), None, Mode::Test);
+        let live = stored("key_b", Permissions::NONE, None, Mode::Live);
+        assert!(plan_revocation(Actor::Key(&test), &live).is_err());
+        let test_key = stored("key_b", Permissions::NONE, None, Mode::Test);
+        assert!(plan_revocation(Actor::Key(&test), &test_key).is_ok());
     }
 
     #[test]

@@ -491,9 +491,8 @@ pub(crate) async fn revoke(
     }
     let key = revoke_key(
         &state,
-        &session.org.id,
-        &key.id,
-        &session.user.id,
+        Actor::User(&session.user.id),
+        &key,
         Some(&session.ip),
     )
     .await?;

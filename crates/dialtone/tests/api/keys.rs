@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dialtone_api::keys::CreatedKey;
 use dialtone_api::router::table;
 use dialtone_domain::auth::KeyRequest;
 use dialtone_domain::keys::generate;
@@ -387,6 +388,112 @@ async fn a_scoped_key_cannot_create_a_broader_key() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["permissions"], json!(["contacts:read"]));
     assert_eq!(body["read_only"], true);
+    t.finish().await;
+}
+
+/// `DELETE /v1/api-keys/{id}` with `key`; the status, and whether `target` still works.
+async fn try_revoke(t: &TestApp, key: &str, target: &CreatedKey) -> (StatusCode, Value, bool) {
+    let (status, body) = t
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{}", target.key.id),
+            Some(key),
+            None,
+        )
+        .await;
+    let alive = t.get("/v1/me", target.secret.expose_secret()).await.0 == StatusCode::OK;
+    (status, body, alive)
+}
+
+#[tokio::test]
+async fn a_key_only_revokes_keys_within_its_reach_or_itself() {
+    let t = TestApp::spawn().await;
+    let full = t.create_key(named("full")).await;
+    let mut req = named("narrow");
+    req.permissions = Some(vec![
+        "contacts:read".into(),
+        "api_keys:read".into(),
+        "api_keys:write".into(),
+    ]);
+    let narrow = t.create_key(req).await;
+    let narrow_secret = narrow.secret.expose_secret().to_owned();
+
+    // A narrower permission set cannot revoke the full-access key (issue 13, item 5).
+    let (status, body, alive) = try_revoke(&t, &narrow_secret, &full).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "INSUFFICIENT_PERMISSIONS");
+    assert!(alive, "the full-access key must keep working");
+    // A key holding a permission the caller lacks, even one, is out of reach.
+    let mut req = named("writer");
+    req.permissions = Some(vec!["contacts:write".into()]);
+    let writer = t.create_key(req).await;
+    let (status, body, alive) = try_revoke(&t, &narrow_secret, &writer).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["required_permission"], "contacts:write");
+    assert!(alive);
+    // Within its permissions, it can.
+    let mut req = named("reader");
+    req.permissions = Some(vec!["contacts:read".into()]);
+    let reader = t.create_key(req).await;
+    let (status, body, alive) = try_revoke(&t, &narrow_secret, &reader).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!alive);
+
+    // A workspace key reaches neither organization keys nor another workspace's.
+    let ws2 = t
+        .store
+        .create_workspace(&t.org.id, "Second")
+        .await
+        .expect("ws");
+    let mut req = named("ws2 full");
+    req.workspace_id = Some(ws2.id.clone());
+    let ws2_key = t.create_key(req).await;
+    let ws2_secret = ws2_key.secret.expose_secret().to_owned();
+    let mut req = named("default ws");
+    req.workspace_id = Some(t.org.default_workspace_id.clone());
+    let default_ws = t.create_key(req).await;
+    let mut req = named("org reader");
+    req.permissions = Some(vec!["contacts:read".into()]);
+    let org_reader = t.create_key(req).await;
+    for target in [&full, &org_reader, &default_ws] {
+        let (status, body, alive) = try_revoke(&t, &ws2_secret, target).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{} {body}", target.key.name);
+        assert!(alive, "{}", target.key.name);
+    }
+    let mut req = named("ws2 child");
+    req.workspace_id = Some(ws2.id.clone());
+    let ws2_child = t.create_key(req).await;
+    let (status, body, alive) = try_revoke(&t, &ws2_secret, &ws2_child).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!alive);
+
+    // A test key cannot revoke a live key; it can revoke a test key.
+    let mut req = named("test full");
+    req.mode = Some(Mode::Test);
+    let test_key = t.create_key(req).await;
+    let test_secret = test_key.secret.expose_secret().to_owned();
+    let mut req = named("live reader");
+    req.permissions = Some(vec!["contacts:read".into()]);
+    let live_reader = t.create_key(req).await;
+    let (status, body, alive) = try_revoke(&t, &test_secret, &live_reader).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(alive);
+    let mut req = named("test child");
+    req.mode = Some(Mode::Test);
+    let test_child = t.create_key(req).await;
+    let (status, body, alive) = try_revoke(&t, &test_secret, &test_child).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!alive);
+
+    // A key may always revoke itself, however narrow.
+    let (status, body, alive) = try_revoke(&t, &narrow_secret, &narrow).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "revoked");
+    assert!(!alive);
+    // The full-access key revokes anything of its organization.
+    let (status, body, alive) = try_revoke(&t, full.secret.expose_secret(), &live_reader).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!alive);
     t.finish().await;
 }
 

@@ -26,7 +26,11 @@ pub async fn wallet(State(state): State<AppState>, t: Tenant) -> ApiResult<impl 
 #[utoipa::path(get, path = "/v1/billing/invoices", tag = "billing",
     responses((status = 200, description = "Invoices, newest first", body = Vec<Invoice>)))]
 pub async fn invoices(State(state): State<AppState>, t: Tenant) -> ApiResult<impl IntoResponse> {
-    let data = state.store.scoped(&t.scope).invoices().await?;
+    let data = state
+        .store
+        .scoped(&t.scope)
+        .invoices(whole_organization(&t))
+        .await?;
     Ok(axum::Json(
         serde_json::json!({ "data": data, "meta": { "next_cursor": null, "has_more": false } }),
     ))
@@ -48,10 +52,16 @@ pub async fn invoice(
     let found = state
         .store
         .scoped(&t.scope)
-        .invoices()
+        .invoices(whole_organization(&t))
         .await?
         .into_iter()
         .find(|i| i.id == id)
         .ok_or_else(not_found)?;
     Ok(axum::Json(found))
+}
+
+/// Organization-wide totals need an organization key; a workspace key's invoices add
+/// up its own workspace's usage only.
+fn whole_organization(t: &Tenant) -> bool {
+    t.principal.workspace_id.is_none()
 }

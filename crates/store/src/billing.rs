@@ -16,7 +16,7 @@ use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
 use crate::{Scoped, Store};
 
 /// Takes `amount` cents from the wallet of `scope` (live mode only) and writes the
-/// ledger entry, inside `tx`. Refuses with `InsufficientBalance`.
+/// ledger entry (naming the scope's workspace, for its invoices), inside `tx`. Refuses with `InsufficientBalance`.
 pub(crate) async fn debit(
     tx: &mut Tx,
     scope: &Scope,
@@ -57,7 +57,8 @@ pub(crate) async fn debit(
     tx.execute(
         query(
             "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
-             reference_id, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             reference_id, description, created_at, workspace_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(new_id("wtx"))
         .bind(&scope.org_id)
@@ -66,7 +67,8 @@ pub(crate) async fn debit(
         .bind(kind.as_str())
         .bind(reference)
         .bind(description)
-        .bind(at),
+        .bind(at)
+        .bind(&scope.workspace_id),
     )
     .await?;
     Ok(())
@@ -101,7 +103,8 @@ pub(crate) async fn refund(
     tx.execute(
         query(
             "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
-             reference_id, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             reference_id, description, created_at, workspace_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(new_id("wtx"))
         .bind(&scope.org_id)
@@ -110,7 +113,8 @@ pub(crate) async fn refund(
         .bind(kind.as_str())
         .bind(reference)
         .bind(description)
-        .bind(at),
+        .bind(at)
+        .bind(&scope.workspace_id),
     )
     .await?;
     Ok(())
@@ -370,32 +374,51 @@ impl FromRow for LedgerLine {
 }
 
 macro_rules! invoice_lines {
-    ($month:literal) => {
+    ($month:literal, $reach:literal) => {
         concat!(
             "SELECT ",
             $month,
             " AS month, kind, \
              CAST(SUM(CASE WHEN amount < 0 THEN 1 WHEN amount > 0 THEN -1 ELSE 0 END) AS BIGINT) AS quantity, \
              CAST(-SUM(amount) AS BIGINT) AS amount \
-             FROM wallet_transactions WHERE org_id = $1 AND livemode = $2 AND kind <> 'credit' \
-             GROUP BY 1, 2 HAVING SUM(amount) <> 0 ORDER BY 1 DESC, 2"
+             FROM wallet_transactions WHERE org_id = $1 AND livemode = $2 AND kind <> 'credit'",
+            $reach,
+            " GROUP BY 1, 2 HAVING SUM(amount) <> 0 ORDER BY 1 DESC, 2"
         )
     };
 }
 
 impl Scoped<'_> {
-    /// Invoices of this organization and mode, newest month first: one per month with
-    /// charges, each line a kind of charge (a refund cancels the charge it reverses).
-    pub async fn invoices(&self) -> Result<Vec<dialtone_domain::billing::Invoice>> {
+    /// Invoices of this mode, newest month first: one per month with charges, each
+    /// line a kind of charge (a refund cancels the charge it reverses). With
+    /// `whole_organization` (an organization key) they add up every workspace's usage;
+    /// without, only the scope's workspace's (a workspace key).
+    pub async fn invoices(
+        &self,
+        whole_organization: bool,
+    ) -> Result<Vec<dialtone_domain::billing::Invoice>> {
         let s = self.scope;
         let db = &self.store.db;
-        let sql = db.dialect(
-            invoice_lines!("substr(created_at, 1, 7)"),
-            invoice_lines!("to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')"),
-        );
-        let rows: Vec<LedgerLine> = db
-            .fetch_all(query(sql).bind(&s.org_id).bind(s.livemode()))
-            .await?;
+        let q = if whole_organization {
+            query(db.dialect(
+                invoice_lines!("substr(created_at, 1, 7)", ""),
+                invoice_lines!("to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')", ""),
+            ))
+            .bind(&s.org_id)
+            .bind(s.livemode())
+        } else {
+            query(db.dialect(
+                invoice_lines!("substr(created_at, 1, 7)", " AND workspace_id = $3"),
+                invoice_lines!(
+                    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')",
+                    " AND workspace_id = $3"
+                ),
+            ))
+            .bind(&s.org_id)
+            .bind(s.livemode())
+            .bind(&s.workspace_id)
+        };
+        let rows: Vec<LedgerLine> = db.fetch_all(q).await?;
         let current = now().format("%Y-%m").to_string();
         let mut out: Vec<dialtone_domain::billing::Invoice> = Vec::new();
         let mut month_lines: Vec<dialtone_domain::billing::InvoiceLine> = Vec::new();

@@ -109,6 +109,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/20261127000012_usage_rollup.sql"),
     ),
     (
+        20261127000013,
+        include_str!("../migrations/sqlite/20261127000013_ledger_workspace.sql"),
+    ),
+    (
         20261127000014,
         include_str!("../migrations/sqlite/20261127000014_signin_devices.sql"),
     ),

@@ -4,6 +4,7 @@
 
 mod agents;
 mod analytics;
+mod billing;
 mod calls;
 mod campaigns;
 mod cli;

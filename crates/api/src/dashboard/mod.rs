@@ -229,10 +229,12 @@ impl std::fmt::Debug for Form {
 }
 
 impl Form {
+    /// The fields of a form body. NUL characters (no browser sends them from a form;
+    /// PostgreSQL cannot store them) are dropped, so both databases see the same text.
     pub(crate) fn parse(body: &[u8]) -> Form {
         Form(
             form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .map(|(k, v)| (k.replace('\0', ""), v.replace('\0', "")))
                 .collect(),
         )
     }

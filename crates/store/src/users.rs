@@ -268,31 +268,41 @@ impl Store {
         Ok(())
     }
 
-    /// Remembers a first-run setup link (its digest) until `expires_at`.
+    /// Remembers a first-run setup link (its digest) until `expires_at`, and voids
+    /// every other unused one in the same transaction: one valid link at a time.
     pub async fn create_setup_token(&self, digest: &Digest, expires_at: Timestamp) -> Result<()> {
-        self.db
-            .execute(
-                query(
-                    "INSERT INTO setup_tokens (token_digest, created_at, expires_at) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(&digest[..])
-                .bind(now())
-                .bind(expires_at),
-            )
+        let mut tx = self.db.begin().await?;
+        tx.execute(query("DELETE FROM setup_tokens WHERE used_at IS NULL"))
             .await?;
+        tx.execute(
+            query(
+                "INSERT INTO setup_tokens (token_digest, created_at, expires_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(&digest[..])
+            .bind(now())
+            .bind(expires_at),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Whether a setup link is unused, unexpired, and no user exists yet.
+    /// Whether a setup link is unused, unexpired, the newest one, and no user exists
+    /// yet.
     pub async fn setup_token_valid(&self, digest: &Digest) -> Result<bool> {
         let found: Option<Scalar<i64>> = self
             .db
             .fetch_optional(
+                // The newest unused link only (creating one deletes the others; this
+                // holds even if two servers create links at the same moment).
                 query(
-                    "SELECT CAST(1 AS BIGINT) FROM setup_tokens \
-                     WHERE token_digest = $1 AND used_at IS NULL AND expires_at > $2 \
-                     AND NOT EXISTS (SELECT 1 FROM users)",
+                    "SELECT CAST(1 AS BIGINT) FROM setup_tokens t \
+                     WHERE t.token_digest = $1 AND t.used_at IS NULL AND t.expires_at > $2 \
+                     AND NOT EXISTS (SELECT 1 FROM users) \
+                     AND NOT EXISTS (SELECT 1 FROM setup_tokens n WHERE n.used_at IS NULL \
+                      AND (n.created_at > t.created_at \
+                       OR (n.created_at = t.created_at AND n.token_digest > t.token_digest)))",
                 )
                 .bind(&digest[..])
                 .bind(now()),
@@ -324,7 +334,10 @@ impl Store {
                 query(
                     "UPDATE setup_tokens SET used_at = $1 WHERE used_at IS NULL AND EXISTS \
                      (SELECT 1 FROM setup_tokens t WHERE t.token_digest = $2 \
-                      AND t.used_at IS NULL AND t.expires_at > $1)",
+                      AND t.used_at IS NULL AND t.expires_at > $1 \
+                      AND NOT EXISTS (SELECT 1 FROM setup_tokens n WHERE n.used_at IS NULL \
+                       AND (n.created_at > t.created_at \
+                        OR (n.created_at = t.created_at AND n.token_digest > t.token_digest))))",
                 )
                 .bind(at)
                 .bind(&digest[..]),

@@ -124,7 +124,8 @@ pub async fn create_user(
 }
 
 /// On a fresh install (no user yet), makes a one-time setup token and returns it:
-/// `serve` prints `http://<addr>/setup/<token>`. Only its digest is stored.
+/// `serve` prints `http://<addr>/setup/<token>`. Only its digest is stored, and it
+/// voids every earlier link: one valid link at a time.
 pub async fn issue_setup_token(state: &AppState) -> Result<Option<SecretString>> {
     if state.store.count_users().await? > 0 {
         return Ok(None);
@@ -692,7 +693,7 @@ pub(crate) async fn setup_page(
 
 fn setup_gone() -> DashError {
     DashError(Error::NotFound {
-        resource: "setup link (it was used already or has expired; restart `dialtone serve` with no user to get a new one, or use `dialtone user create`)",
+        resource: "setup link (it was used already, has expired, or a newer link replaced it; restart `dialtone serve` with no user to get a new one, or use `dialtone user create`)",
     })
 }
 

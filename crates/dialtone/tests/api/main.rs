@@ -22,6 +22,7 @@ mod ops;
 mod pagination;
 mod phone_numbers;
 mod secrets;
+mod setup_links;
 mod signin;
 mod ssrf;
 mod twilio;

@@ -46,6 +46,8 @@ pub struct AvailableQuery {
     #[param(rename = "type")]
     pub number_type: Option<String>,
     pub area_code: Option<String>,
+    /// Digits the number must contain (1 to 7), e.g. `2024`.
+    pub contains: Option<String>,
     /// 1 to 50, default 10.
     pub limit: Option<u32>,
 }
@@ -99,15 +101,24 @@ pub async fn available(
         q.area_code.as_deref(),
         q.limit,
     )?;
+    let contains = match q.contains.as_deref().map(str::trim) {
+        Some(d) if (1..=7).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(d.to_owned())
+        }
+        Some(_) => {
+            return Err(Error::validation("contains", "contains must be 1 to 7 digits").into());
+        }
+        None => None,
+    };
     let data = match real_carrier(&state, &t)? {
         Some(carrier) => carrier
-            .search_numbers(&NumberSearch {
-                search,
-                contains: None,
-            })
+            .search_numbers(&NumberSearch { search, contains })
             .await
             .map_err(carrier_error)?,
-        None => search.offer(search.limit),
+        None => match contains {
+            Some(digits) => search.offer_containing(search.limit, &digits),
+            None => search.offer(search.limit),
+        },
     };
     Ok(axum::Json(AvailableList { data }))
 }

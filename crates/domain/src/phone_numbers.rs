@@ -239,6 +239,19 @@ impl Search {
             .collect()
     }
 
+    /// The simulated inventory's numbers that end in `digits` (1 to 7 digits).
+    pub fn offer_containing(&self, count: u32, digits: &str) -> Vec<AvailableNumber> {
+        (0..count)
+            .map(|_| {
+                let mut n = self.generate();
+                let keep = n.len().saturating_sub(digits.len());
+                n.truncate(keep);
+                n.push_str(digits);
+                self.available(n)
+            })
+            .collect()
+    }
+
     fn generate(&self) -> String {
         let digits = |n: usize| -> String {
             (0..n)

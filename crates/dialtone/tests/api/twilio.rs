@@ -701,6 +701,35 @@ async fn a_number_the_account_already_owns_can_be_imported() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Searching for digits: at Twilio (its Contains) and in the simulated inventory.
+    for k in [&key, &test_key] {
+        let (status, found) = t
+            .get("/v1/phone-numbers/available?area_code=415&contains=42", k)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        let numbers = found["data"].as_array().expect("data");
+        assert!(!numbers.is_empty(), "{found}");
+        assert!(
+            numbers
+                .iter()
+                .all(|n| n["number"].as_str().is_some_and(|n| n.contains("42"))),
+            "{found}"
+        );
+    }
+    let searched = double.get("/requests").await;
+    assert!(
+        searched.as_array().expect("requests").iter().any(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/AvailablePhoneNumbers/"))
+                && r["query"].to_string().contains("\"Contains\",\"42\"")
+        }),
+        "{searched}"
+    );
+    let (status, _) = t
+        .get("/v1/phone-numbers/available?contains=4x2", &key)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, wallet) = t.get("/v1/billing/wallet", &key).await;
     assert_eq!(
         wallet["balance"],

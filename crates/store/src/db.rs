@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use dialtone_domain::time::Timestamp;
@@ -402,6 +402,19 @@ fn unique_violation() -> Error {
     }
 }
 
+/// The longest any SQLite read may run (heavy reads have a tighter budget).
+const READ_BACKSTOP: Duration = Duration::from_secs(30);
+
+thread_local! {
+    /// When the read running on this thread must stop; reads run on the thread that
+    /// asks, so the progress handler of its connection finds it here.
+    static READ_DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+fn past_read_deadline() -> bool {
+    READ_DEADLINE.with(|d| d.get().is_some_and(|t| Instant::now() > t))
+}
+
 pub(crate) struct Sqlite {
     path: PathBuf,
     writer: Arc<tokio::sync::Mutex<Connection>>,
@@ -457,6 +470,10 @@ impl Sqlite {
         )
         .map_err(sqlite_error)?;
         configure(&c)?;
+        // Checked every few thousand virtual-machine steps (microseconds apart): a read
+        // past its deadline is interrupted (`Error::QueryTimeout`).
+        c.progress_handler(4_096, Some(past_read_deadline))
+            .map_err(sqlite_error)?;
         Ok(c)
     }
 
@@ -470,22 +487,24 @@ impl Sqlite {
     /// Runs a read that may be slow on a pooled read-only connection, on this thread
     /// (the caller puts it on a blocking thread), stopped once `budget` has passed.
     pub(crate) fn read_within<R: FromRow>(&self, q: &Query, budget: Duration) -> Result<Vec<R>> {
-        self.read(|c| {
-            let deadline = std::time::Instant::now() + budget;
-            // Checked every few thousand virtual-machine steps: microseconds apart.
-            c.progress_handler(4_096, Some(move || std::time::Instant::now() > deadline))
-                .map_err(sqlite_error)?;
-            let out = sqlite_rows(c, q, None);
-            c.progress_handler(0, None::<fn() -> bool>)
-                .map_err(sqlite_error)?;
-            out
-        })
+        self.read_until(Instant::now() + budget, |c| sqlite_rows(c, q, None))
     }
 
-    /// Runs a read on a pooled read-only connection, on this thread.
+    /// Runs a read on a pooled read-only connection, on this thread, within the
+    /// backstop budget every read has.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read_until(Instant::now() + READ_BACKSTOP, f)
+    }
+
+    fn read_until<T>(
+        &self,
+        deadline: Instant,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let c = self.take_reader()?;
+        READ_DEADLINE.with(|d| d.set(Some(deadline)));
         let out = f(&c);
+        READ_DEADLINE.with(|d| d.set(None));
         self.give_back(c);
         out
     }

@@ -177,16 +177,26 @@ impl Store {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::validation("DATABASE_URL", format!("invalid DATABASE_URL: {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
+        // Migrations on a connection of their own: they may take longer than any
+        // request's statement is allowed to.
+        let migrator = PgPoolOptions::new()
+            .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(pg_error)?;
         sqlx::migrate!("migrations/postgres")
-            .run(&pool)
+            .run(&migrator)
             .await
             .map_err(Error::internal)?;
+        migrator.close().await;
+        // A backstop for every statement; heavy reads get the tighter query budget.
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.options([("statement_timeout", "30s")]))
+            .await
+            .map_err(pg_error)?;
         Ok(Store {
             db: Db::Postgres(pool),
             heavy: Heavy::new(),

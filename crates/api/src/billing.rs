@@ -22,7 +22,8 @@ pub async fn wallet(State(state): State<AppState>, t: Tenant) -> ApiResult<impl 
 /// List invoices
 ///
 /// One per month with charges, newest first: calls, messages and numbers, summed
-/// from the wallet's ledger. The current month is `open`.
+/// from the wallet's ledger. The current month is `open`. A workspace key sees its
+/// workspace's usage only; organization-wide totals need an organization key.
 #[utoipa::path(get, path = "/v1/billing/invoices", tag = "billing",
     responses((status = 200, description = "Invoices, newest first", body = Vec<Invoice>)))]
 pub async fn invoices(State(state): State<AppState>, t: Tenant) -> ApiResult<impl IntoResponse> {
@@ -37,6 +38,8 @@ pub async fn invoices(State(state): State<AppState>, t: Tenant) -> ApiResult<imp
 }
 
 /// Retrieve an invoice
+///
+/// A workspace key sees its workspace's lines only.
 #[utoipa::path(get, path = "/v1/billing/invoices/{id}", tag = "billing",
     params(("id" = String, Path, description = "inv_YYYYMM")),
     responses((status = 200, description = "The invoice", body = Invoice)))]

@@ -335,7 +335,10 @@ pub async fn get(
 
 /// Revoke an API key
 ///
-/// Immediate and permanent: the next request with the key gets 401.
+/// Immediate and permanent: the next request with the key gets 401. A key may always
+/// revoke itself; otherwise only keys within its reach — no permission it lacks, its
+/// own workspace (a workspace key cannot revoke an organization key), and not a live
+/// key from a test key (403 `INSUFFICIENT_PERMISSIONS` names what is missing).
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api_keys",
     params(("id" = String, Path, description = "key_…")),
     responses((status = 200, description = "The revoked key", body = ApiKeyView)))]

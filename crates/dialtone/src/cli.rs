@@ -371,9 +371,7 @@ struct CreateKeyArgs {
 fn rfc3339_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| {
-            "expected an RFC 3339 time with a zone, e.g. 2026-12-31T23:59:59Z".to_owned()
-        })
+        .map_err(|_| "expected an RFC 3339 time with a zone, e.g. 2026-12-31T23:59:59Z".to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -448,7 +446,11 @@ async fn open_store(g: &Global) -> Result<Store, AnyError> {
         None => {
             data_dir_ready(&g.data_dir)?;
             Store::open_sqlite(&g.data_dir).await.map_err(|e| {
-                format!("cannot open the SQLite database in {}: {e}", g.data_dir.display()).into()
+                format!(
+                    "cannot open the SQLite database in {}: {e}",
+                    g.data_dir.display()
+                )
+                .into()
             })
         }
     }

@@ -1,6 +1,10 @@
 //! Who is signed in: passwords (argon2), sessions (a random cookie whose keyed digest
-//! is stored), CSRF tokens, sign-in throttling, the first-run setup link, and the
-//! workspace / mode a person is looking at.
+//! is stored), CSRF tokens (per session; before sign-in a double-submit token signed
+//! with the server secret), sign-in throttling (growing delays decided by
+//! `domain::users::check_sign_in`; a signed device cookie exempts a browser that signed
+//! in to the account before from guesses made elsewhere), the first-run setup link,
+//! and the workspace / mode a person is looking at. Over HTTPS every cookie is a
+//! `__Host-` cookie.
 
 use std::sync::OnceLock;
 

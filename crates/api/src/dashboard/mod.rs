@@ -9,10 +9,11 @@
 //!   API's), revocation through [`crate::keys::revoke_key`] (row, change feed, cache).
 //! - **Roles are decided once**, by [`dialtone_domain::users::authorize`]; handlers ask
 //!   it before every change and never compare roles themselves.
-//! - **Every form is CSRF-checked** (a per-session token, or a double-submit cookie
-//!   before sign-in, compared in constant time; 403 otherwise), sessions are
-//!   `HttpOnly; SameSite=Lax` cookies (`Secure` over HTTPS), and only keyed digests of
-//!   session and setup tokens are stored.
+//! - **Every form is CSRF-checked** (a per-session token; before sign-in a token
+//!   signed with the server secret, in a cookie and the form alike; constant-time
+//!   compare; 403 otherwise), sessions are `HttpOnly; SameSite=Lax` cookies (`Secure`
+//!   and `__Host-` names over HTTPS), and only keyed digests of session and setup
+//!   tokens are stored.
 //! - **Every change to a key is in the audit log** shown on the keys page.
 //!
 //! Map: [`session`] (sign-in, setup link, sessions, CSRF, throttling), [`keys`] (the

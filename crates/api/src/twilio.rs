@@ -17,7 +17,6 @@
 //! - `voice`, `sms`: inbound traffic to a number bought or imported through dialtone.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -104,6 +103,27 @@ fn verified(
     Ok(Callback { params, uri })
 }
 
+/// A route's callback: read (within the body limit) and its signature checked before
+/// the handler runs; otherwise the handler never runs (403, or 404 without Twilio).
+impl axum::extract::FromRequest<AppState> for Callback {
+    type Rejection = StatusCode;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> std::result::Result<Self, StatusCode> {
+        let (parts, body) = req.into_parts();
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+            .await
+            .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;
+        verified(state, uri, &parts.headers, &body)
+    }
+}
+
 /// The answer to a callback whose work failed: Twilio may retry, and every callback
 /// is safe to apply twice. A callback about something unknown is a 404.
 fn failed(state: &AppState, what: &str, e: &Error) -> Response {
@@ -147,16 +167,7 @@ async fn the_call(state: &AppState, cb: &Callback) -> Result<String> {
 }
 
 /// `StatusCallback`: a call's progress.
-async fn status(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = match verified(&state, uri, &headers, &body) {
-        Ok(cb) => cb,
-        Err(status) => return status.into_response(),
-    };
+async fn status(State(state): State<AppState>, cb: Callback) -> Response {
     let id = match the_call(&state, &cb).await {
         Ok(id) => id,
         Err(e) => return failed(&state, "call status", &e),
@@ -181,16 +192,7 @@ async fn status(
 }
 
 /// `Url`: what an outbound call does once connected (TwiML).
-async fn instructions(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = match verified(&state, uri, &headers, &body) {
-        Ok(cb) => cb,
-        Err(status) => return status.into_response(),
-    };
+async fn instructions(State(state): State<AppState>, cb: Callback) -> Response {
     let script = match the_call(&state, &cb).await {
         Ok(id) => script_for(&state, &id).await,
         Err(e) => Err(e),
@@ -225,16 +227,7 @@ async fn script_for(state: &AppState, id: &str) -> Result<String> {
 }
 
 /// `RecordingStatusCallback`: a recording of the call is ready at Twilio.
-async fn recording(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = match verified(&state, uri, &headers, &body) {
-        Ok(cb) => cb,
-        Err(status) => return status.into_response(),
-    };
+async fn recording(State(state): State<AppState>, cb: Callback) -> Response {
     let id = match the_call(&state, &cb).await {
         Ok(id) => id,
         Err(e) => return failed(&state, "recording", &e),
@@ -273,16 +266,7 @@ async fn recording(
 /// segments (the speaker from the track: what Twilio hears from the far end is the
 /// caller, what it plays is the agent); `transcription-stopped` puts the transcript
 /// together.
-async fn transcription(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = match verified(&state, uri, &headers, &body) {
-        Ok(cb) => cb,
-        Err(status) => return status.into_response(),
-    };
+async fn transcription(State(state): State<AppState>, cb: Callback) -> Response {
     let id = match the_call(&state, &cb).await {
         Ok(id) => id,
         Err(e) => return failed(&state, "transcription", &e),
@@ -327,16 +311,7 @@ async fn transcription(
 }
 
 /// A message's `StatusCallback`: `sent`, `delivered`, `undelivered`, `failed`.
-async fn message_report(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = match verified(&state, uri, &headers, &body) {
-        Ok(cb) => cb,
-        Err(status) => return status.into_response(),
-    };
+async fn message_report(State(state): State<AppState>, cb: Callback) -> Response {
     let Some(sid) = cb.get("MessageSid") else {
         return unknown(&state);
     };
@@ -380,16 +355,7 @@ async fn message_report(
 /// A number's `VoiceUrl`: a call to one of the numbers. The call is recorded (once,
 /// by its CallSid), routed to the number's agent, answered, and its TwiML served. A
 /// wallet that cannot pay a first minute turns the call away.
-async fn inbound_call(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = match verified(&state, uri, &headers, &body) {
-        Ok(cb) => cb,
-        Err(status) => return status.into_response(),
-    };
+async fn inbound_call(State(state): State<AppState>, cb: Callback) -> Response {
     match receive_call(&state, &cb).await {
         Ok(Some(id)) => match script_for(&state, &id).await {
             Ok(body) => xml(&state, body),
@@ -450,16 +416,7 @@ async fn receive_call(state: &AppState, cb: &Callback) -> Result<Option<String>>
 
 /// A number's `SmsUrl`: a message to one of the numbers lands in its conversation
 /// (once, by its MessageSid), with `message.received`. No reply is sent.
-async fn inbound_sms(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = match verified(&state, uri, &headers, &body) {
-        Ok(cb) => cb,
-        Err(status) => return status.into_response(),
-    };
+async fn inbound_sms(State(state): State<AppState>, cb: Callback) -> Response {
     match receive_sms(&state, &cb).await {
         Ok(()) => xml(&state, twiml::empty()),
         Err(e) => failed(&state, "inbound message", &e),

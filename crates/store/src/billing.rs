@@ -16,7 +16,8 @@ use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
 use crate::{Scoped, Store};
 
 /// Takes `amount` cents from the wallet of `scope` (live mode only) and writes the
-/// ledger entry (naming the scope's workspace, for its invoices), inside `tx`. Refuses with `InsufficientBalance`.
+/// ledger entry (naming the scope's workspace, for its invoices), inside `tx`.
+/// Refuses with `InsufficientBalance`.
 pub(crate) async fn debit(
     tx: &mut Tx,
     scope: &Scope,
@@ -54,6 +55,19 @@ pub(crate) async fn debit(
             balance: balance.map_or(0, |b| b.0),
         });
     }
+    ledger_entry(tx, scope, -amount, kind, reference, description, at).await
+}
+
+/// One live ledger entry of `scope`'s workspace, inside `tx`.
+async fn ledger_entry(
+    tx: &mut Tx,
+    scope: &Scope,
+    amount: i64,
+    kind: Charge,
+    reference: Option<&str>,
+    description: &str,
+    at: dialtone_domain::time::Timestamp,
+) -> Result<()> {
     tx.execute(
         query(
             "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
@@ -63,7 +77,7 @@ pub(crate) async fn debit(
         .bind(new_id("wtx"))
         .bind(&scope.org_id)
         .bind(true)
-        .bind(-amount)
+        .bind(amount)
         .bind(kind.as_str())
         .bind(reference)
         .bind(description)
@@ -100,24 +114,7 @@ pub(crate) async fn refund(
         .bind(true),
     )
     .await?;
-    tx.execute(
-        query(
-            "INSERT INTO wallet_transactions (id, org_id, livemode, amount, kind, \
-             reference_id, description, created_at, workspace_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(new_id("wtx"))
-        .bind(&scope.org_id)
-        .bind(true)
-        .bind(amount)
-        .bind(kind.as_str())
-        .bind(reference)
-        .bind(description)
-        .bind(at)
-        .bind(&scope.workspace_id),
-    )
-    .await?;
-    Ok(())
+    ledger_entry(tx, scope, amount, kind, Some(reference), description, at).await
 }
 
 struct Stored(StoredResponse);

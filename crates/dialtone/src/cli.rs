@@ -90,6 +90,33 @@ enum Command {
     /// Dashboard users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Back up the SQLite database and its secret, while `serve` runs (PostgreSQL:
+    /// use pg_dump).
+    Backup(BackupArgs),
+    /// Restore a backup made by `dialtone backup` into --data-dir.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// A new (or empty) directory for the backup: the database, secret.key, manifest.json.
+    #[arg(long)]
+    to: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// A directory written by `dialtone backup`.
+    #[arg(long)]
+    from: PathBuf,
+    /// Replace the database and secret in a data directory that is not empty (no
+    /// server may be running on it).
+    #[arg(long)]
+    force: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -632,6 +659,8 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
             Ok(())
         }
         Command::Keys(cmd) => keys(g, cmd).await,
+        Command::Backup(args) => backup(g, args),
+        Command::Restore(args) => restore(g, args).await,
         Command::Simulate(cmd) => simulate(g, cmd).await,
         Command::Demo(args) => demo(g, args).await,
         Command::Billing(BillingCommand::Credit {
@@ -1064,4 +1093,412 @@ async fn shutdown_signal() {
 
 fn axum_header_ok(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// What `dialtone backup` writes next to the files, and `restore` checks.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    /// The layout of this manifest.
+    format: u32,
+    database: String,
+    /// The newest migration applied to the database in the backup.
+    schema_version: i64,
+    dialtone_version: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    files: Vec<BackupFile>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct BackupFile {
+    name: String,
+    bytes: u64,
+    sha256: String,
+}
+
+const MANIFEST: &str = "manifest.json";
+const SECRET_FILE: &str = "secret.key";
+
+fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// A directory that is missing or holds nothing.
+fn dir_is_empty(dir: &Path) -> Result<bool, AnyError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(format!("cannot read {}: {e}", dir.display()).into()),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} bytes"),
+    }
+}
+
+const POSTGRES_BACKUP: &str = "dialtone backup copies the embedded SQLite database; with DATABASE_URL \
+     the data is in PostgreSQL: back it up with pg_dump (e.g. `pg_dump --format=custom \
+     --file=dialtone.dump \"$DATABASE_URL\"`) or your provider's snapshots and point-in-time \
+     recovery, and keep DIALTONE_SECRET_KEY with it (without that exact value no API key \
+     authenticates and no webhook secret can be unsealed). See docs/deploy.md, \"Backups\"";
+
+/// `dialtone backup`: a consistent snapshot of the live SQLite database (VACUUM INTO:
+/// one read transaction, no write lock, never `serve.lock`), the secret, a manifest.
+fn backup(g: &Global, args: BackupArgs) -> Result<(), AnyError> {
+    if g.database_url.is_some() {
+        return Err(POSTGRES_BACKUP.into());
+    }
+    let db = g.data_dir.join(dialtone_store::backup::SQLITE_FILE);
+    if !db.is_file() {
+        return Err(format!(
+            "there is no dialtone database in {} (choose the data directory with --data-dir)",
+            g.data_dir.display()
+        )
+        .into());
+    }
+    if !dir_is_empty(&args.to)? {
+        return Err(format!(
+            "{} is not empty: back up into a new directory (one per backup)",
+            args.to.display()
+        )
+        .into());
+    }
+    std::fs::create_dir_all(&args.to)
+        .map_err(|e| format!("cannot create {}: {e}", args.to.display()))?;
+    // The backup holds the secret: owner only, like the data directory should be.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.to, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {}: {e}", args.to.display()))?;
+    }
+    let result = write_backup(g, &db, &args.to);
+    if result.is_err() {
+        // Never leave something that looks like a backup.
+        for name in [dialtone_store::backup::SQLITE_FILE, SECRET_FILE, MANIFEST] {
+            let _ = std::fs::remove_file(args.to.join(name));
+        }
+    }
+    let manifest = result?;
+    let total: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+    if args.json {
+        print_json(&serde_json::json!({
+            "path": args.to,
+            "bytes": total,
+            "schema_version": manifest.schema_version,
+            "dialtone_version": manifest.dialtone_version,
+            "created_at": manifest.created_at,
+            "files": manifest.files,
+        }))
+    } else {
+        println!(
+            "backup written to {} ({}):",
+            args.to.display(),
+            human_bytes(total)
+        );
+        for f in &manifest.files {
+            println!("  {}\t{}", f.name, human_bytes(f.bytes));
+        }
+        if manifest.files.iter().any(|f| f.name == SECRET_FILE) {
+            eprintln!("it holds secret.key: keep it as private as the data directory itself");
+        } else {
+            eprintln!(
+                "the secret is not in the backup (it comes from DIALTONE_SECRET_KEY): keep \
+                 that value too, the backup is useless without it"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn write_backup(g: &Global, db: &Path, to: &Path) -> Result<Manifest, AnyError> {
+    use dialtone_store::backup::{SQLITE_FILE, sqlite_facts, sqlite_snapshot};
+    let created_at = now();
+    let snapshot = to.join(SQLITE_FILE);
+    sqlite_snapshot(db, &snapshot).map_err(|e| {
+        format!(
+            "cannot snapshot the database in {}: {e}",
+            g.data_dir.display()
+        )
+    })?;
+    let facts = sqlite_facts(&snapshot)?;
+    if facts.integrity != "ok" {
+        return Err(format!(
+            "the snapshot fails PRAGMA integrity_check: {}",
+            facts.integrity
+        )
+        .into());
+    }
+    let schema_version = facts
+        .schema_version
+        .ok_or("the database has no migrations applied: not a dialtone database")?;
+    // The secret the database was set up with: the flag, else secret.key (copied).
+    let secret_path = g.data_dir.join(SECRET_FILE);
+    let file_secret = match std::fs::read_to_string(&secret_path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("cannot read {}: {e}", secret_path.display()).into()),
+    };
+    let secret = match (&g.secret_key, &file_secret) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => s.trim().to_owned(),
+        (None, None) => {
+            return Err(format!(
+                "no secret: neither DIALTONE_SECRET_KEY nor {} (a backup without the secret \
+                 cannot be used)",
+                secret_path.display()
+            )
+            .into());
+        }
+    };
+    let check = hex_digest(
+        &KeyDigester::new(&SecretString::from(secret)),
+        "dialtone secret check",
+    );
+    if facts.secret_check.as_deref().is_some_and(|c| c != check) {
+        return Err("the server secret does not match the one this database was created with; set DIALTONE_SECRET_KEY to the original value".into());
+    }
+    let mut names = vec![SQLITE_FILE];
+    if let Some(s) = &file_secret {
+        write_private(&to.join(SECRET_FILE), s)
+            .map_err(|e| format!("cannot write {}: {e}", to.join(SECRET_FILE).display()))?;
+        std::fs::File::open(to.join(SECRET_FILE))?.sync_all()?;
+        names.push(SECRET_FILE);
+    }
+    let mut files = Vec::new();
+    for name in names {
+        let (bytes, sha256) = sha256_file(&to.join(name))?;
+        files.push(BackupFile {
+            name: name.to_owned(),
+            bytes,
+            sha256,
+        });
+    }
+    let manifest = Manifest {
+        format: 1,
+        database: "sqlite".to_owned(),
+        schema_version,
+        dialtone_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_at,
+        files,
+    };
+    // Written last: a backup without its manifest is incomplete, and refused.
+    let path = to.join(MANIFEST);
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)?;
+    std::fs::File::open(&path)?.sync_all()?;
+    Ok(manifest)
+}
+
+/// `dialtone restore`: everything is checked (checksums, schema, secret, integrity,
+/// the target) before a byte is written; then the files are put in place and opened
+/// as `serve` would open them.
+async fn restore(g: &Global, args: RestoreArgs) -> Result<(), AnyError> {
+    use dialtone_store::backup::{SQLITE_FILE, newest_sqlite_migration, sqlite_facts};
+    if g.database_url.is_some() {
+        return Err(
+            "dialtone restore restores the embedded SQLite database; with DATABASE_URL restore \
+             PostgreSQL with pg_restore (or your provider's tooling) and start dialtone with the \
+             DIALTONE_SECRET_KEY the data was made with. See docs/deploy.md, \"Backups\""
+                .into(),
+        );
+    }
+    let from = &args.from;
+    let manifest_path = from.join(MANIFEST);
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(&manifest_path).map_err(|e| {
+            format!(
+                "cannot read {}: {e} (not a complete backup)",
+                manifest_path.display()
+            )
+        })?)
+        .map_err(|e| {
+            format!(
+                "{} is not a dialtone backup manifest: {e}",
+                manifest_path.display()
+            )
+        })?;
+    if manifest.format != 1 || manifest.database != "sqlite" {
+        return Err(format!(
+            "{} is a backup this dialtone cannot read (format {}, database {})",
+            from.display(),
+            manifest.format,
+            manifest.database
+        )
+        .into());
+    }
+    // 1. Every file is the one the backup wrote.
+    let listed = |name: &str| manifest.files.iter().any(|f| f.name == name);
+    if !listed(SQLITE_FILE) {
+        return Err(format!("the backup in {} lists no database", from.display()).into());
+    }
+    for f in &manifest.files {
+        if f.name.contains(['/', '\\']) || f.name.starts_with('.') {
+            return Err(format!("the manifest names an unexpected file: {}", f.name).into());
+        }
+        let (bytes, sha256) = sha256_file(&from.join(&f.name))
+            .map_err(|e| format!("cannot read {}: {e}", from.join(&f.name).display()))?;
+        if bytes != f.bytes || sha256 != f.sha256 {
+            return Err(format!(
+                "{} does not match its checksum in the manifest: the backup is damaged or was \
+                 changed; nothing was restored",
+                from.join(&f.name).display()
+            )
+            .into());
+        }
+    }
+    // 2. This binary knows the schema.
+    let newest = newest_sqlite_migration();
+    let facts = sqlite_facts(&from.join(SQLITE_FILE))?;
+    let actual = facts.schema_version.unwrap_or_default();
+    if manifest.schema_version > newest || actual > newest {
+        return Err(format!(
+            "the backup's schema ({}) is newer than this dialtone knows ({newest}): restore it \
+             with the dialtone version that made it ({}) or a newer one",
+            manifest.schema_version.max(actual),
+            manifest.dialtone_version
+        )
+        .into());
+    }
+    if actual != manifest.schema_version {
+        return Err(format!(
+            "the database's schema ({actual}) is not the one the manifest names ({}): the \
+             backup was changed",
+            manifest.schema_version
+        )
+        .into());
+    }
+    if facts.integrity != "ok" {
+        return Err(format!(
+            "the backup's database fails PRAGMA integrity_check: {}",
+            facts.integrity
+        )
+        .into());
+    }
+    // 3. The secret that will be used is the one the database was made with.
+    let backup_secret = if listed(SECRET_FILE) {
+        Some(std::fs::read_to_string(from.join(SECRET_FILE))?)
+    } else {
+        None
+    };
+    let (secret, source) = match (&g.secret_key, &backup_secret) {
+        (Some(s), _) => (s.clone(), "DIALTONE_SECRET_KEY"),
+        (None, Some(s)) => (s.trim().to_owned(), "the backup's secret.key"),
+        (None, None) => {
+            return Err(
+                "this backup has no secret.key (it was made with DIALTONE_SECRET_KEY): set \
+                 DIALTONE_SECRET_KEY to that value to restore it"
+                    .into(),
+            );
+        }
+    };
+    let check = hex_digest(
+        &KeyDigester::new(&SecretString::from(secret)),
+        "dialtone secret check",
+    );
+    match &facts.secret_check {
+        Some(c) if *c == check => {}
+        Some(_) => {
+            return Err(format!(
+                "the secret ({source}) does not match the one the backup's database was created \
+                 with: keys and webhook secrets would not work; nothing was restored{}",
+                if g.secret_key.is_some() && backup_secret.is_some() {
+                    " (unset DIALTONE_SECRET_KEY to use the backup's secret.key)"
+                } else {
+                    ""
+                }
+            )
+            .into());
+        }
+        None => {
+            return Err(
+                "the backup's database has no secret check: not a dialtone database".into(),
+            );
+        }
+    }
+    // 4. The target: empty, or --force and no server on it.
+    let dir = &g.data_dir;
+    let mut _lock = None;
+    if !dir_is_empty(dir)? {
+        if !args.force {
+            return Err(format!(
+                "{} is not empty: restore into a new directory, or pass --force to replace its \
+                 database and secret",
+                dir.display()
+            )
+            .into());
+        }
+        // Refused while a server runs on it; held until we are done, so none starts.
+        _lock = Some(lock_data_dir(dir)?);
+    }
+    data_dir_ready(dir)?;
+    // 5. Copy under temporary names, check, then rename into place.
+    let mut placed = Vec::new();
+    for f in &manifest.files {
+        let tmp = dir.join(format!(".{}.restoring", f.name));
+        let _ = std::fs::remove_file(&tmp);
+        if f.name == SECRET_FILE {
+            write_private(&tmp, backup_secret.as_deref().unwrap_or_default())?;
+        } else {
+            std::fs::copy(from.join(&f.name), &tmp)
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        }
+        std::fs::File::open(&tmp)?.sync_all()?;
+        if sha256_file(&tmp)?.1 != f.sha256 {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("{} was not written correctly", tmp.display()).into());
+        }
+        placed.push((tmp, dir.join(&f.name)));
+    }
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{SQLITE_FILE}{suffix}")));
+    }
+    if !listed(SECRET_FILE) && args.force {
+        // A secret.key left from before would not be the backup's.
+        let _ = std::fs::remove_file(dir.join(SECRET_FILE));
+    }
+    for (tmp, target) in &placed {
+        std::fs::rename(tmp, target)
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    }
+    // 6. Opened as `serve` opens it: migrations (an older backup) and the secret check.
+    open(g).await?.0.close().await;
+    let total: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+    if args.json {
+        print_json(&serde_json::json!({
+            "data_dir": dir,
+            "from": from,
+            "bytes": total,
+            "schema_version": manifest.schema_version,
+            "backup_created_at": manifest.created_at,
+        }))
+    } else {
+        println!(
+            "restored the backup of {} ({}) into {}; start it with: dialtone serve --data-dir {}",
+            manifest
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            human_bytes(total),
+            dir.display(),
+            dir.display()
+        );
+        Ok(())
+    }
 }

@@ -19,6 +19,7 @@ macro_rules! in_scope {
 
 mod agents;
 mod analytics;
+pub mod backup;
 mod billing;
 mod calls;
 mod campaigns;

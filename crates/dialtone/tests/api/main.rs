@@ -4,6 +4,7 @@
 
 mod agents;
 mod analytics;
+mod backup;
 mod billing;
 mod calls;
 mod campaigns;

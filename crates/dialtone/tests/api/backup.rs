@@ -184,7 +184,9 @@ async fn a_backup_under_eight_writers_restores_every_acknowledged_write_and_serv
         let (acked, stop) = (acked.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let mut i = 0;
+            let mut slowest = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
                 let resp = client
                     .post(format!("{base}/v1/contacts"))
                     .bearer_auth(&key)
@@ -198,8 +200,10 @@ async fn a_backup_under_eight_writers_restores_every_acknowledged_write_and_serv
                     .lock()
                     .expect("lock")
                     .push(c["id"].as_str().expect("id").to_owned());
+                slowest = slowest.max(sent.elapsed());
                 i += 1;
             }
+            slowest
         }));
     }
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -218,9 +222,16 @@ async fn a_backup_under_eight_writers_restores_every_acknowledged_write_and_serv
     let took = started.elapsed();
     let during = acked.lock().expect("lock").len() - before.len();
     stop.store(true, Ordering::Relaxed);
+    let mut slowest = Duration::ZERO;
     for w in writers {
-        w.await.expect("writer");
+        slowest = slowest.max(w.await.expect("writer"));
     }
+    eprintln!(
+        "backup took {took:?}; {} writes before it, {during} during it; slowest write {slowest:?}",
+        before.len()
+    );
+    // The backup holds no write lock: no writer waited on it for more than a moment.
+    assert!(slowest < Duration::from_secs(2), "a write took {slowest:?}");
     assert!(
         during > 0,
         "the writers kept writing while the backup ran ({took:?})"

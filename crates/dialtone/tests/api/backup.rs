@@ -425,6 +425,14 @@ async fn damaged_foreign_and_newer_backups_are_refused_before_anything_is_writte
         err.contains("not empty") && err.contains("--force"),
         "{err}"
     );
+    // Not even --force replaces the database under a running server.
+    let (mut server, _) = rbin.serve().await;
+    let err = rbin
+        .fails(&["restore", "--from", &good.display().to_string(), "--force"])
+        .await;
+    assert!(err.contains("already running"), "{err}");
+    server.start_kill().expect("kill");
+    let _ = server.wait().await;
     let out = rbin
         .run(&["restore", "--from", &good.display().to_string(), "--force"])
         .await;

@@ -174,6 +174,44 @@ async fn a_backup_under_eight_writers_restores_every_acknowledged_write_and_serv
     assert_eq!(resp.status(), StatusCode::CREATED);
     let hook: Value = resp.json().await.expect("json");
     let hook_secret = hook["secret"].as_str().expect("secret").to_owned();
+    // A receiver that is down while the backup is taken: its delivery stays queued.
+    let down_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let resp = client
+        .post(format!("{base}/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({
+            "url": format!("http://127.0.0.1:{down_port}/hook"),
+            "events": ["contact.deleted"],
+        }))
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let queued_secret = resp.json::<Value>().await.expect("json")["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let resp = client
+        .post(format!("{base}/v1/contacts"))
+        .bearer_auth(&key)
+        .json(&json!({"first_name": "Doomed"}))
+        .send()
+        .await
+        .expect("contact");
+    let doomed = resp.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let resp = client
+        .delete(format!("{base}/v1/contacts/{doomed}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), StatusCode::OK);
 
     // 8 writers, each recording the contacts the server acknowledged.
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -266,6 +304,23 @@ async fn a_backup_under_eight_writers_restores_every_acknowledged_write_and_serv
     let facts = dialtone_store::backup::sqlite_facts(&restored.join("dialtone.db"))
         .expect("read restored database");
     assert_eq!(facts.integrity, "ok");
+    // The receiver that was down is up now, where the endpoint points.
+    let queued: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    let got = queued.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let got = got.clone();
+            async move {
+                got.lock().expect("lock").push((headers, body.to_vec()));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", down_port))
+        .await
+        .expect("bind the receiver's port");
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let (mut server, base) = rbin.serve().await;
     let resp = client
         .get(format!("{base}/v1/me"))
@@ -313,6 +368,29 @@ async fn a_backup_under_eight_writers_restores_every_acknowledged_write_and_serv
         .expect("secret")
         .verify(body, &h)
         .expect("the delivery verifies with the secret made before the backup");
+    // The delivery queued before the backup resumes (its retry is 5 s after the first try).
+    let started = Instant::now();
+    let (headers, body) = loop {
+        if let Some(d) = queued.lock().expect("lock").first().cloned() {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the queued delivery never resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let envelope: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(envelope["type"], "contact.deleted");
+    assert_eq!(envelope["data"]["object"]["id"], doomed.as_str());
+    let mut h = HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        h.insert(name, headers[name].clone());
+    }
+    standardwebhooks::Webhook::new(&queued_secret)
+        .expect("secret")
+        .verify(&body, &h)
+        .expect("the resumed delivery verifies");
     server.start_kill().expect("kill");
     let _ = server.wait().await;
     for d in [&data, &backup_dir, &restored] {

@@ -18,6 +18,9 @@ use tokio::process::{Child, Command};
 use crate::common::{SECRET, pg_url};
 use crate::webhooks::Receiver;
 
+/// A request a receiver got: its headers and body.
+type Delivery = (HeaderMap, Vec<u8>);
+
 fn temp(prefix: &str) -> PathBuf {
     std::env::temp_dir().join(dialtone_domain::id::new_id(prefix))
 }
@@ -305,7 +308,7 @@ async fn a_backup_under_eight_writers_restores_every_acknowledged_write_and_serv
         .expect("read restored database");
     assert_eq!(facts.integrity, "ok");
     // The receiver that was down is up now, where the endpoint points.
-    let queued: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    let queued: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let got = queued.clone();
     let app = axum::Router::new().route(
         "/hook",

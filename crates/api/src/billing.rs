@@ -5,6 +5,8 @@ use axum::response::IntoResponse;
 use dialtone_domain::Error;
 use dialtone_domain::billing::{Invoice, Wallet, invoice_month};
 
+use dialtone_domain::page::Page;
+
 use crate::auth::Tenant;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -25,7 +27,7 @@ pub async fn wallet(State(state): State<AppState>, t: Tenant) -> ApiResult<impl 
 /// from the wallet's ledger. The current month is `open`. A workspace key sees its
 /// workspace's usage only; organization-wide totals need an organization key.
 #[utoipa::path(get, path = "/v1/billing/invoices", tag = "billing",
-    responses((status = 200, description = "Invoices, newest first", body = Vec<Invoice>)))]
+    responses((status = 200, description = "Invoices, newest first (one page: every month)", body = Page<Invoice>)))]
 pub async fn invoices(State(state): State<AppState>, t: Tenant) -> ApiResult<impl IntoResponse> {
     let data = state
         .store

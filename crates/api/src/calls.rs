@@ -141,6 +141,7 @@ pub async fn get_log(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, description = "The call, queued", body = Call),
               (status = 402, description = "The wallet cannot cover a first minute (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody),
               (status = 503, description = "Live calling is not enabled (CARRIER_UNAVAILABLE)", body = crate::error::ErrorBody)))]
 pub async fn place(
     State(state): State<AppState>,

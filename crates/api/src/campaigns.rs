@@ -26,7 +26,8 @@ fn campaign_id(id: &str) -> Result<&str> {
 /// campaign starts `running`; progress counts are on the object.
 #[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 201, description = "The campaign, running", body = Campaign)))]
+    responses((status = 201, description = "The campaign, running", body = Campaign),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     t: Tenant,

@@ -42,8 +42,18 @@ pub struct ErrorBody {
     #[schema(example = "contacts:write")]
     pub required_permission: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<ErrorDetails>)]
     pub details: Option<serde_json::Value>,
+}
+
+/// What `details` holds: the fields at fault (400 and 422 `VALIDATION_ERROR`), or
+/// facts about the refusal (402: `needed`, `balance`, `currency`; some 409s).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only: the body is built as JSON in `into_response`
+pub enum ErrorDetails {
+    Fields(Vec<dialtone_domain::FieldError>),
+    Facts(std::collections::BTreeMap<String, serde_json::Value>),
 }
 
 /// The exact 401 body (seed 001).

@@ -350,7 +350,8 @@ pub async fn get(
 /// to. `null` clears a field.
 #[utoipa::path(patch, path = "/v1/phone-numbers/{id}", tag = "phone_numbers",
     params(("id" = String, Path, description = "pn_…")), request_body = RoutingPatch,
-    responses((status = 200, description = "The number", body = PhoneNumber)))]
+    responses((status = 200, description = "The number", body = PhoneNumber),
+              (status = 409, description = "The number was released (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn configure(
     State(state): State<AppState>,
     t: Tenant,

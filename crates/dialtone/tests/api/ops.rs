@@ -121,3 +121,63 @@ async fn the_openapi_document_covers_the_route_table_and_is_committed() {
     assert!(!html.contains("<script"), "the docs page must work offline");
     t.finish().await;
 }
+
+/// What the document says of error bodies and the invoice list is what the server
+/// sends: `details` is a list of fields for a validation error and an object of facts
+/// for a 402; invoices come as a page.
+#[tokio::test]
+async fn error_details_and_the_invoice_page_are_shaped_as_documented() {
+    let t = TestApp::spawn().await;
+    let key = t.admin_key().await;
+    let doc: Value = reqwest::get(format!("{}/v1/openapi.json", t.url))
+        .await
+        .expect("doc")
+        .json()
+        .await
+        .expect("json");
+    let schemas = &doc["components"]["schemas"];
+    let shapes: Vec<&str> = schemas["ErrorDetails"]["oneOf"]
+        .as_array()
+        .expect("ErrorDetails is oneOf")
+        .iter()
+        .filter_map(|s| s["type"].as_str())
+        .collect();
+    assert_eq!(shapes, ["array", "object"]);
+
+    let (status, invalid) = t
+        .post(
+            "/v1/contacts",
+            &key,
+            serde_json::json!({ "email": "not-an-email" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{invalid}");
+    let fields = invalid["details"].as_array().expect("a list of fields");
+    assert!(
+        fields
+            .iter()
+            .all(|f| f["field"].is_string() && f["message"].is_string())
+    );
+
+    let (status, broke) = t
+        .post(
+            "/v1/calls",
+            &key,
+            serde_json::json!({ "to": "+14155550123" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{broke}");
+    assert!(broke["details"]["needed"].is_i64() && broke["details"]["balance"].is_i64());
+
+    let page = &schemas["Page_Invoice"]["properties"];
+    assert!(
+        page["data"].is_object() && page["meta"].is_object(),
+        "{page}"
+    );
+    let (_, invoices) = t.get("/v1/billing/invoices", &key).await;
+    assert!(
+        invoices["data"].is_array() && invoices["meta"].is_object(),
+        "{invoices}"
+    );
+    t.finish().await;
+}

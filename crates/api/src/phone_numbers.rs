@@ -11,7 +11,7 @@ use dialtone_domain::phone_numbers::{
     AvailableNumber, ImportInput, PhoneNumber, PurchaseInput, RoutingPatch, Search, Wanted,
 };
 use dialtone_store::Candidate;
-use dialtone_telephony::{Carrier, NumberHooks, NumberSearch};
+use dialtone_telephony::{Carrier, NumberHooks, NumberSearch, OwnedNumber};
 
 use crate::carrier::carrier_error;
 use serde::{Deserialize, Serialize};
@@ -134,6 +134,28 @@ fn real_carrier<'a>(state: &'a AppState, t: &Tenant) -> Result<Option<&'a dyn Ca
         .filter(|c| c.name() != dialtone_store::SIMULATOR))
 }
 
+/// 402 before anything is asked of the carrier when the wallet cannot pay `cost`.
+async fn can_pay(store: &dialtone_store::Scoped<'_>, cost: i64) -> Result<()> {
+    let balance = store.wallet().await?.balance;
+    if balance < cost {
+        return Err(Error::InsufficientBalance {
+            needed: cost,
+            balance,
+        });
+    }
+    Ok(())
+}
+
+/// A number the carrier now holds for the account, as the store records it.
+fn carried(carrier: &dyn Carrier, owned: &OwnedNumber) -> Candidate {
+    Candidate {
+        number: owned.number.clone(),
+        country: owned.country.clone(),
+        number_type: owned.number_type,
+        carrier: owned.sid.clone().map(|sid| (carrier.name(), sid)),
+    }
+}
+
 /// Where a number's calls and messages reach dialtone.
 fn number_hooks(state: &AppState) -> Result<NumberHooks> {
     let base = crate::carrier::public_url(state)?;
@@ -232,24 +254,12 @@ pub async fn purchase(
                 details: None,
             })?,
     };
-    let balance = store.wallet().await?.balance;
-    if balance < wanted.monthly_cost {
-        return Err(Error::InsufficientBalance {
-            needed: wanted.monthly_cost,
-            balance,
-        }
-        .into());
-    }
+    can_pay(&store, wanted.monthly_cost).await?;
     let owned = carrier
         .buy_number(&wanted, &number_hooks(&state)?)
         .await
         .map_err(carrier_error)?;
-    let candidate = Candidate {
-        number: owned.number.clone(),
-        country: owned.country.clone(),
-        number_type: owned.number_type,
-        carrier: owned.sid.clone().map(|sid| (carrier.name(), sid)),
-    };
+    let candidate = carried(carrier, &owned);
     match store
         .purchase_number(&[candidate], &routing, idem.as_ref())
         .await
@@ -301,24 +311,12 @@ pub async fn import(
         .into());
     };
     let (_, number_type) = dialtone_domain::phone_numbers::classify(&number);
-    let balance = store.wallet().await?.balance;
-    if balance < number_type.monthly_cost() {
-        return Err(Error::InsufficientBalance {
-            needed: number_type.monthly_cost(),
-            balance,
-        }
-        .into());
-    }
+    can_pay(&store, number_type.monthly_cost()).await?;
     let owned = carrier
         .import_number(&number, &number_hooks(&state)?)
         .await
         .map_err(carrier_error)?;
-    let candidate = Candidate {
-        number: owned.number.clone(),
-        country: owned.country.clone(),
-        number_type: owned.number_type,
-        carrier: owned.sid.clone().map(|sid| (carrier.name(), sid)),
-    };
+    let candidate = carried(carrier, &owned);
     // The number stays the account's whatever happens here: nothing to undo.
     let outcome = store
         .purchase_number(&[candidate], &routing, idem.as_ref())

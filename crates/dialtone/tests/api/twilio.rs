@@ -121,6 +121,24 @@ impl Double {
             .to_owned()
     }
 
+    /// The Twilio sid of the last message dialtone sent through the double.
+    async fn last_message_sid(&self) -> String {
+        self.get("/requests")
+            .await
+            .as_array()
+            .expect("requests")
+            .iter()
+            .rev()
+            .find_map(|r| {
+                r["path"]
+                    .as_str()
+                    .filter(|p| p.ends_with("/Messages.json"))
+                    .and(r["response"]["sid"].as_str())
+                    .map(str::to_owned)
+            })
+            .expect("a message reached the double")
+    }
+
     /// Fails the test when any request broke Twilio's published contract.
     async fn assert_no_violations(&self) {
         let v = self.get("/violations").await;
@@ -432,23 +450,8 @@ async fn live_messages_go_through_twilio_and_its_reports_move_them() {
     assert_eq!(sent["status"], "queued");
     assert_eq!(sent["cost"], 1);
     let id = sent["id"].as_str().expect("id").to_owned();
-    let messages = double.get("/requests").await;
-    let create = messages
-        .as_array()
-        .expect("requests")
-        .iter()
-        .rev()
-        .find(|r| {
-            r["path"]
-                .as_str()
-                .is_some_and(|p| p.ends_with("/Messages.json"))
-        })
-        .expect("the message reached Twilio");
-    let sid = create["response"]["sid"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    assert!(sid.starts_with("SM"), "{create}");
+    let sid = double.last_message_sid().await;
+    assert!(sid.starts_with("SM"), "{sid}");
     for status in ["sent", "delivered", "delivered"] {
         let r = double
             .post(
@@ -463,21 +466,7 @@ async fn live_messages_go_through_twilio_and_its_reports_move_them() {
 
     // Undelivered at the far end: failed, with Twilio's error code, still charged.
     let (_, second) = send("+14155550142").await;
-    let sid2 = double
-        .get("/requests")
-        .await
-        .as_array()
-        .expect("requests")
-        .iter()
-        .rev()
-        .find_map(|r| {
-            r["path"]
-                .as_str()
-                .filter(|p| p.ends_with("/Messages.json"))
-                .and(r["response"]["sid"].as_str())
-                .map(str::to_owned)
-        })
-        .expect("second message");
+    let sid2 = double.last_message_sid().await;
     assert_ne!(sid2, sid);
     double
         .post(
@@ -940,21 +929,7 @@ async fn lost_callbacks_are_recovered_by_asking_twilio() {
             json!({ "to": "+14155550172", "from": from, "body": "See you at 10" }),
         )
         .await;
-    let message_sid = double
-        .get("/requests")
-        .await
-        .as_array()
-        .expect("requests")
-        .iter()
-        .rev()
-        .find_map(|r| {
-            r["path"]
-                .as_str()
-                .filter(|p| p.ends_with("/Messages.json"))
-                .and(r["response"]["sid"].as_str())
-                .map(str::to_owned)
-        })
-        .expect("message sid");
+    let message_sid = double.last_message_sid().await;
     double
         .post(
             &format!("/messages/{message_sid}/status"),

@@ -24,7 +24,8 @@
 //! - `server`: serving connections (header, body and idle timeouts, the connection
 //!   cap, keeping connections after early answers);
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
-//! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability.
+//! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability;
+//! - [`reference`]: the API reference page (`/docs`, the vendored Stoplight Elements).
 
 pub mod agents;
 pub mod analytics;
@@ -44,6 +45,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod phone_numbers;
+pub mod reference;
 pub mod router;
 mod server;
 pub mod shared;

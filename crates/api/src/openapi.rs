@@ -7,7 +7,7 @@
 //! when it drifts (`DIALTONE_UPDATE_OPENAPI=1` rewrites it).
 
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
@@ -164,95 +164,4 @@ pub async fn json() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         document_json(),
     )
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A self-contained page: no script, no CDN, works offline.
-pub async fn docs() -> Html<String> {
-    let doc = document();
-    let mut nav = String::new();
-    let mut body = String::new();
-    for (path, item) in &doc.paths.paths {
-        for (method, op) in [
-            ("GET", &item.get),
-            ("POST", &item.post),
-            ("PUT", &item.put),
-            ("PATCH", &item.patch),
-            ("DELETE", &item.delete),
-        ] {
-            let Some(op) = op else { continue };
-            let anchor = format!(
-                "{}-{}",
-                method.to_lowercase(),
-                path.replace(['/', '{', '}'], "-")
-            );
-            let summary = op.summary.clone().unwrap_or_default();
-            nav.push_str(&format!(
-                "<li><a href=\"#{anchor}\"><span class=\"m {m}\">{method}</span> {p}</a></li>",
-                m = method.to_lowercase(),
-                p = esc(path)
-            ));
-            body.push_str(&format!(
-                "<section id=\"{anchor}\"><h2><span class=\"m {m}\">{method}</span> <code>{p}</code></h2><p class=\"summary\">{s}</p>",
-                m = method.to_lowercase(),
-                p = esc(path),
-                s = esc(&summary)
-            ));
-            if let Some(d) = &op.description {
-                body.push_str(&format!("<p>{}</p>", esc(d)));
-            }
-            if let Some(params) = op.parameters.as_ref().filter(|p| !p.is_empty()) {
-                body.push_str("<h3>Parameters</h3><ul>");
-                for p in params {
-                    let RefOr::T(p) = p else { continue };
-                    body.push_str(&format!(
-                        "<li><code>{}</code> <small>{}</small> {}</li>",
-                        esc(&p.name),
-                        serde_json::to_string(&p.parameter_in)
-                            .unwrap_or_default()
-                            .trim_matches('"'),
-                        esc(p.description.as_deref().unwrap_or(""))
-                    ));
-                }
-                body.push_str("</ul>");
-            }
-            if let Some(RefOr::T(rb)) = &op.request_body {
-                let schema = serde_json::to_string_pretty(&rb.content).unwrap_or_default();
-                body.push_str(&format!("<h3>Request body</h3><pre>{}</pre>", esc(&schema)));
-            }
-            body.push_str("<h3>Responses</h3><ul>");
-            for (code, resp) in &op.responses.responses {
-                let text = match resp {
-                    RefOr::T(r) => r.description.clone(),
-                    RefOr::Ref(r) => r.ref_location.clone(),
-                };
-                body.push_str(&format!("<li><b>{}</b> {}</li>", esc(code), esc(&text)));
-            }
-            body.push_str("</ul></section>");
-        }
-    }
-    let schemas = doc
-        .components
-        .as_ref()
-        .map(|c| serde_json::to_string_pretty(&c.schemas).unwrap_or_default())
-        .unwrap_or_default();
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} — reference</title><style>
-body{{font:15px/1.5 system-ui,sans-serif;margin:0;display:flex;color:#1a1a1a}}nav{{width:320px;height:100vh;overflow:auto;position:sticky;top:0;background:#f6f7f9;padding:1rem;box-sizing:border-box}}
-nav ul{{list-style:none;padding:0}}nav a{{text-decoration:none;color:inherit;font-size:13px}}main{{flex:1;padding:1rem 2rem;max-width:900px}}
-section{{border-bottom:1px solid #e3e5e8;padding:1rem 0}}.m{{display:inline-block;min-width:3.5em;font:600 12px monospace;padding:2px 4px;border-radius:4px;color:#fff;text-align:center}}
-.get{{background:#2f7d32}}.post{{background:#1565c0}}.patch,.put{{background:#8a5a00}}.delete{{background:#b3261e}}pre{{background:#f6f7f9;padding:.75rem;overflow:auto;font-size:12px}}
-a:focus,a:hover{{outline:2px solid #1565c0}}</style></head><body><nav aria-label="Operations"><h1>{title}</h1><p><a href="/v1/openapi.json">openapi.json</a></p><ul>{nav}</ul></nav>
-<main><p>{desc}</p>{body}<h2>Schemas</h2><pre>{schemas}</pre></main></body></html>"#,
-        title = esc(&doc.info.title),
-        desc = esc(doc.info.description.as_deref().unwrap_or("")),
-        schemas = esc(&schemas),
-    ))
 }

@@ -384,7 +384,7 @@ pub fn build(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/v1/openapi.json", get(openapi::json))
-        .route("/docs", get(openapi::docs))
+        .merge(crate::reference::routes())
         .route("/v1/recordings/{id}/media", get(calls::media))
         .merge(api)
         .merge(mcp)

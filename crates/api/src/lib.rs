@@ -38,6 +38,7 @@ pub mod config;
 pub mod contacts;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod mcp;
 pub mod messages;

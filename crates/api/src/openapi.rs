@@ -35,6 +35,7 @@ use crate::{
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::deliveries, webhooks::subscribe, webhooks::unsubscribe,
         webhooks::redeliver, webhooks::recover, webhooks::test, webhooks::rotate_secret,
+        crate::events::event_types, crate::events::list, crate::events::get,
         calls::list, calls::place, calls::get, calls::hangup, calls::transcript, calls::list_logs,
         calls::get_log, calls::list_recordings, calls::get_recording, calls::list_conversations,
         calls::get_conversation, messages::conversation_messages, messages::list_notes,
@@ -50,6 +51,7 @@ use crate::{
         (name = "analytics", description = "Usage over time"),
         (name = "campaigns", description = "An agent calling a list of numbers"),
         (name = "webhooks", description = "Signed event deliveries, and Zapier-style REST hooks"),
+        (name = "events", description = "Event types and the event log of the last 30 days; each type's delivery is in the document's `webhooks` section"),
         (name = "calls", description = "Calls (call logs), transcripts and recordings; test keys simulate"),
         (name = "conversations", description = "Threads of calls and messages with one number, and their notes"),
         (name = "messages", description = "SMS: send, list, retrieve"),
@@ -149,6 +151,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             }
         }
     }
+    crate::events::add_webhooks(&mut doc);
     doc
 }
 

@@ -27,8 +27,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    agents, analytics, auth, billing, calls, campaigns, contacts, keys, messages, metrics, openapi,
-    ops, phone_numbers, webhooks,
+    agents, analytics, auth, billing, calls, campaigns, contacts, events, keys, messages, metrics,
+    openapi, ops, phone_numbers, webhooks,
 };
 
 /// One `/v1` route: its method, path template and the permission it needs
@@ -322,6 +322,9 @@ fn v1() -> Vec<Route> {
             write(Webhooks),
             webhooks::rotate_secret,
         ),
+        route(M::GET, "/v1/event-types", None, events::event_types),
+        route(M::GET, "/v1/events", None, events::list),
+        route(M::GET, "/v1/events/{id}", None, events::get),
     ]
 }
 

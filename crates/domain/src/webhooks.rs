@@ -170,7 +170,10 @@ pub fn check_events(events: &[String]) -> Result<Vec<String>> {
         v.check(
             e == "*" || crate::events::EventType::parse(e).is_some(),
             "events",
-            format!("unknown event type {e:?}"),
+            format!(
+                "{}, or \"*\" for every type",
+                crate::events::unknown_type_message(e)
+            ),
         );
     }
     v.finish()?;

@@ -26,6 +26,7 @@ mod campaigns;
 mod contacts;
 mod db;
 mod demo;
+mod events;
 mod keys;
 mod messages;
 mod phone_numbers;
@@ -116,6 +117,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261127000014,
         include_str!("../migrations/sqlite/20261127000014_signin_devices.sql"),
+    ),
+    (
+        20261127000015,
+        include_str!("../migrations/sqlite/20261127000015_event_log.sql"),
     ),
 ];
 

@@ -13,6 +13,7 @@ mod common;
 mod connections;
 mod contacts;
 mod dashboard;
+mod event_log;
 mod events;
 mod keys;
 mod mcp;

@@ -29,6 +29,7 @@ mod demo;
 mod events;
 mod keys;
 mod messages;
+pub mod org_data;
 mod phone_numbers;
 mod reconcile;
 mod recordings;

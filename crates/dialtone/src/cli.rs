@@ -335,6 +335,28 @@ enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write every object of an organization as JSON Lines (one file per resource,
+    /// secrets left out) and a manifest, into a new directory.
+    Export {
+        #[arg(long)]
+        org: String,
+        /// A new (or empty) directory for the export.
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase an organization: revoke its keys, then delete every row of it, for good.
+    Delete {
+        #[arg(long)]
+        org: String,
+        /// Do not ask for the organization id to be typed (required when stdin is not
+        /// a terminal).
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -647,6 +669,8 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
             store.close().await;
             Ok(())
         }
+        Command::Org(OrgCommand::Export { org, to, json }) => org_export(g, &org, &to, json).await,
+        Command::Org(OrgCommand::Delete { org, yes, json }) => org_delete(g, &org, yes, json).await,
         Command::Workspace(WorkspaceCommand::Create { org, name, json }) => {
             let (store, _) = open(g).await?;
             let ws = store.create_workspace(&org, name.trim()).await?;
@@ -1498,6 +1522,210 @@ async fn restore(g: &Global, args: RestoreArgs) -> Result<(), AnyError> {
             human_bytes(total),
             dir.display(),
             dir.display()
+        );
+        Ok(())
+    }
+}
+
+/// One file of an organization export, as the manifest lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ExportFile {
+    name: String,
+    rows: u64,
+    bytes: u64,
+    sha256: String,
+}
+
+/// Rows read from the database at a time during an export.
+const EXPORT_PAGE: usize = 1000;
+
+/// `dialtone org export`: every exported table of the organization as JSON Lines,
+/// paged through its key (the server keeps running), its invoices, and a manifest
+/// written last.
+async fn org_export(g: &Global, org_id: &str, to: &Path, json: bool) -> Result<(), AnyError> {
+    if !dir_is_empty(to)? {
+        return Err(format!(
+            "{} is not empty: export into a new directory (one per export)",
+            to.display()
+        )
+        .into());
+    }
+    let (store, _) = open(g).await?;
+    let result = write_org_export(&store, org_id, to).await;
+    store.close().await;
+    let manifest = match result {
+        Ok(m) => m,
+        Err(e) => {
+            // Never leave something that looks like an export.
+            if let Ok(entries) = std::fs::read_dir(to) {
+                for entry in entries.flatten() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            return Err(e);
+        }
+    };
+    if json {
+        print_json(&serde_json::json!({ "path": to, "manifest": manifest }))
+    } else {
+        let files = manifest["files"].as_array().cloned().unwrap_or_default();
+        println!(
+            "exported organization {org_id} to {} ({} files):",
+            to.display(),
+            files.len()
+        );
+        for f in files {
+            println!("  {}\t{} rows", f["name"].as_str().unwrap_or(""), f["rows"]);
+        }
+        eprintln!("it holds the organization's personal data: keep it private");
+        Ok(())
+    }
+}
+
+async fn write_org_export(
+    store: &Store,
+    org_id: &str,
+    to: &Path,
+) -> Result<serde_json::Value, AnyError> {
+    use dialtone_store::org_data::{Export, ORG_TABLES};
+    use std::io::Write;
+    let org = store.get_org(org_id).await?;
+    store.check_org_coverage().await?;
+    let created_at = now();
+    std::fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {}: {e}", to.display()))?;
+    }
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    // Parents before children: the reverse of the deletion order.
+    for table in ORG_TABLES.iter().rev() {
+        let Some(name) = table.file() else {
+            if let Export::Skip(reason) = table.export {
+                skipped.push(serde_json::json!({ "table": table.name, "reason": reason }));
+            }
+            continue;
+        };
+        let path = to.join(&name);
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        );
+        let mut rows = 0u64;
+        let mut after = None;
+        loop {
+            let page = store
+                .org_export_page(&org.id, table, after.as_ref(), EXPORT_PAGE)
+                .await?;
+            for row in &page.rows {
+                serde_json::to_writer(&mut out, row)?;
+                out.write_all(b"\n")?;
+                rows += 1;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        files.push((name, rows, out));
+    }
+    // Invoices, as the ledger gives them (organization-wide, per mode).
+    let invoices_name = "invoices.jsonl".to_owned();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(to.join(&invoices_name))?);
+    let mut rows = 0u64;
+    for mode in [Mode::Live, Mode::Test] {
+        let scope = dialtone_domain::tenancy::Scope {
+            org_id: org.id.clone(),
+            workspace_id: org.default_workspace_id.clone(),
+            mode,
+        };
+        for invoice in store.scoped(&scope).invoices(true).await? {
+            serde_json::to_writer(&mut out, &invoice)?;
+            out.write_all(b"\n")?;
+            rows += 1;
+        }
+    }
+    files.push((invoices_name, rows, out));
+    let mut listed = Vec::new();
+    for (name, rows, out) in files {
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let (bytes, sha256) = sha256_file(&to.join(&name))?;
+        listed.push(ExportFile {
+            name,
+            rows,
+            bytes,
+            sha256,
+        });
+    }
+    let manifest = serde_json::json!({
+        "format": 1,
+        "organization_id": org.id,
+        "organization_name": org.name,
+        "database": match store.backend() {
+            dialtone_store::Backend::Sqlite => "sqlite",
+            dialtone_store::Backend::Postgres => "postgres",
+        },
+        "schema_version": store.schema_version().await?,
+        "dialtone_version": env!("CARGO_PKG_VERSION"),
+        "created_at": created_at,
+        "files": listed,
+        "not_exported": skipped,
+    });
+    // Written last: an export without its manifest is incomplete.
+    let path = to.join(MANIFEST);
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)?;
+    std::fs::File::open(&path)?.sync_all()?;
+    Ok(manifest)
+}
+
+/// `dialtone org delete`: confirmation (`--yes`, or the id typed on a terminal), then
+/// the store revokes every key and deletes every row of the organization.
+async fn org_delete(g: &Global, org_id: &str, yes: bool, json: bool) -> Result<(), AnyError> {
+    use std::io::IsTerminal;
+    let (store, _) = open(g).await?;
+    let result = async {
+        let org = store.get_org(org_id).await?;
+        if !yes {
+            if !std::io::stdin().is_terminal() {
+                return Err::<_, AnyError>(
+                    "refusing to erase an organization without confirmation: pass --yes (stdin                      is not a terminal to type the organization id on)"
+                        .into(),
+                );
+            }
+            eprintln!(
+                "This erases organization {} ({}) for good: its keys are revoked, then every                  row of it is deleted. Export it first (dialtone org export) if anything must                  be kept.",
+                org.id, org.name
+            );
+            eprint!("Type the organization id to confirm: ");
+            let mut typed = String::new();
+            std::io::stdin().read_line(&mut typed)?;
+            if typed.trim() != org.id {
+                return Err("the typed id does not match: nothing was erased".into());
+            }
+        }
+        Ok(store.erase_org(&org.id).await?)
+    }
+    .await;
+    store.close().await;
+    let erased = result?;
+    if json {
+        print_json(&serde_json::json!({
+            "organization_id": erased.organization_id,
+            "revoked_keys": erased.revoked_keys,
+            "deleted": erased.deleted.iter()
+                .map(|(t, n)| serde_json::json!({ "table": t, "rows": n }))
+                .collect::<Vec<_>>(),
+        }))
+    } else {
+        let total: u64 = erased.deleted.iter().map(|(_, n)| n).sum();
+        println!(
+            "erased organization {}: {} keys revoked, {total} rows deleted",
+            erased.organization_id,
+            erased.revoked_keys.len()
         );
         Ok(())
     }

@@ -21,6 +21,7 @@ mod messages;
 mod nodes;
 mod nul;
 mod ops;
+mod org_data;
 mod pagination;
 mod phone_numbers;
 mod secrets;

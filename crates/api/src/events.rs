@@ -113,7 +113,8 @@ pub struct ListEventsQuery {
 const PARAMETERS: &str = "limit, cursor, type, created_after, created_before";
 
 fn time_param(field: &str, value: &str) -> Result<Timestamp> {
-    DateTime::parse_from_rfc3339(value)
+    // An offset's unencoded `+` arrives as a space.
+    DateTime::parse_from_rfc3339(&value.replace(' ', "+"))
         .map(|t| truncate(t.with_timezone(&Utc)))
         .map_err(|_| {
             Error::validation(
@@ -407,6 +408,13 @@ mod tests {
         assert_eq!(
             q.created_after.map(|t| t.timestamp_millis() % 1000),
             Some(123)
+        );
+        let offset =
+            ListEventsQuery::from_pairs(pairs(&[("created_before", "2026-11-01T01:00:00 01:00")]))
+                .expect("an unencoded + is a space");
+        assert_eq!(
+            offset.created_before.map(|t| t.to_rfc3339()),
+            Some("2026-11-01T00:00:00+00:00".to_owned())
         );
         for bad in [
             &[("type", "call.exploded")][..],

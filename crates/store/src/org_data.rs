@@ -623,6 +623,11 @@ impl Store {
             revoked_keys.push(key_id);
         }
         let mut tx = self.db.begin().await?;
+        // A large organization may take longer than any request's statement may.
+        let unbounded = self.db.dialect("", "SET LOCAL statement_timeout = 0");
+        if !unbounded.is_empty() {
+            tx.execute(query(unbounded)).await?;
+        }
         // Every key about to go (one made since the revocations too) is announced on
         // the change feed, so no server keeps it cached.
         tx.execute(

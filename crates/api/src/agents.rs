@@ -1,15 +1,17 @@
 //! `/v1/agents`: voice agents.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use dialtone_domain::Result;
 use dialtone_domain::agents::{Agent, AgentInput, AgentPatch};
 use dialtone_domain::page::{Page, PageRequest};
 
 use crate::auth::Tenant;
-use crate::error::{ApiResult, Json, Query};
-use crate::shared::{Deleted, PageQuery, checked_id};
+use crate::error::{ApiResult, Json, JsonBytes, Query};
+use crate::shared::{
+    Deleted, PageQuery, checked_id, created, idempotency_key, same_answer, stored_json,
+};
 use crate::state::AppState;
 
 fn agent_id(id: &str) -> Result<&str> {
@@ -30,16 +32,27 @@ pub async fn list(
 }
 
 /// Create an agent
+///
+/// Takes an `Idempotency-Key`: a retry with the same key and body answers the first
+/// request's agent again (`Idempotent-Replayed: true`) and creates nothing.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = AgentInput,
-    responses((status = 201, description = "The new agent", body = Agent)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, description = "The new agent", body = Agent),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     t: Tenant,
-    Json(input): Json<AgentInput>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<AgentInput>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/agents", &raw)?;
     let fields = input.into_fields()?;
-    let agent = state.store.scoped(&t.scope).create_agent(fields).await?;
-    Ok((StatusCode::CREATED, axum::Json(agent)))
+    let outcome = state
+        .store
+        .scoped(&t.scope)
+        .create_agent_once(fields, same_answer(idem.as_ref(), |a| stored_json(201, a)))
+        .await?;
+    created(outcome, idem.as_ref())
 }
 
 /// Retrieve an agent

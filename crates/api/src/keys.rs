@@ -3,15 +3,16 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use dialtone_domain::auth::{
     Actor, ApiKey, KeyRequest, Principal, plan_new_key, plan_revocation, plan_rotation,
 };
 use dialtone_domain::id::{looks_like, new_id};
+use dialtone_domain::idempotency::{Idem, IdempotencyKey, Outcome};
 use dialtone_domain::keys::{KeyDigester, generate};
 use dialtone_domain::page::{Page, PageRequest};
-use dialtone_domain::tenancy::Mode;
+use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::{Timestamp, now, rfc3339};
 use dialtone_domain::{Error, Result};
 use dialtone_store::{NewKeyRow, Store};
@@ -19,8 +20,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, ClientIp};
-use crate::error::{ApiResult, Json, Query};
-use crate::shared::PageQuery;
+use crate::error::{ApiResult, JsonBytes, Query};
+use crate::shared::{PageQuery, answer, early_replay, idempotency_key, stored_json};
 use crate::state::AppState;
 
 /// Issues keys: generates the token, stores only its digest, enforces the cap.
@@ -55,8 +56,19 @@ impl KeyIssuer<'_> {
         org_id: &str,
         req: KeyRequest,
     ) -> Result<CreatedKey> {
+        done(self.create_once(actor, org_id, req, None).await?)
+    }
+
+    /// [`KeyIssuer::create`] once per `Idempotency-Key` (see [`Once`]).
+    pub async fn create_once(
+        &self,
+        actor: Actor<'_>,
+        org_id: &str,
+        req: KeyRequest,
+        idem: Option<Once<'_>>,
+    ) -> Result<Outcome<CreatedKey>> {
         let spec = plan_new_key(actor, org_id, req, now())?;
-        self.issue(&spec, None).await
+        self.issue(&spec, None, idem).await
     }
 
     /// Replaces `old` with a new key of the same name, permissions and scope. The old
@@ -67,6 +79,17 @@ impl KeyIssuer<'_> {
         old: &ApiKey,
         old_expires_at: Option<Timestamp>,
     ) -> Result<CreatedKey> {
+        done(self.rotate_once(actor, old, old_expires_at, None).await?)
+    }
+
+    /// [`KeyIssuer::rotate`] once per `Idempotency-Key` (see [`Once`]).
+    pub async fn rotate_once(
+        &self,
+        actor: Actor<'_>,
+        old: &ApiKey,
+        old_expires_at: Option<Timestamp>,
+        idem: Option<Once<'_>>,
+    ) -> Result<Outcome<CreatedKey>> {
         let at = now();
         if !old.is_active(at) {
             return Err(Error::Conflict {
@@ -83,14 +106,15 @@ impl KeyIssuer<'_> {
             let t = t.max(at);
             (old.id.as_str(), old.expires_at.map_or(t, |e| e.min(t)))
         });
-        self.issue(&spec, retire).await
+        self.issue(&spec, retire, idem).await
     }
 
     async fn issue(
         &self,
         spec: &dialtone_domain::auth::KeySpec,
         retire: Option<(&str, Timestamp)>,
-    ) -> Result<CreatedKey> {
+        idem: Option<Once<'_>>,
+    ) -> Result<Outcome<CreatedKey>> {
         let token = generate(self.brand, spec.mode);
         let digest = self.digester.digest(token.secret.expose_secret());
         let id = new_id("key");
@@ -101,11 +125,53 @@ impl KeyIssuer<'_> {
             last_four: &token.last_four,
             ip: self.ip,
         };
-        let key = self.store.insert_key(spec, row, self.cap, retire).await?;
-        Ok(CreatedKey {
-            key,
-            secret: token.secret,
-        })
+        let idem = idem.map(|o| {
+            (
+                o.scope,
+                Idem {
+                    key: o.key,
+                    answer: key_replay,
+                },
+            )
+        });
+        Ok(
+            match self
+                .store
+                .insert_key_once(spec, row, self.cap, retire, idem)
+                .await?
+            {
+                Outcome::Done(key) => Outcome::Done(CreatedKey {
+                    key,
+                    secret: token.secret,
+                }),
+                Outcome::Replay(stored) => Outcome::Replay(stored),
+            },
+        )
+    }
+}
+
+/// The `Idempotency-Key` of a key creation or rotation and the scope it is kept in
+/// (the requesting key's workspace and mode).
+#[derive(Debug, Clone, Copy)]
+pub struct Once<'a> {
+    pub scope: &'a Scope,
+    pub key: &'a IdempotencyKey,
+}
+
+/// What a replay of a key creation or rotation answers: 200 and the key the first
+/// request made, **without its secret** (a token is never stored anywhere, the
+/// idempotency table included).
+fn key_replay(key: &ApiKey) -> Result<(u16, String)> {
+    stored_json(200, &ApiKeyView::new(key, key.created_at))
+}
+
+/// The effect of an issuer call made without an `Idempotency-Key`.
+fn done(outcome: Outcome<CreatedKey>) -> Result<CreatedKey> {
+    match outcome {
+        Outcome::Done(created) => Ok(created),
+        Outcome::Replay(_) => Err(Error::internal(std::io::Error::other(
+            "a replay without an idempotency key",
+        ))),
     }
 }
 
@@ -239,7 +305,21 @@ pub async fn rotate_key(
     old_expires_at: Option<Timestamp>,
     ip: Option<&str>,
 ) -> Result<CreatedKey> {
-    let created = issuer(state, ip).rotate(actor, old, old_expires_at).await?;
+    done(rotate_key_once(state, actor, old, old_expires_at, ip, None).await?)
+}
+
+/// [`rotate_key`] once per `Idempotency-Key`.
+pub async fn rotate_key_once(
+    state: &AppState,
+    actor: Actor<'_>,
+    old: &ApiKey,
+    old_expires_at: Option<Timestamp>,
+    ip: Option<&str>,
+    idem: Option<Once<'_>>,
+) -> Result<Outcome<CreatedKey>> {
+    let created = issuer(state, ip)
+        .rotate_once(actor, old, old_expires_at, idem)
+        .await?;
     state.key_cache.evict(&old.id);
     Ok(created)
 }
@@ -271,15 +351,29 @@ pub async fn me(Caller(p): Caller) -> impl IntoResponse {
 ///
 /// The answer holds `secret`, the full key, this once. A key can only create keys
 /// within its own permissions, mode, workspace and lifetime.
+///
+/// Takes an `Idempotency-Key`, kept per requesting key's workspace and mode. Secrets
+/// are never stored, so a retry with the same key and body creates nothing and
+/// answers **200** with the key the first request created, **without `secret`**
+/// (`Idempotent-Replayed: true`). If the first answer was lost, revoke that key (or
+/// rotate it) and use the new secret.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api_keys", request_body = CreateKeyBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe; a replay answers 200 without the secret")),
     responses((status = 201, description = "The new key, with its secret", body = CreatedKeyView),
-              (status = 409, description = "The organization's key limit is reached", body = crate::error::ErrorBody)))]
+              (status = 200, description = "A replay (same Idempotency-Key and body): the key the first request created, without its secret", body = ApiKeyView),
+              (status = 409, description = "The organization's key limit is reached, or the Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(p): Caller,
     ip: ClientIp,
-    Json(body): Json<CreateKeyBody>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+    JsonBytes(body, raw): JsonBytes<CreateKeyBody>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/api-keys", &raw)?;
+    let scope = p.scope(None)?;
+    if let Some(replayed) = early_replay(&state.store.scoped(&scope), idem.as_ref()).await? {
+        return Ok(replayed);
+    }
     let req = KeyRequest {
         name: body.name,
         read_only: body.read_only,
@@ -288,14 +382,22 @@ pub async fn create(
         workspace_id: body.workspace_id,
         expires_at: body.expires_at.map(dialtone_domain::time::truncate),
     };
-    let created = issuer(&state, ip.as_deref())
-        .create(Actor::Key(&p), &p.org_id, req)
+    let outcome = issuer(&state, ip.as_deref())
+        .create_once(
+            Actor::Key(&p),
+            &p.org_id,
+            req,
+            idem.as_ref().map(|key| Once { scope: &scope, key }),
+        )
         .await?;
-    tracing::info!(key_id = %created.key.id, by = %p.key_id, "api key created");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedKeyView::new(&created)),
-    ))
+    answer(outcome, idem.as_ref(), |created| {
+        tracing::info!(key_id = %created.key.id, by = %p.key_id, "api key created");
+        (
+            StatusCode::CREATED,
+            axum::Json(CreatedKeyView::new(&created)),
+        )
+            .into_response()
+    })
 }
 
 /// List API keys
@@ -358,17 +460,36 @@ pub async fn revoke(
 ///
 /// Issues a replacement with the same name, permissions and scope. The old key keeps
 /// working until you revoke it, or until `old_key_expires_at`.
+///
+/// Takes an `Idempotency-Key`, kept per requesting key's workspace and mode: a retry
+/// with the same key and body makes no second replacement (and moves no expiry) and
+/// answers **200** with the replacement the first request made, **without `secret`**
+/// (`Idempotent-Replayed: true`), since secrets are never stored.
 #[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api_keys",
-    params(("id" = String, Path, description = "key_…")),
+    params(("id" = String, Path, description = "key_…"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe; a replay answers 200 without the secret")),
     request_body(content = Option<RotateKeyBody>),
-    responses((status = 201, description = "The replacement key, with its secret", body = CreatedKeyView)))]
+    responses((status = 201, description = "The replacement key, with its secret", body = CreatedKeyView),
+              (status = 200, description = "A replay (same Idempotency-Key and body): the replacement the first request made, without its secret", body = ApiKeyView),
+              (status = 409, description = "The key cannot be rotated (revoked or expired), or the Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn rotate(
     State(state): State<AppState>,
     Caller(p): Caller,
     ip: ClientIp,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
+    let idem = idempotency_key(
+        &headers,
+        "POST",
+        &format!("/v1/api-keys/{id}/rotate"),
+        &body,
+    )?;
+    let scope = p.scope(None)?;
+    if let Some(replayed) = early_replay(&state.store.scoped(&scope), idem.as_ref()).await? {
+        return Ok(replayed);
+    }
     let body: RotateKeyBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKeyBody::default()
     } else {
@@ -394,10 +515,21 @@ pub async fn rotate(
         )),
     };
     let old = visible_key(&state, &p, &id).await?;
-    let created = rotate_key(&state, Actor::Key(&p), &old, old_expires_at, ip.as_deref()).await?;
-    tracing::info!(key_id = %id, new_key_id = %created.key.id, by = %p.key_id, "api key rotated");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedKeyView::new(&created)),
-    ))
+    let outcome = rotate_key_once(
+        &state,
+        Actor::Key(&p),
+        &old,
+        old_expires_at,
+        ip.as_deref(),
+        idem.as_ref().map(|key| Once { scope: &scope, key }),
+    )
+    .await?;
+    answer(outcome, idem.as_ref(), |created| {
+        tracing::info!(key_id = %id, new_key_id = %created.key.id, by = %p.key_id, "api key rotated");
+        (
+            StatusCode::CREATED,
+            axum::Json(CreatedKeyView::new(&created)),
+        )
+            .into_response()
+    })
 }

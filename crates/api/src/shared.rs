@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::id::looks_like;
-use dialtone_domain::idempotency::{IdempotencyKey, Outcome, StoredResponse};
+use dialtone_domain::idempotency::{Idem, IdempotencyKey, Outcome, StoredResponse};
 use dialtone_domain::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -84,14 +84,74 @@ pub fn created<T: Serialize>(
     outcome: Outcome<T>,
     idem: Option<&IdempotencyKey>,
 ) -> crate::error::ApiResult<Response> {
+    answer(outcome, idem, |v| {
+        (StatusCode::CREATED, axum::Json(v)).into_response()
+    })
+}
+
+/// The answer to a request that takes an `Idempotency-Key`: `fresh` made of what it
+/// did, or the replay of the first answer given for that key (409 if the key came
+/// with another request).
+pub fn answer<T>(
+    outcome: Outcome<T>,
+    idem: Option<&IdempotencyKey>,
+    fresh: impl FnOnce(T) -> Response,
+) -> crate::error::ApiResult<Response> {
     match (outcome, idem) {
-        (Outcome::Done(v), _) => Ok((StatusCode::CREATED, axum::Json(v)).into_response()),
+        (Outcome::Done(v), _) => Ok(fresh(v)),
         (Outcome::Replay(stored), Some(key)) => Ok(replay(stored.replay_for(key)?)),
         (Outcome::Replay(_), None) => Err(Error::internal(std::io::Error::other(
             "a replay without an idempotency key",
         ))
         .into()),
     }
+}
+
+/// `Idem` for a request answered `status` with `body(done)`: the same answer, fresh
+/// or replayed (for answers that hold no secret).
+pub fn same_answer<T>(
+    key: Option<&IdempotencyKey>,
+    answer: fn(&T) -> Result<(u16, String)>,
+) -> Option<Idem<'_, T>> {
+    key.map(|key| Idem { key, answer })
+}
+
+/// An answer to store or send: `status` and `body` as JSON.
+pub fn stored_json(status: u16, body: &impl Serialize) -> Result<(u16, String)> {
+    Ok((
+        status,
+        serde_json::to_string(body).map_err(Error::internal)?,
+    ))
+}
+
+/// A response from an answer made by an `Idem`'s function (the fresh twin of a replay).
+pub fn respond(answer: Result<(u16, String)>) -> Response {
+    match answer {
+        Ok((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
+
+/// The stored answer of an earlier request with this `Idempotency-Key`, read before
+/// checks a retry could now fail (a URL that stopped resolving, an API key the first
+/// request rotated or expired, the key limit the first request reached): a retry is
+/// replayed whatever changed since. The claim inside the storage call still decides
+/// between concurrent requests.
+pub async fn early_replay(
+    store: &dialtone_store::Scoped<'_>,
+    idem: Option<&IdempotencyKey>,
+) -> Result<Option<Response>> {
+    if let Some(key) = idem
+        && let Some(stored) = store.idempotent_response(key).await?
+    {
+        return Ok(Some(replay(stored.replay_for(key)?)));
+    }
+    Ok(None)
 }
 
 /// A whole body, or the one byte range `range` asks for (`bytes=a-b`, `bytes=a-`,

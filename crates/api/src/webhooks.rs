@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+use dialtone_domain::idempotency::{Idem, IdempotencyKey};
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::time::now;
 use dialtone_domain::webhooks::{
@@ -23,12 +25,15 @@ use dialtone_domain::webhooks::{
     check_caller_secret, check_events, check_url_shape, generate_secret,
 };
 use dialtone_domain::{Error, Result};
-use dialtone_store::NewEndpoint;
+use dialtone_store::{EndpointRow, NewEndpoint};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::Tenant;
-use crate::error::{ApiResult, Json, Query};
-use crate::shared::{Deleted, PageQuery, checked_id};
+use crate::error::{ApiResult, Json, JsonBytes, Query};
+use crate::shared::{
+    Deleted, PageQuery, answer, checked_id, early_replay, idempotency_key, respond, same_answer,
+    stored_json,
+};
 use crate::state::AppState;
 
 /// Addresses a webhook may not reach unless the operator allows private targets:
@@ -255,12 +260,31 @@ pub(crate) fn endpoint_id(id: &str) -> Result<&str> {
     }
 }
 
+/// What a replay of an endpoint's creation or secret rotation answers: the endpoint
+/// without its secret (stored answers never hold one), 200.
+fn endpoint_replay(row: &EndpointRow) -> Result<(u16, String)> {
+    stored_json(200, &row.to_endpoint())
+}
+
+/// The `Idem` of a request whose replay answers the endpoint without its secret.
+fn secretless(key: Option<&IdempotencyKey>) -> Option<Idem<'_, EndpointRow>> {
+    key.map(|key| Idem {
+        key,
+        answer: endpoint_replay,
+    })
+}
+
 async fn create_endpoint(
     state: &AppState,
     t: &Tenant,
     kind: &'static str,
     input: WebhookInput,
-) -> Result<CreatedWebhook> {
+    idem: Option<&IdempotencyKey>,
+) -> ApiResult<Response> {
+    let store = state.store.scoped(&t.scope);
+    if let Some(replayed) = early_replay(&store, idem).await? {
+        return Ok(replayed);
+    }
     let WebhookInput {
         url,
         events,
@@ -286,21 +310,28 @@ async fn create_endpoint(
         None => generate_secret(),
     };
     check_url(&url, state.config.webhook_allow_private).await?;
-    let row = state
-        .store
-        .scoped(&t.scope)
-        .create_endpoint(NewEndpoint {
-            kind,
-            url,
-            events,
-            description,
-            secret_sealed: state.secret_box.seal(&secret)?,
-            active: active.unwrap_or(true),
-        })
+    let outcome = store
+        .create_endpoint_once(
+            NewEndpoint {
+                kind,
+                url,
+                events,
+                description,
+                secret_sealed: state.secret_box.seal(&secret)?,
+                active: active.unwrap_or(true),
+            },
+            secretless(idem),
+        )
         .await?;
-    Ok(CreatedWebhook {
-        endpoint: row.to_endpoint(),
-        secret: secret.expose_secret().to_owned(),
+    answer(outcome, idem, |row| {
+        (
+            StatusCode::CREATED,
+            axum::Json(CreatedWebhook {
+                endpoint: row.to_endpoint(),
+                secret: secret.expose_secret().to_owned(),
+            }),
+        )
+            .into_response()
     })
 }
 
@@ -309,16 +340,26 @@ async fn create_endpoint(
 /// Events reach `url` signed two ways (see the `webhook-signature` and
 /// `X-Dialtone-Signature` headers). Without `secret`, a `whsec_…` one is generated and
 /// shown only in this answer.
+///
+/// Takes an `Idempotency-Key`. The secret is never stored, so a retry with the same
+/// key and body creates nothing and answers **200** with the endpoint the first
+/// request created, **without `secret`** (`Idempotent-Replayed: true`). If the first
+/// answer was lost with a generated secret, rotate it
+/// (`POST /v1/webhooks/{id}/rotate-secret`).
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe; a replay answers 200 without the secret")),
     responses((status = 201, description = "The endpoint, with its secret", body = CreatedWebhook),
+              (status = 200, description = "A replay (same Idempotency-Key and body): the endpoint the first request created, without its secret", body = WebhookEndpoint),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody),
               (status = 422, description = "The URL reaches a private or reserved address", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     t: Tenant,
-    Json(input): Json<WebhookInput>,
-) -> ApiResult<impl IntoResponse> {
-    let created = create_endpoint(&state, &t, "webhook", input).await?;
-    Ok((StatusCode::CREATED, axum::Json(created)))
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<WebhookInput>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/webhooks", &raw)?;
+    create_endpoint(&state, &t, "webhook", input, idem.as_ref()).await
 }
 
 /// List webhook endpoints
@@ -441,13 +482,22 @@ pub async fn deliveries(
 /// Subscribe a REST hook
 ///
 /// Zapier-style: one URL, one event type. The answer's `id` unsubscribes it.
+///
+/// Takes an `Idempotency-Key`: a retry with the same key and body subscribes nothing
+/// and answers **200** with the first subscription, **without `secret`**
+/// (`Idempotent-Replayed: true`).
 #[utoipa::path(post, path = "/v1/hooks", tag = "webhooks", request_body = HookInput,
-    responses((status = 201, description = "The subscription", body = CreatedWebhook)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe; a replay answers 200 without the secret")),
+    responses((status = 201, description = "The subscription", body = CreatedWebhook),
+              (status = 200, description = "A replay (same Idempotency-Key and body): the first subscription, without its secret", body = WebhookEndpoint),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn subscribe(
     State(state): State<AppState>,
     t: Tenant,
-    Json(input): Json<HookInput>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<HookInput>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/hooks", &raw)?;
     let input = WebhookInput {
         url: input.url,
         events: vec![input.event],
@@ -455,8 +505,7 @@ pub async fn subscribe(
         description: None,
         active: Some(true),
     };
-    let created = create_endpoint(&state, &t, "hook", input).await?;
-    Ok((StatusCode::CREATED, axum::Json(created)))
+    create_endpoint(&state, &t, "hook", input, idem.as_ref()).await
 }
 
 /// Unsubscribe a REST hook
@@ -485,76 +534,124 @@ pub struct RecoverInput {
     pub since: chrono::DateTime<chrono::Utc>,
 }
 
+fn redelivery(id: &String) -> Result<(u16, String)> {
+    stored_json(
+        202,
+        &serde_json::json!({ "object": "webhook_delivery", "id": id, "status": "pending" }),
+    )
+}
+
+fn recovery(queued: &u64) -> Result<(u16, String)> {
+    stored_json(
+        202,
+        &serde_json::json!({ "object": "webhook_recovery", "queued": queued }),
+    )
+}
+
+fn test_event(id: &String) -> Result<(u16, String)> {
+    stored_json(
+        202,
+        &serde_json::json!({ "object": "event", "id": id, "type": "webhook.test" }),
+    )
+}
+
 /// Redeliver an event
 ///
 /// Queues the delivery's event again for this endpoint (a new delivery, same event id).
+///
+/// Takes an `Idempotency-Key`: a retry with the same key queues nothing more and
+/// answers the first delivery again (`Idempotent-Replayed: true`). Without a key,
+/// each request queues one more delivery.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
-    params(("id" = String, Path, description = "whk_…"), ("delivery_id" = String, Path, description = "dlv_…")),
-    responses((status = 202, description = "Queued", body = Object)))]
+    params(("id" = String, Path, description = "whk_…"), ("delivery_id" = String, Path, description = "dlv_…"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 202, description = "Queued", body = Object),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     t: Tenant,
     Path((id, delivery_id)): Path<(String, String)>,
-) -> ApiResult<impl IntoResponse> {
-    let delivery = state
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let path = format!("/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver");
+    let idem = idempotency_key(&headers, "POST", &path, b"")?;
+    let outcome = state
         .store
         .scoped(&t.scope)
-        .redeliver(endpoint_id(&id)?, &delivery_id)
+        .redeliver_once(
+            endpoint_id(&id)?,
+            &delivery_id,
+            same_answer(idem.as_ref(), redelivery),
+        )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(
-            serde_json::json!({ "object": "webhook_delivery", "id": delivery, "status": "pending" }),
-        ),
-    ))
+    answer(outcome, idem.as_ref(), |d| respond(redelivery(&d)))
 }
 
 /// Recover failed deliveries
+///
+/// Queues again every failed delivery of this endpoint created since `since`.
+///
+/// Takes an `Idempotency-Key`: a retry with the same key and body queues nothing more
+/// and answers the first count again (`Idempotent-Replayed: true`). Without a key, each
+/// request queues the failed deliveries again.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "webhooks",
-    params(("id" = String, Path, description = "whk_…")), request_body = RecoverInput,
-    responses((status = 202, description = "How many deliveries were queued again", body = Object)))]
+    params(("id" = String, Path, description = "whk_…"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = RecoverInput,
+    responses((status = 202, description = "How many deliveries were queued again", body = Object),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn recover(
     State(state): State<AppState>,
     t: Tenant,
     Path(id): Path<String>,
-    Json(input): Json<RecoverInput>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<RecoverInput>,
+) -> ApiResult<Response> {
+    let path = format!("/v1/webhooks/{id}/recover");
+    let idem = idempotency_key(&headers, "POST", &path, &raw)?;
     let since = dialtone_domain::time::truncate(input.since);
-    let n = state
+    let outcome = state
         .store
         .scoped(&t.scope)
-        .recover(endpoint_id(&id)?, since)
+        .recover_once(
+            endpoint_id(&id)?,
+            since,
+            same_answer(idem.as_ref(), recovery),
+        )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({ "object": "webhook_recovery", "queued": n })),
-    ))
+    answer(outcome, idem.as_ref(), |n| respond(recovery(&n)))
 }
 
 /// Send a test event
 ///
 /// A `webhook.test` event to this endpoint only.
+///
+/// Takes an `Idempotency-Key`: a retry with the same key sends no second event and
+/// answers the first one again (`Idempotent-Replayed: true`). Without a key, each
+/// request sends one more test event.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks",
-    params(("id" = String, Path, description = "whk_…")),
-    responses((status = 202, description = "Queued", body = Object)))]
+    params(("id" = String, Path, description = "whk_…"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 202, description = "Queued", body = Object),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn test(
     State(state): State<AppState>,
     t: Tenant,
     Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    let event = state
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let path = format!("/v1/webhooks/{id}/test");
+    let idem = idempotency_key(&headers, "POST", &path, b"")?;
+    let outcome = state
         .store
         .scoped(&t.scope)
-        .test_endpoint(endpoint_id(&id)?)
+        .test_endpoint_once(endpoint_id(&id)?, same_answer(idem.as_ref(), test_event))
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({ "object": "event", "id": event, "type": "webhook.test" })),
-    ))
+    answer(outcome, idem.as_ref(), |e| respond(test_event(&e)))
 }
 
 /// Gives an endpoint a new signing secret; the old one keeps signing too for 24 hours
-/// (returned). Used by the REST route and the dashboard.
+/// (returned). Used by the REST route (once per `idem`) and the dashboard.
 pub(crate) async fn rotate_endpoint_secret(
     state: &AppState,
     scope: &dialtone_domain::tenancy::Scope,
@@ -574,21 +671,57 @@ pub(crate) async fn rotate_endpoint_secret(
     Ok((row, secret, until))
 }
 
+/// The answer to a secret rotation: the endpoint and its new secret, which a replay
+/// (same `Idempotency-Key`) leaves out: it is never stored.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RotatedWebhook {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
+    /// The new signing secret, shown only in the first answer; absent from a replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
 /// Rotate an endpoint's secret
 ///
 /// Answers the new `whsec_…` secret, once. For 24 hours the old secret signs too
 /// (`webhook-signature` carries both), so receivers can switch without losing events.
+///
+/// Takes an `Idempotency-Key`: a retry with the same key rotates nothing (the secrets
+/// stay as the first request left them, so the original secret keeps its 24 hours) and
+/// answers the endpoint **without `secret`** (`Idempotent-Replayed: true`), since the
+/// secret is never stored. Without a key, each request rotates again, and the secret
+/// before the latest one stops signing.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
-    params(("id" = String, Path, description = "whk_…")),
-    responses((status = 200, description = "The endpoint, with its new secret", body = CreatedWebhook)))]
+    params(("id" = String, Path, description = "whk_…"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe; a replay answers without the secret")),
+    responses((status = 200, description = "The endpoint, with its new secret (left out of a replay)", body = RotatedWebhook),
+              (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     t: Tenant,
     Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    let (row, secret, _) = rotate_endpoint_secret(&state, &t.scope, &id).await?;
-    Ok(axum::Json(CreatedWebhook {
-        endpoint: row.to_endpoint(),
-        secret: secret.expose_secret().to_owned(),
-    }))
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let path = format!("/v1/webhooks/{id}/rotate-secret");
+    let idem = idempotency_key(&headers, "POST", &path, b"")?;
+    let store = state.store.scoped(&t.scope);
+    let id = endpoint_id(&id)?;
+    let secret = generate_secret();
+    let until = now() + chrono::TimeDelta::hours(24);
+    let outcome = store
+        .rotate_endpoint_secret_once(
+            id,
+            &state.secret_box.seal(&secret)?,
+            until,
+            secretless(idem.as_ref()),
+        )
+        .await?;
+    answer(outcome, idem.as_ref(), |row| {
+        axum::Json(RotatedWebhook {
+            endpoint: row.to_endpoint(),
+            secret: Some(secret.expose_secret().to_owned()),
+        })
+        .into_response()
+    })
 }

@@ -74,6 +74,23 @@ pub enum Outcome<T> {
     Replay(StoredResponse),
 }
 
+/// The `Idempotency-Key` of a request whose stored answer is not simply the object it
+/// made, and the answer a replay gets: its status and JSON body, made from what the
+/// request did. The answer is stored, so it never holds a secret (a key's token, a
+/// webhook's signing secret): replays of such creations answer without them.
+pub struct Idem<'a, T> {
+    pub key: &'a IdempotencyKey,
+    pub answer: fn(&T) -> Result<(u16, String)>,
+}
+
+impl<T> Clone for Idem<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Idem<'_, T> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,11 +2,13 @@
 
 use dialtone_domain::agents::{Agent, AgentFields};
 use dialtone_domain::id::new_id;
+use dialtone_domain::idempotency::{Idem, Outcome};
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 
 use crate::Scoped;
+use crate::billing::{claim, done, finish};
 use crate::db::{from_row, query, scope_query};
 
 struct AgentRow {
@@ -104,6 +106,15 @@ impl Scoped<'_> {
     }
 
     pub async fn create_agent(&self, f: AgentFields) -> Result<Agent> {
+        done(self.create_agent_once(f, None).await?)
+    }
+
+    /// Creates an agent once per `Idempotency-Key`: a retry gets the stored answer.
+    pub async fn create_agent_once(
+        &self,
+        f: AgentFields,
+        idem: Option<Idem<'_, Agent>>,
+    ) -> Result<Outcome<Agent>> {
         let s = self.scope;
         let at = now();
         let agent = Agent {
@@ -120,29 +131,34 @@ impl Scoped<'_> {
             created_at: at,
             updated_at: at,
         };
-        self.store
-            .db
-            .execute(
-                query(
-                    "INSERT INTO agents (id, org_id, workspace_id, livemode, name, prompt, voice, \
+        let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = claim(idem, &mut tx, s).await? {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
+        tx.execute(
+            query(
+                "INSERT INTO agents (id, org_id, workspace_id, livemode, name, prompt, voice, \
                      language, greeting, stream_url, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(&agent.id)
-                .bind(&s.org_id)
-                .bind(&s.workspace_id)
-                .bind(s.livemode())
-                .bind(&agent.name)
-                .bind(&agent.prompt)
-                .bind(&agent.voice)
-                .bind(&agent.language)
-                .bind(&agent.greeting)
-                .bind(&agent.stream_url)
-                .bind(agent.created_at)
-                .bind(agent.updated_at),
             )
-            .await?;
-        Ok(agent)
+            .bind(&agent.id)
+            .bind(&s.org_id)
+            .bind(&s.workspace_id)
+            .bind(s.livemode())
+            .bind(&agent.name)
+            .bind(&agent.prompt)
+            .bind(&agent.voice)
+            .bind(&agent.language)
+            .bind(&agent.greeting)
+            .bind(&agent.stream_url)
+            .bind(agent.created_at)
+            .bind(agent.updated_at),
+        )
+        .await?;
+        finish(idem, &mut tx, s, &agent).await?;
+        tx.commit().await?;
+        Ok(Outcome::Done(agent))
     }
 
     pub async fn update_agent(&self, id: &str, f: AgentFields) -> Result<Agent> {

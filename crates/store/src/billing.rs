@@ -7,7 +7,9 @@
 
 use dialtone_domain::billing::{CURRENCY, Charge, Wallet};
 use dialtone_domain::id::new_id;
-use dialtone_domain::idempotency::{IdempotencyKey, RETENTION_HOURS, StoredResponse};
+use dialtone_domain::idempotency::{
+    Idem, IdempotencyKey, Outcome, RETENTION_HOURS, StoredResponse,
+};
 use dialtone_domain::tenancy::Scope;
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
@@ -213,6 +215,39 @@ pub(crate) async fn idempotency_finish(
         .await?;
     }
     Ok(())
+}
+
+/// Claims `idem`'s key inside `tx` (see [`idempotency_claim`]).
+pub(crate) async fn claim<T>(
+    idem: Option<Idem<'_, T>>,
+    tx: &mut Tx,
+    scope: &Scope,
+) -> Result<Option<StoredResponse>> {
+    idempotency_claim(tx, scope, idem.map(|i| i.key)).await
+}
+
+/// Stores `idem`'s replay answer for `done` under the claimed key, inside `tx`.
+pub(crate) async fn finish<T>(
+    idem: Option<Idem<'_, T>>,
+    tx: &mut Tx,
+    scope: &Scope,
+    done: &T,
+) -> Result<()> {
+    if let Some(i) = idem {
+        let (status, body) = (i.answer)(done)?;
+        idempotency_finish(tx, scope, Some(i.key), status, body).await?;
+    }
+    Ok(())
+}
+
+/// The effect of a storage call that can be replayed, when the caller gave no key.
+pub(crate) fn done<T>(outcome: Outcome<T>) -> Result<T> {
+    match outcome {
+        Outcome::Done(v) => Ok(v),
+        Outcome::Replay(_) => Err(Error::internal(std::io::Error::other(
+            "a replay without an idempotency key",
+        ))),
+    }
 }
 
 struct WalletRow {

@@ -197,6 +197,16 @@ impl Scoped<'_> {
 
     /// Inserts a contact from an input already checked by [`ContactInput::normalize`].
     pub async fn create_contact(&self, input: ContactInput) -> Result<Contact> {
+        crate::billing::done(self.create_contact_once(input, None).await?)
+    }
+
+    /// Creates a contact once per `Idempotency-Key`: a retry gets the stored answer
+    /// (201 and the contact, as first answered).
+    pub async fn create_contact_once(
+        &self,
+        input: ContactInput,
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<Outcome<Contact>> {
         let s = self.scope;
         let at = now();
         let contact = Contact {
@@ -216,6 +226,10 @@ impl Scoped<'_> {
             updated_at: at,
         };
         let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = idempotency_claim(&mut tx, s, idem).await? {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
         tx.execute(
                 query(
                     "INSERT INTO contacts (id, org_id, workspace_id, livemode, first_name, last_name, \
@@ -240,8 +254,16 @@ impl Scoped<'_> {
             .await
             .map_err(external_id_conflict)?;
         record_event(&mut tx, s, EventType::ContactCreated, to_json(&contact)?).await?;
+        idempotency_finish(
+            &mut tx,
+            s,
+            idem,
+            201,
+            serde_json::to_string(&contact).map_err(Error::internal)?,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(contact)
+        Ok(Outcome::Done(contact))
     }
 
     /// Replaces the editable fields of a contact with `input` (a checked, merged patch).

@@ -4,14 +4,16 @@
 
 use dialtone_domain::auth::{ApiKey, KeySpec};
 use dialtone_domain::events::EventType;
+use dialtone_domain::idempotency::{Idem, Outcome};
 use dialtone_domain::keys::Digest;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::permissions::Permissions;
-use dialtone_domain::tenancy::Mode;
+use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::{Timestamp, epoch_day, now};
 use dialtone_domain::{Error, Result};
 
 use crate::Store;
+use crate::billing::{claim, done, finish};
 use crate::calls::record_event;
 use crate::db::{FromRow, Row, Scalar, Tx, from_row, query};
 use crate::users::audit_in_tx;
@@ -150,8 +152,28 @@ impl Store {
         cap: usize,
         retire: Option<(&str, Timestamp)>,
     ) -> Result<ApiKey> {
+        done(self.insert_key_once(spec, row, cap, retire, None).await?)
+    }
+
+    /// [`Store::insert_key`] once per `Idempotency-Key`, kept in the requesting key's
+    /// `scope`: a retry gets the stored answer (which never holds the token) and
+    /// neither a second key nor a second rotation is made.
+    pub async fn insert_key_once(
+        &self,
+        spec: &KeySpec,
+        row: NewKeyRow<'_>,
+        cap: usize,
+        retire: Option<(&str, Timestamp)>,
+        idem: Option<(&Scope, Idem<'_, ApiKey>)>,
+    ) -> Result<Outcome<ApiKey>> {
         let created_at = now();
         let mut tx = self.db.begin().await?;
+        if let Some((scope, idem)) = idem
+            && let Some(stored) = claim(Some(idem), &mut tx, scope).await?
+        {
+            tx.commit().await?;
+            return Ok(Outcome::Replay(stored));
+        }
         let locked = tx
             .execute(query("UPDATE organizations SET name = name WHERE id = $1").bind(&spec.org_id))
             .await?;
@@ -263,8 +285,11 @@ impl Store {
             row.ip,
         )
         .await?;
+        if let Some((scope, idem)) = idem {
+            finish(Some(idem), &mut tx, scope, &key).await?;
+        }
         tx.commit().await?;
-        Ok(key)
+        Ok(Outcome::Done(key))
     }
 
     /// The key with this digest and its organization's default workspace.

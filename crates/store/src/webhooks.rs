@@ -8,6 +8,7 @@
 //! died) makes the delivery claimable again, so a `kill -9` loses nothing.
 
 use dialtone_domain::id::new_id;
+use dialtone_domain::idempotency::{Idem, Outcome as Once};
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::tenancy::Scope;
 use dialtone_domain::time::{Timestamp, now};
@@ -15,6 +16,7 @@ use dialtone_domain::webhooks::{Attempt, Delivery, WebhookEndpoint, wants};
 use dialtone_domain::{Error, Result};
 use serde_json::Value;
 
+use crate::billing::{claim, done, finish};
 use crate::db::{FromRow, Row, Tx, from_row, query, query_built, scope_query};
 use crate::{Scoped, Store};
 
@@ -459,13 +461,40 @@ from_row!(DeliveryRow {
     created_at
 });
 
+/// An endpoint of this scope, read inside `tx`.
+async fn endpoint_in_tx(tx: &mut Tx, s: &Scope, id: &str) -> Result<EndpointRow> {
+    tx.fetch_optional(
+        scope_query(
+            s,
+            concat!(endpoint_columns!(), "WHERE ", in_scope!(), " AND id = $4"),
+        )
+        .bind(id),
+    )
+    .await?
+    .ok_or(Error::NotFound {
+        resource: "webhook_endpoint",
+    })
+}
+
 impl Scoped<'_> {
     pub async fn create_endpoint(&self, e: NewEndpoint) -> Result<EndpointRow> {
+        done(self.create_endpoint_once(e, None).await?)
+    }
+
+    /// Creates an endpoint once per `Idempotency-Key`: a retry gets the stored answer.
+    pub async fn create_endpoint_once(
+        &self,
+        e: NewEndpoint,
+        idem: Option<Idem<'_, EndpointRow>>,
+    ) -> Result<Once<EndpointRow>> {
         let s = self.scope;
         let id = new_id(if e.kind == "hook" { "hook" } else { "whk" });
-        self.store
-            .db
-            .execute(
+        let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = claim(idem, &mut tx, s).await? {
+            tx.commit().await?;
+            return Ok(Once::Replay(stored));
+        }
+        tx.execute(
                 query(
                     "INSERT INTO webhook_endpoints (id, org_id, workspace_id, livemode, kind, url, events, \
                      description, secret_sealed, active, created_at, updated_at) \
@@ -484,7 +513,10 @@ impl Scoped<'_> {
                 .bind(now()),
             )
             .await?;
-        self.get_endpoint(&id).await
+        let row = endpoint_in_tx(&mut tx, s, &id).await?;
+        finish(idem, &mut tx, s, &row).await?;
+        tx.commit().await?;
+        Ok(Once::Done(row))
     }
 
     pub async fn get_endpoint(&self, id: &str) -> Result<EndpointRow> {
@@ -597,10 +629,28 @@ impl Scoped<'_> {
         sealed: &str,
         overlap_until: Timestamp,
     ) -> Result<EndpointRow> {
+        done(
+            self.rotate_endpoint_secret_once(id, sealed, overlap_until, None)
+                .await?,
+        )
+    }
+
+    /// Rotates once per `Idempotency-Key`: a retry gets the stored answer and the
+    /// secrets stay as the first request left them.
+    pub async fn rotate_endpoint_secret_once(
+        &self,
+        id: &str,
+        sealed: &str,
+        overlap_until: Timestamp,
+        idem: Option<Idem<'_, EndpointRow>>,
+    ) -> Result<Once<EndpointRow>> {
         let s = self.scope;
-        let done = self
-            .store
-            .db
+        let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = claim(idem, &mut tx, s).await? {
+            tx.commit().await?;
+            return Ok(Once::Replay(stored));
+        }
+        let updated = tx
             .execute(
                 scope_query(
                     s,
@@ -617,20 +667,37 @@ impl Scoped<'_> {
                 .bind(now()),
             )
             .await?;
-        if done == 0 {
+        if updated == 0 {
             return Err(Error::NotFound {
                 resource: "webhook_endpoint",
             });
         }
-        self.get_endpoint(id).await
+        let row = endpoint_in_tx(&mut tx, s, id).await?;
+        finish(idem, &mut tx, s, &row).await?;
+        tx.commit().await?;
+        Ok(Once::Done(row))
     }
 
     /// Queues the event of one delivery again, for the same endpoint.
     pub async fn redeliver(&self, endpoint_id: &str, delivery_id: &str) -> Result<String> {
-        self.get_endpoint(endpoint_id).await?;
-        let event = self
-            .store
-            .db
+        done(self.redeliver_once(endpoint_id, delivery_id, None).await?)
+    }
+
+    /// Redelivers once per `Idempotency-Key` (answers the new delivery's id).
+    pub async fn redeliver_once(
+        &self,
+        endpoint_id: &str,
+        delivery_id: &str,
+        idem: Option<Idem<'_, String>>,
+    ) -> Result<Once<String>> {
+        let s = self.scope;
+        let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = claim(idem, &mut tx, s).await? {
+            tx.commit().await?;
+            return Ok(Once::Replay(stored));
+        }
+        endpoint_in_tx(&mut tx, s, endpoint_id).await?;
+        let event = tx
             .fetch_optional::<crate::db::Scalar<String>>(
                 query("SELECT event_id FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2")
                     .bind(delivery_id)
@@ -642,27 +709,42 @@ impl Scoped<'_> {
             })?;
         let id = new_id("dlv");
         let at = now();
-        self.store
-            .db
-            .execute(
-                query(
-                    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \
-                     next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
-                )
-                .bind(&id)
-                .bind(endpoint_id)
-                .bind(&event.0)
-                .bind(at),
+        tx.execute(
+            query(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, \
+                 next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
             )
-            .await?;
-        self.store.db.wake_deliveries().await;
-        Ok(id)
+            .bind(&id)
+            .bind(endpoint_id)
+            .bind(&event.0)
+            .bind(at),
+        )
+        .await?;
+        tx.wake_deliveries_on_commit();
+        finish(idem, &mut tx, s, &id).await?;
+        tx.commit().await?;
+        Ok(Once::Done(id))
     }
 
     /// Queues again every failed delivery of the endpoint created since `since`.
     pub async fn recover(&self, endpoint_id: &str, since: Timestamp) -> Result<u64> {
-        self.get_endpoint(endpoint_id).await?;
+        done(self.recover_once(endpoint_id, since, None).await?)
+    }
+
+    /// Recovers once per `Idempotency-Key` (answers how many were queued).
+    pub async fn recover_once(
+        &self,
+        endpoint_id: &str,
+        since: Timestamp,
+        idem: Option<Idem<'_, u64>>,
+    ) -> Result<Once<u64>> {
+        let s = self.scope;
         let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = claim(idem, &mut tx, s).await? {
+            tx.commit().await?;
+            return Ok(Once::Replay(stored));
+        }
+        endpoint_in_tx(&mut tx, s, endpoint_id).await?;
         let failed: Vec<crate::db::Scalar<String>> = tx
             .fetch_all(
                 query(
@@ -688,17 +770,32 @@ impl Scoped<'_> {
             .await?;
             tx.wake_deliveries_on_commit();
         }
+        let queued = failed.len() as u64;
+        finish(idem, &mut tx, s, &queued).await?;
         tx.commit().await?;
-        Ok(failed.len() as u64)
+        Ok(Once::Done(queued))
     }
 
     /// Sends a `webhook.test` event to this endpoint only.
     pub async fn test_endpoint(&self, endpoint_id: &str) -> Result<String> {
-        let endpoint = self.get_endpoint(endpoint_id).await?;
+        done(self.test_endpoint_once(endpoint_id, None).await?)
+    }
+
+    /// Sends the test event once per `Idempotency-Key` (answers the event's id).
+    pub async fn test_endpoint_once(
+        &self,
+        endpoint_id: &str,
+        idem: Option<Idem<'_, String>>,
+    ) -> Result<Once<String>> {
         let s = self.scope;
         let at = now();
         let event_id = new_id("evt");
         let mut tx = self.store.db.begin().await?;
+        if let Some(stored) = claim(idem, &mut tx, s).await? {
+            tx.commit().await?;
+            return Ok(Once::Replay(stored));
+        }
+        let endpoint = endpoint_in_tx(&mut tx, s, endpoint_id).await?;
         tx.execute(
             query(
                 "INSERT INTO events (id, org_id, workspace_id, livemode, event_type, data, created_at) \
@@ -724,8 +821,9 @@ impl Scoped<'_> {
         )
         .await?;
         tx.wake_deliveries_on_commit();
+        finish(idem, &mut tx, s, &event_id).await?;
         tx.commit().await?;
-        Ok(event_id)
+        Ok(Once::Done(event_id))
     }
 
     /// Deliveries of an endpoint, newest first, each with its attempts.

@@ -15,6 +15,7 @@ mod contacts;
 mod dashboard;
 mod event_log;
 mod events;
+mod idempotency;
 mod keys;
 mod mcp;
 mod messages;

@@ -649,3 +649,67 @@ async fn keys_are_kept_per_workspace_and_mode() {
     assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
     t.finish().await;
 }
+
+/// Concurrent requests with one key (a client retrying before the first answer): one
+/// object, one fresh answer, the others replays of it.
+#[tokio::test]
+async fn concurrent_requests_with_one_key_make_one_object() {
+    let t = TestApp::spawn_with(|c| c.webhook_allow_private = true).await;
+    let key = t
+        .key(KeyRequest {
+            name: "test".into(),
+            mode: Some(Mode::Test),
+            ..Default::default()
+        })
+        .await;
+    let (_, target) = t
+        .post("/v1/api-keys", &key, json!({"name": "To rotate"}))
+        .await;
+    let rotate = format!("/v1/api-keys/{}/rotate", target["id"].as_str().expect("id"));
+    let cases = [
+        ("/v1/agents", json!({"name": "Renewals"}), "/v1/agents"),
+        ("/v1/api-keys", json!({"name": "Reporting"}), "/v1/api-keys"),
+        (rotate.as_str(), json!({}), "/v1/api-keys"),
+        (
+            "/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["contact.deleted"]}),
+            "/v1/webhooks",
+        ),
+    ];
+    for (i, (path, body, list)) in cases.into_iter().enumerate() {
+        let before = count(&t, &key, &Count::List(list.to_owned())).await;
+        let idem = format!("race-{i}");
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let rb = t
+                    .client
+                    .post(format!("{}{path}", t.url))
+                    .bearer_auth(&key)
+                    .header("Idempotency-Key", &idem)
+                    .json(&body);
+                tokio::spawn(async move {
+                    let resp = rb.send().await.expect("send");
+                    let status = resp.status();
+                    let replayed = resp.headers().contains_key("idempotent-replayed");
+                    let body: Value = resp.json().await.expect("json");
+                    (status, replayed, body)
+                })
+            })
+            .collect();
+        let mut ids = BTreeSet::new();
+        let mut fresh = 0;
+        for h in handles {
+            let (status, replayed, body) = h.await.expect("join");
+            assert!(status.is_success(), "{path}: {body}");
+            if !replayed {
+                fresh += 1;
+            }
+            ids.insert(body["id"].as_str().expect("id").to_owned());
+        }
+        assert_eq!(fresh, 1, "{path}: one fresh answer");
+        assert_eq!(ids.len(), 1, "{path}: one object");
+        let after = count(&t, &key, &Count::List(list.to_owned())).await;
+        assert_eq!(after, before + 1, "{path}");
+    }
+    t.finish().await;
+}

@@ -21,6 +21,7 @@ import sys
 import dialtone_client.api
 from dialtone_client import AuthenticatedClient
 from dialtone_client.models import (
+    CallStatus,
     Contact,
     ContactInput,
     ErrorBody,
@@ -80,12 +81,12 @@ def main() -> None:
     by_number = list_calls.sync_detailed(client=client, to="+15557654321")
     assert by_number.status_code == 200, (by_number.status_code, by_number.content)
     assert [c.id for c in by_number.parsed.data] == [call_id], by_number.content
-    page = list_calls.sync_detailed(client=client, status="completed", limit=10)
+    page = list_calls.sync_detailed(client=client, status=CallStatus.COMPLETED, limit=10)
     assert page.status_code == 200, (page.status_code, page.content)
     assert page.parsed is not None and not isinstance(page.parsed, ErrorBody), page.content
     assert isinstance(page.parsed.meta.has_more, bool)
     for call in page.parsed.data:
-        assert str(call.status) == "completed", call
+        assert call.status == CallStatus.COMPLETED, call
 
     # 3. A 404 as the typed ErrorBody.
     missing = get_contact.sync_detailed("ct_00000000000000000000000000", client=client)

@@ -19,6 +19,8 @@ fn agent_id(id: &str) -> Result<&str> {
 }
 
 /// List agents
+///
+/// Agents of the workspace and mode, newest first, cursor-paged.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(PageQuery),
     responses((status = 200, description = "Agents, newest first", body = Page<Agent>)))]
 pub async fn list(
@@ -56,6 +58,8 @@ pub async fn create(
 }
 
 /// Retrieve an agent
+///
+/// Its prompt, voice, language, greeting and `stream_url`.
 #[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "agt_…")),
     responses((status = 200, description = "The agent", body = Agent)))]
@@ -93,6 +97,9 @@ pub async fn update(
 }
 
 /// Delete an agent
+///
+/// Calls already placed keep their record of the agent. Numbers and campaigns that
+/// name it should be pointed at another agent first.
 #[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "agt_…")),
     responses((status = 200, description = "Deleted", body = Deleted)))]

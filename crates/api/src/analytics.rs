@@ -23,8 +23,10 @@ pub struct UsageQuery {
     #[param(value_type = Option<String>)]
     pub to: Option<DateTime<Utc>>,
     /// `day` (default) or `hour`.
+    #[param(pattern = "^(day|hour)$")]
     pub granularity: Option<String>,
     /// `direction`, `agent` or `phone_number`.
+    #[param(pattern = "^(direction|agent|phone_number)$")]
     pub group_by: Option<String>,
 }
 

@@ -33,9 +33,11 @@ fn call_id(id: &str) -> Result<&str> {
 pub struct ListCallsQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
-    /// queued, ringing, in_progress, completed, busy, no_answer, failed, canceled
+    /// Only calls in this status.
+    #[param(value_type = Option<dialtone_domain::calls::CallStatus>)]
     pub status: Option<String>,
-    /// outbound or inbound
+    /// Only calls in this direction.
+    #[param(value_type = Option<dialtone_domain::calls::Direction>)]
     pub direction: Option<String>,
     pub contact_id: Option<String>,
     pub agent_id: Option<String>,
@@ -86,6 +88,10 @@ async fn list_calls_impl(state: &AppState, t: &Tenant, q: ListCallsQuery) -> Res
 }
 
 /// List calls (call logs)
+///
+/// Calls of the workspace and mode, newest first, with rich filters: status,
+/// direction, contact, agent, number, campaign, the parties, creation and start times,
+/// and duration. Cursor-paged.
 #[utoipa::path(get, path = "/v1/calls", tag = "calls", params(ListCallsQuery),
     responses((status = 200, description = "Calls, newest first", body = Page<Call>)))]
 pub async fn list(
@@ -97,6 +103,8 @@ pub async fn list(
 }
 
 /// List call logs (alias of `GET /v1/calls`)
+///
+/// The same list as `GET /v1/calls`, under the name call-log APIs use.
 #[utoipa::path(get, path = "/v1/call-logs", tag = "calls", params(ListCallsQuery),
     responses((status = 200, description = "Calls, newest first", body = Page<Call>)))]
 pub async fn list_logs(
@@ -108,6 +116,8 @@ pub async fn list_logs(
 }
 
 /// Retrieve a call
+///
+/// A call's current state: status, parties, timestamps, duration, cost and metadata.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", params(("id" = String, Path, description = "call_…")),
     responses((status = 200, description = "The call", body = Call)))]
 pub async fn get(
@@ -121,6 +131,8 @@ pub async fn get(
 }
 
 /// Retrieve a call log (alias of `GET /v1/calls/{id}`)
+///
+/// The same object as `GET /v1/calls/{id}`.
 #[utoipa::path(get, path = "/v1/call-logs/{id}", tag = "calls", params(("id" = String, Path, description = "call_…")),
     responses((status = 200, description = "The call", body = Call)))]
 pub async fn get_log(
@@ -208,7 +220,8 @@ pub(crate) async fn resolve_from(
 /// Hang up a call
 ///
 /// Before an answer the call becomes `canceled`; after one, `completed` (charged by
-/// the seconds talked). A call that already ended answers 409.
+/// the seconds talked). A call that already ended answers 409, so a retry is
+/// harmless; `Idempotency-Key` is not taken.
 #[utoipa::path(post, path = "/v1/calls/{id}/hangup", tag = "calls", params(("id" = String, Path, description = "call_…")),
     responses((status = 200, description = "The call, ended", body = Call),
               (status = 409, description = "The call had already ended", body = crate::error::ErrorBody)))]
@@ -289,6 +302,8 @@ fn with_media_url(state: &AppState, headers: &HeaderMap, mut r: Recording) -> Re
 }
 
 /// List recordings
+///
+/// Recordings of calls, newest first; filter by `call_id`. Cursor-paged.
 #[utoipa::path(get, path = "/v1/recordings", tag = "calls", params(ListRecordingsQuery),
     responses((status = 200, description = "Recordings, newest first", body = Page<Recording>)))]
 pub async fn list_recordings(
@@ -426,6 +441,8 @@ pub async fn list_conversations(
 }
 
 /// Retrieve a conversation
+///
+/// A thread of calls and messages between one of your numbers and one participant.
 #[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "conv_…")),
     responses((status = 200, description = "The conversation", body = Conversation)))]
 pub async fn get_conversation(

@@ -52,6 +52,8 @@ pub async fn create(
 }
 
 /// List campaigns
+///
+/// Newest first, cursor-paged.
 #[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(PageQuery),
     responses((status = 200, description = "Campaigns, newest first", body = Page<Campaign>)))]
 pub async fn list(
@@ -65,6 +67,8 @@ pub async fn list(
 }
 
 /// Retrieve a campaign
+///
+/// With its progress: recipients, calls placed, completed and failed.
 #[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "cmp_…")),
     responses((status = 200, description = "The campaign, with progress", body = Campaign)))]
 pub async fn get(
@@ -82,6 +86,10 @@ pub async fn get(
 }
 
 /// Pause, resume or cancel a campaign
+///
+/// `status`: `paused` stops placing new calls (calls in progress finish), `running`
+/// resumes, `canceled` ends the campaign for good. A finished or canceled campaign
+/// answers 409.
 #[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "cmp_…")),
     request_body = UpdateCampaign,
     responses((status = 200, description = "The campaign", body = Campaign),
@@ -102,6 +110,8 @@ pub async fn update(
 }
 
 /// List a campaign's calls
+///
+/// The calls the campaign placed, newest first, cursor-paged.
 #[utoipa::path(get, path = "/v1/campaigns/{id}/calls", tag = "campaigns",
     params(("id" = String, Path, description = "cmp_…"), PageQuery),
     responses((status = 200, description = "Calls, newest first", body = Page<Call>)))]

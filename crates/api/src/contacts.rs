@@ -1,7 +1,7 @@
 //! `/v1/contacts` and `/v1/contacts/{id}/notes`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::Result;
 use dialtone_domain::contacts::{Contact, ContactInput, ContactPatch};
@@ -36,6 +36,10 @@ fn contact_id(id: &str) -> Result<&str> {
 }
 
 /// List contacts
+///
+/// Contacts of the workspace and mode the key acts in, newest first. Filter by
+/// `search` (name or company, case-insensitive), `phone_number`, `email` or `external_id`.
+/// Cursor-paged: pass `meta.next_cursor` back as `cursor` while `meta.has_more`.
 #[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ListContactsQuery),
     responses((status = 200, description = "Contacts, newest first", body = Page<Contact>)))]
 pub async fn list(
@@ -62,20 +66,34 @@ pub async fn list(
 }
 
 /// Create a contact
+///
+/// A contact needs at least one of `first_name`, `last_name`, `phone_number`, `email`
+/// or `company`. Text is trimmed; an empty string means none. `external_id` is unique
+/// within a workspace and mode (409 when taken). Send `Idempotency-Key` to retry safely.
+/// Emits `contact.created`.
 #[utoipa::path(post, path = "/v1/contacts", tag = "contacts", request_body = ContactInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, description = "The new contact", body = Contact),
-              (status = 409, description = "external_id already used", body = crate::error::ErrorBody)))]
+              (status = 409, description = "external_id already used, or the Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     t: Tenant,
-    Json(input): Json<ContactInput>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+    JsonBytes(input, raw): JsonBytes<ContactInput>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(&headers, "POST", "/v1/contacts", &raw)?;
     let input = input.normalize()?;
-    let contact = state.store.scoped(&t.scope).create_contact(input).await?;
-    Ok((StatusCode::CREATED, axum::Json(contact)))
+    let outcome = state
+        .store
+        .scoped(&t.scope)
+        .create_contact_once(input, idem.as_ref())
+        .await?;
+    created(outcome, idem.as_ref())
 }
 
 /// Retrieve a contact
+///
+/// By id (`ct_…`), in the key's workspace and mode; any other id is a 404.
 #[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts",
     params(("id" = String, Path, description = "ct_…")),
     responses((status = 200, description = "The contact", body = Contact)))]
@@ -111,6 +129,9 @@ pub async fn update(
 }
 
 /// Update a contact (same as `PATCH`)
+///
+/// Accepted for clients that only speak `PUT`; it behaves exactly as `PATCH`
+/// (absent fields stay). Emits `contact.updated`.
 #[utoipa::path(put, path = "/v1/contacts/{id}", tag = "contacts",
     params(("id" = String, Path, description = "ct_…")), request_body = ContactPatch,
     responses((status = 200, description = "The updated contact", body = Contact)))]
@@ -143,6 +164,8 @@ pub async fn delete(
 }
 
 /// List a contact's notes
+///
+/// Newest first, cursor-paged.
 #[utoipa::path(get, path = "/v1/contacts/{id}/notes", tag = "contacts",
     params(("id" = String, Path, description = "ct_…"), PageQuery),
     responses((status = 200, description = "Notes, newest first", body = Page<Note>)))]
@@ -162,6 +185,8 @@ pub async fn list_notes(
 }
 
 /// Add a note to a contact
+///
+/// 1 to 5,000 characters. Send `Idempotency-Key` to retry safely. Emits `note.created`.
 #[utoipa::path(post, path = "/v1/contacts/{id}/notes", tag = "contacts",
     params(("id" = String, Path, description = "ct_…"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),

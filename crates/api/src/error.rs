@@ -197,8 +197,26 @@ async fn read_json<S: Send + Sync, T: DeserializeOwned>(
     if let Some(field) = nul_in_json(&bytes) {
         return Err(nul_error(&field));
     }
-    match serde_json::from_slice::<T>(&bytes) {
-        Ok(v) => Ok((v, bytes)),
+    parse_object(&bytes).map(|v| (v, bytes))
+}
+
+/// Parses a request body that must be a JSON object. serde would otherwise accept an
+/// array for a struct (`[null, null]` as a patch), which no operation documents.
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(Error::Validation {
+            message: "The body must be a JSON object.".to_owned(),
+            details: vec![FieldError {
+                field: "body".to_owned(),
+                message: "expected a JSON object".to_owned(),
+            }],
+        });
+    }
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(v) => Ok(v),
         Err(e) => Err(match e.classify() {
             serde_json::error::Category::Data => {
                 let message = e.to_string();

@@ -341,6 +341,10 @@ async fn visible_key(state: &AppState, caller: &Principal, id: &str) -> Result<A
 }
 
 /// Identify the calling key
+///
+/// The key that made this request: its organization, workspace (or organization
+/// scope), mode and permissions. Any valid key may call it; clients use it to learn what
+/// they may do.
 #[utoipa::path(get, path = "/v1/me", tag = "api_keys",
     responses((status = 200, description = "The calling key", body = MeView)))]
 pub async fn me(Caller(p): Caller) -> impl IntoResponse {
@@ -401,6 +405,10 @@ pub async fn create(
 }
 
 /// List API keys
+///
+/// Keys this key may see: a workspace key sees its workspace's keys, a test key test
+/// keys. Never their secrets: only `last_four`, with usage (`last_used_at`, `last_used_ip`,
+/// `requests_30d`). Cursor-paged.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api_keys", params(PageQuery),
     responses((status = 200, description = "Keys, newest first", body = Page<ApiKeyView>)))]
 pub async fn list(
@@ -423,6 +431,8 @@ pub async fn list(
 }
 
 /// Retrieve an API key
+///
+/// Its permissions, scope, mode, expiry, state and usage; never the secret.
 #[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api_keys",
     params(("id" = String, Path, description = "key_…")),
     responses((status = 200, description = "The key", body = ApiKeyView)))]
@@ -493,12 +503,7 @@ pub async fn rotate(
     let body: RotateKeyBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKeyBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            Error::validation(
-                "body",
-                format!("The body does not match the expected shape: {e}"),
-            )
-        })?
+        crate::error::parse_object(&body)?
     };
     let old_expires_at = match body.old_key_expires_at.as_deref() {
         None => None,

@@ -27,7 +27,8 @@ pub struct ListMessagesQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
     pub conversation_id: Option<String>,
-    /// outbound or inbound
+    /// Only messages in this direction.
+    #[param(value_type = Option<dialtone_domain::calls::Direction>)]
     pub direction: Option<String>,
 }
 
@@ -81,6 +82,9 @@ pub async fn send(
 }
 
 /// List messages
+///
+/// Messages of the workspace and mode, newest first; filter by `conversation_id` and
+/// `direction`. Cursor-paged.
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", params(ListMessagesQuery),
     responses((status = 200, description = "Messages, newest first", body = Page<Message>)))]
 pub async fn list(
@@ -99,6 +103,9 @@ pub async fn list(
 }
 
 /// Retrieve a message
+///
+/// A message's current state: `queued`, `sent`, `delivered`, `failed` (with the
+/// carrier's `error_code`) or `received`.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", params(("id" = String, Path, description = "msg_…")),
     responses((status = 200, description = "The message", body = Message)))]
 pub async fn get(
@@ -113,6 +120,8 @@ pub async fn get(
 }
 
 /// List a conversation's messages
+///
+/// Newest first, cursor-paged.
 #[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = "conversations",
     params(("id" = String, Path, description = "conv_…"), PageQuery),
     responses((status = 200, description = "Messages, newest first", body = Page<Message>)))]
@@ -130,6 +139,8 @@ pub async fn conversation_messages(
 }
 
 /// List a conversation's notes
+///
+/// Newest first, cursor-paged.
 #[utoipa::path(get, path = "/v1/conversations/{id}/notes", tag = "conversations",
     params(("id" = String, Path, description = "conv_…"), PageQuery),
     responses((status = 200, description = "Notes, newest first", body = Page<Note>)))]
@@ -149,6 +160,8 @@ pub async fn list_notes(
 }
 
 /// Add a note to a conversation
+///
+/// 1 to 5,000 characters. Send `Idempotency-Key` to retry safely. Emits `note.created`.
 #[utoipa::path(post, path = "/v1/conversations/{id}/notes", tag = "conversations",
     params(("id" = String, Path, description = "conv_…"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),

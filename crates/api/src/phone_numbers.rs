@@ -32,6 +32,7 @@ pub struct ListNumbersQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
     /// `active` (default), `released` or `all`.
+    #[param(pattern = "^(active|released|all)$")]
     pub status: Option<String>,
 }
 
@@ -40,10 +41,11 @@ pub struct ListNumbersQuery {
 #[serde(deny_unknown_fields)]
 pub struct AvailableQuery {
     /// `US` (default), `CA` or `GB`.
+    #[param(pattern = "^(US|CA|GB)$")]
     pub country: Option<String>,
     /// `local` (default), `mobile` or `toll_free`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", pattern = "^(local|mobile|toll_free)$")]
     pub number_type: Option<String>,
     pub area_code: Option<String>,
     /// Digits the number must contain (1 to 7), e.g. `2024`.
@@ -58,6 +60,9 @@ pub struct AvailableList {
 }
 
 /// List phone numbers
+///
+/// Numbers of the workspace and mode; `status` selects `active` (default), `released`
+/// or `all`. Cursor-paged.
 #[utoipa::path(get, path = "/v1/phone-numbers", tag = "phone_numbers", params(ListNumbersQuery),
     responses((status = 200, description = "Numbers, newest first", body = Page<PhoneNumber>)))]
 pub async fn list(
@@ -325,6 +330,8 @@ pub async fn import(
 }
 
 /// Retrieve a phone number
+///
+/// With its routing (`agent_id`, `forward_to`), capabilities and monthly cost.
 #[utoipa::path(get, path = "/v1/phone-numbers/{id}", tag = "phone_numbers",
     params(("id" = String, Path, description = "pn_…")),
     responses((status = 200, description = "The number", body = PhoneNumber)))]

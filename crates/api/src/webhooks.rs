@@ -363,6 +363,9 @@ pub async fn create(
 }
 
 /// List webhook endpoints
+///
+/// Endpoints of the workspace and mode, with their events and state (`active`, and
+/// `disabled_reason` when dialtone turned one off). Never their signing secrets. Cursor-paged.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageQuery),
     responses((status = 200, description = "Endpoints, newest first", body = Page<WebhookEndpoint>)))]
 pub async fn list(
@@ -382,6 +385,8 @@ pub async fn list(
 }
 
 /// Retrieve a webhook endpoint
+///
+/// Its URL, events and state; never the signing secret.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "whk_…")),
     responses((status = 200, description = "The endpoint", body = WebhookEndpoint)))]
 pub async fn get(
@@ -405,7 +410,8 @@ pub async fn get(
 /// are then delivered.
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "whk_…")),
     request_body = WebhookPatch,
-    responses((status = 200, description = "The endpoint", body = WebhookEndpoint)))]
+    responses((status = 200, description = "The endpoint", body = WebhookEndpoint),
+              (status = 422, description = "The URL reaches a private or reserved address", body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     t: Tenant,
@@ -442,6 +448,8 @@ pub async fn update(
 }
 
 /// Delete a webhook endpoint
+///
+/// Nothing more is delivered to it, including deliveries still queued.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "whk_…")),
     responses((status = 200, description = "Deleted", body = Deleted)))]
 pub async fn delete(
@@ -509,6 +517,8 @@ pub async fn subscribe(
 }
 
 /// Unsubscribe a REST hook
+///
+/// As Zapier does when a Zap is turned off; nothing more is delivered to it.
 #[utoipa::path(delete, path = "/v1/hooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "hook_…")),
     responses((status = 200, description = "Deleted", body = Deleted)))]
 pub async fn unsubscribe(
@@ -534,25 +544,65 @@ pub struct RecoverInput {
     pub since: chrono::DateTime<chrono::Utc>,
 }
 
+/// A delivery queued again (`POST …/deliveries/{delivery_id}/redeliver`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Redelivery {
+    #[schema(example = "webhook_delivery")]
+    pub object: &'static str,
+    #[schema(example = "dlv_01jd5x7c2m8n4p6q8r0s2t4v6w")]
+    pub id: String,
+    #[schema(example = "pending")]
+    pub status: &'static str,
+}
+
+/// Failed deliveries queued again (`POST /v1/webhooks/{id}/recover`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Recovery {
+    #[schema(example = "webhook_recovery")]
+    pub object: &'static str,
+    /// How many deliveries were queued again.
+    #[schema(example = 3)]
+    pub queued: u64,
+}
+
+/// A test event queued for one endpoint (`POST /v1/webhooks/{id}/test`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TestEventQueued {
+    #[schema(example = "event")]
+    pub object: &'static str,
+    #[schema(example = "evt_01jd5x7c2m8n4p6q8r0s2t4v6w")]
+    pub id: String,
+    #[serde(rename = "type")]
+    #[schema(example = "webhook.test")]
+    pub event_type: &'static str,
+}
+
+#[allow(clippy::ptr_arg)] // a stored answer's maker: `fn(&T)` with T = String
 fn redelivery(id: &String) -> Result<(u16, String)> {
-    stored_json(
-        202,
-        &serde_json::json!({ "object": "webhook_delivery", "id": id, "status": "pending" }),
-    )
+    let body = Redelivery {
+        object: "webhook_delivery",
+        id: id.clone(),
+        status: "pending",
+    };
+    stored_json(202, &body)
 }
 
 fn recovery(queued: &u64) -> Result<(u16, String)> {
-    stored_json(
-        202,
-        &serde_json::json!({ "object": "webhook_recovery", "queued": queued }),
-    )
+    let body = Recovery {
+        object: "webhook_recovery",
+        queued: *queued,
+    };
+    stored_json(202, &body)
 }
 
+#[allow(clippy::ptr_arg)] // a stored answer's maker: `fn(&T)` with T = String
 fn test_event(id: &String) -> Result<(u16, String)> {
-    stored_json(
-        202,
-        &serde_json::json!({ "object": "event", "id": id, "type": "webhook.test" }),
-    )
+    let body = TestEventQueued {
+        object: "event",
+        id: id.clone(),
+        event_type: "webhook.test",
+    };
+    stored_json(202, &body)
 }
 
 /// Redeliver an event
@@ -565,7 +615,7 @@ fn test_event(id: &String) -> Result<(u16, String)> {
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     params(("id" = String, Path, description = "whk_…"), ("delivery_id" = String, Path, description = "dlv_…"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 202, description = "Queued", body = Object),
+    responses((status = 202, description = "Queued", body = Redelivery),
               (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn redeliver(
     State(state): State<AppState>,
@@ -598,7 +648,7 @@ pub async fn redeliver(
     params(("id" = String, Path, description = "whk_…"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     request_body = RecoverInput,
-    responses((status = 202, description = "How many deliveries were queued again", body = Object),
+    responses((status = 202, description = "How many deliveries were queued again", body = Recovery),
               (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn recover(
     State(state): State<AppState>,
@@ -632,7 +682,7 @@ pub async fn recover(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks",
     params(("id" = String, Path, description = "whk_…"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 202, description = "Queued", body = Object),
+    responses((status = 202, description = "Queued", body = TestEventQueued),
               (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody)))]
 pub async fn test(
     State(state): State<AppState>,

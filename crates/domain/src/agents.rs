@@ -49,7 +49,11 @@ pub struct Agent {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentInput {
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, example = "Front desk")]
     pub name: String,
+    /// What the agent is told to do.
+    #[schema(example = "Book appointments for Dr. Lee's clinic. Be brief and friendly.")]
     pub prompt: Option<String>,
     /// Defaults to `default`.
     pub voice: Option<String>,
@@ -64,6 +68,8 @@ pub struct AgentInput {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, example = "Front desk (evenings)")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]

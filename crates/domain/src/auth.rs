@@ -193,6 +193,14 @@ impl Principal {
     /// A workspace key may only name its own workspace. For an organization key the
     /// caller must still check that the named workspace belongs to the organization.
     pub fn scope(&self, requested: Option<&str>) -> Result<Scope> {
+        if let Some(asked) = requested
+            && !crate::id::looks_like("ws", asked)
+        {
+            return Err(Error::validation(
+                "Dialtone-Workspace",
+                "Dialtone-Workspace must be a workspace id (ws_…)",
+            ));
+        }
         let workspace_id = match (&self.workspace_id, requested) {
             (Some(own), None) => own.clone(),
             (Some(own), Some(asked)) if asked == own => own.clone(),
@@ -578,11 +586,26 @@ mod tests {
 
     #[test]
     fn workspace_keys_stay_in_their_workspace() {
-        let p = principal(Permissions::full(), Some("ws_1"), Mode::Live);
-        assert_eq!(p.scope(None).expect("own").workspace_id, "ws_1");
-        assert!(p.scope(Some("ws_2")).is_err());
+        let ws1 = "ws_01jd5x7c2m8n4p6q8r0s2t4v6w";
+        let ws2 = "ws_01jd5x7c2m8n4p6q8r0s2t4v6x";
+        let p = principal(Permissions::full(), Some(ws1), Mode::Live);
+        assert_eq!(p.scope(None).expect("own").workspace_id, ws1);
+        assert_eq!(p.scope(Some(ws1)).expect("own, named").workspace_id, ws1);
+        assert!(matches!(p.scope(Some(ws2)), Err(Error::Forbidden { .. })));
         let org = principal(Permissions::full(), None, Mode::Live);
         assert_eq!(org.scope(None).expect("default").workspace_id, "ws_default");
-        assert_eq!(org.scope(Some("ws_2")).expect("named").workspace_id, "ws_2");
+        assert_eq!(org.scope(Some(ws2)).expect("named").workspace_id, ws2);
+        // Not a workspace id at all: a 400, before any lookup.
+        for bad in [
+            "ws_2",
+            "",
+            "ct_01jd5x7c2m8n4p6q8r0s2t4v6w",
+            "ws_01JD5X7C2M8N4P6Q8R0S2T4V6W",
+        ] {
+            assert!(
+                matches!(org.scope(Some(bad)), Err(Error::Validation { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }

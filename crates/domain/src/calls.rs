@@ -148,7 +148,7 @@ pub struct Call {
     /// In cents; always 0 in test mode.
     pub cost: i64,
     pub currency: &'static str,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::contacts::FlatObject)]
     pub metadata: Map<String, Value>,
     /// When the carrier failed the call: its error code (Twilio's, e.g. `21211`).
     pub error_code: Option<String>,
@@ -167,12 +167,16 @@ pub struct Call {
 #[serde(deny_unknown_fields)]
 pub struct PlaceCall {
     /// E.164.
+    #[schema(pattern = "^\\+[1-9][0-9]{1,14}$", example = "+14155550123")]
     pub to: String,
     /// One of your numbers (E.164); test keys default to a built-in test number.
+    #[schema(pattern = "^\\+[1-9][0-9]{1,14}$")]
     pub from: Option<String>,
+    /// The agent that talks (`agt_…`).
+    #[schema(pattern = "^agt_[0-9a-hjkmnp-tv-z]{26}$")]
     pub agent_id: Option<String>,
     /// Up to 50 flat key/value pairs, returned on the call and its events.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::contacts::FlatObject>)]
     pub metadata: Option<Map<String, Value>>,
 }
 

@@ -56,9 +56,14 @@ pub struct Campaign {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, example = "November reminders")]
     pub name: String,
+    /// The agent that calls (`agt_…`).
+    #[schema(pattern = "^agt_[0-9a-hjkmnp-tv-z]{26}$")]
     pub agent_id: String,
     /// E.164 numbers; or send `recipients_csv`.
+    #[schema(example = json!(["+14155550123", "+14155550124"]))]
     pub recipients: Option<Vec<String>>,
     /// One number per line, optionally under a `phone_number` header (other columns
     /// are ignored; the number is the first column).
@@ -72,6 +77,7 @@ pub struct CreateCampaign {
 #[serde(deny_unknown_fields)]
 pub struct UpdateCampaign {
     /// `paused`, `running` (resume) or `canceled`.
+    #[schema(example = "paused")]
     pub status: String,
 }
 

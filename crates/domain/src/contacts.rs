@@ -36,7 +36,7 @@ pub struct Contact {
     pub job_title: Option<String>,
     /// Your own identifier for the contact; unique within a workspace and mode.
     pub external_id: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = FlatObject)]
     pub custom_fields: Map<String, Value>,
     #[serde(serialize_with = "rfc3339::serialize")]
     #[schema(value_type = String, format = DateTime)]
@@ -50,16 +50,20 @@ pub struct Contact {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
+    #[schema(example = "Ada")]
     pub first_name: Option<String>,
+    #[schema(example = "Lovelace")]
     pub last_name: Option<String>,
-    /// E.164, e.g. `+15551234567`.
+    /// E.164, e.g. `+15551234567` (surrounding spaces are trimmed; an empty string
+    /// means none).
+    #[schema(pattern = "^\\s*(\\+[1-9][0-9]{1,14})?\\s*$", example = "+15551234567")]
     pub phone_number: Option<String>,
     pub email: Option<String>,
     pub company: Option<String>,
     pub job_title: Option<String>,
     pub external_id: Option<String>,
     /// A flat object of at most 50 string, number or boolean values.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<FlatObject>)]
     pub custom_fields: Option<Map<String, Value>>,
 }
 
@@ -68,7 +72,7 @@ pub struct ContactInput {
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "Ada")]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -83,14 +87,14 @@ pub struct ContactPatch {
     #[schema(value_type = Option<String>)]
     pub company: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "Head of operations")]
     pub job_title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub external_id: Option<Option<String>>,
     /// Replaces the whole object; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<FlatObject>)]
     pub custom_fields: Option<Option<Map<String, Value>>>,
 }
 
@@ -194,6 +198,32 @@ fn is_plausible_email(s: &str) -> bool {
         && !domain.ends_with('.')
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
+
+/// The schema of a small flat object (custom fields, call metadata): at most 50
+/// entries, each a string, number, boolean or null, as [`check_custom_fields`] checks.
+pub struct FlatObject;
+
+impl utoipa::PartialSchema for FlatObject {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(format!(
+                "A flat object: at most {CUSTOM_FIELDS_MAX} entries; names of 1 to {CUSTOM_KEY_MAX} characters; values strings (at most {CUSTOM_VALUE_MAX} characters), numbers, booleans or null."
+            )))
+            .max_properties(Some(CUSTOM_FIELDS_MAX))
+            .additional_properties(Some(ObjectBuilder::new().schema_type(SchemaType::Array(vec![
+                Type::String,
+                Type::Number,
+                Type::Boolean,
+                Type::Null,
+            ]))))
+            .examples([serde_json::json!({"plan": "pro", "seats": 3, "vip": true})])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FlatObject {}
 
 /// Checks a small flat object (custom fields, call metadata).
 pub(crate) fn check_custom_fields(v: &mut Validator, fields: &Map<String, Value>) {

@@ -59,10 +59,17 @@ pub struct Message {
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// E.164.
+    #[schema(pattern = "^\\+[1-9][0-9]{1,14}$", example = "+14155550123")]
     pub to: String,
     /// 1 to 1600 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 1600,
+        example = "Your appointment is at 9:00 tomorrow."
+    )]
     pub body: String,
     /// One of your numbers; test keys default to a built-in test number.
+    #[schema(pattern = "^\\+[1-9][0-9]{1,14}$")]
     pub from: Option<String>,
 }
 

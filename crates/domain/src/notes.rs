@@ -26,6 +26,11 @@ pub struct Note {
 #[serde(deny_unknown_fields)]
 pub struct NoteInput {
     /// 1 to 5000 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        example = "Prefers a call after 10am."
+    )]
     pub content: String,
 }
 

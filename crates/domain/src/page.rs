@@ -71,7 +71,9 @@ pub struct Page<T> {
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PageMeta {
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(example = "Y3RfMDFqZDV4N2MybThuNHA2cThyMHMydDR2Nnc")]
     pub next_cursor: Option<String>,
+    #[schema(example = true)]
     pub has_more: bool,
 }
 

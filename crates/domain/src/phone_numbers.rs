@@ -305,6 +305,7 @@ pub struct PurchaseInput {
     /// of `country`, `type` and `area_code`.
     pub number: Option<String>,
     /// `US` (default), `CA` or `GB`.
+    #[schema(example = "US")]
     pub country: Option<String>,
     /// `local` (default), `mobile` or `toll_free`.
     #[serde(rename = "type")]
@@ -320,7 +321,7 @@ pub struct PurchaseInput {
 #[serde(deny_unknown_fields)]
 pub struct ImportInput {
     /// E.164, a number of the live carrier account (e.g. your Twilio account).
-    #[schema(example = "+14155550123")]
+    #[schema(pattern = "^\\s*\\+[1-9][0-9]{1,14}\\s*$", example = "+14155550123")]
     pub phone_number: String,
     pub name: Option<String>,
     pub agent_id: Option<String>,
@@ -355,13 +356,15 @@ impl ImportInput {
 #[serde(deny_unknown_fields)]
 pub struct RoutingPatch {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "Support line")]
     pub name: Option<Option<String>>,
+    /// The agent that answers (`agt_…`); `null` for none.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "agt_01jd5x7c2m8n4p6q8r0s2t4v6w")]
     pub agent_id: Option<Option<String>>,
+    /// E.164 number calls are forwarded to when no agent answers; `null` for none.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "+14155550100")]
     pub forward_to: Option<Option<String>>,
 }
 

@@ -127,8 +127,10 @@ impl SecretBox {
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// `https://…` (or `http://…`); private and loopback addresses are refused.
+    #[schema(example = "https://example.com/dialtone/webhooks")]
     pub url: String,
     /// Event types, or `["*"]` for all.
+    #[schema(example = json!(["call.completed", "message.received"]))]
     pub events: Vec<String>,
     /// Your own signing secret (8 to 128 visible characters); omit for a generated `whsec_…`.
     pub secret: Option<String>,
@@ -141,7 +143,9 @@ pub struct WebhookInput {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
+    #[schema(example = "https://example.com/dialtone/webhooks")]
     pub url: Option<String>,
+    #[schema(example = json!(["call.completed"]))]
     pub events: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -154,7 +158,11 @@ pub struct WebhookPatch {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookInput {
+    /// Where to POST each event (Zapier's subscription URL).
+    #[schema(example = "https://hooks.zapier.com/hooks/standard/123/abc")]
     pub url: String,
+    /// One event type.
+    #[schema(example = "contact.created")]
     pub event: String,
 }
 

@@ -43,28 +43,6 @@ const EXEMPT: &[(&str, &str)] = &[(
     "idempotent by nature: a second hang-up changes nothing and answers 409 (the call already ended)",
 )];
 
-/// What an idempotent route still lacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gap {
-    /// The handler ignores `Idempotency-Key` (a retry makes a second object).
-    NotHonoured,
-    /// Honoured, but the document may not declare its 409 yet.
-    No409Documented,
-}
-
-/// Known gaps in route files owned elsewhere, skipped by the document checks. A route
-/// whose handler still ignores the key is checked to still ignore it: when it is
-/// fixed, the test says to delete its entry, so the full checks run.
-const GAPS: &[(&str, Gap)] = &[
-    ("/v1/contacts", Gap::NotHonoured),
-    ("/v1/contacts/{id}/notes", Gap::No409Documented),
-    ("/v1/conversations/{id}/notes", Gap::No409Documented),
-];
-
-fn gap(route: &str) -> Option<Gap> {
-    GAPS.iter().find(|(r, _)| *r == route).map(|(_, g)| *g)
-}
-
 #[test]
 fn every_post_route_is_idempotent_or_exempt_with_a_reason() {
     let doc: Value =
@@ -90,20 +68,11 @@ fn every_post_route_is_idempotent_or_exempt_with_a_reason() {
         });
         let declares_409 = op["responses"]["409"].is_object();
         if idempotent {
-            match gap(path) {
-                None => {
-                    assert!(
-                        declares_header,
-                        "POST {path} does not declare Idempotency-Key"
-                    );
-                    assert!(declares_409, "POST {path} does not declare 409");
-                }
-                Some(Gap::NotHonoured) => {}
-                Some(Gap::No409Documented) => assert!(
-                    declares_header,
-                    "POST {path} does not declare Idempotency-Key"
-                ),
-            }
+            assert!(
+                declares_header,
+                "POST {path} does not declare Idempotency-Key"
+            );
+            assert!(declares_409, "POST {path} does not declare 409");
         } else {
             assert!(
                 !declares_header,
@@ -340,7 +309,6 @@ async fn every_creating_post_honours_idempotency_key() {
         .await;
     let hook_url = "http://127.0.0.1:9/hook";
     let mut covered = BTreeSet::new();
-    let mut also_covered = Vec::new();
     let mut secrets: Vec<(String, String, String)> = Vec::new();
     let mut run = async |case: Case, idem: &str| {
         covered.insert(case.route);
@@ -362,35 +330,7 @@ async fn every_creating_post_honours_idempotency_key() {
         json!({"first_name": "Bob"}),
     )
     .counted("/v1/contacts");
-    let contact = if gap("/v1/contacts") == Some(Gap::NotHonoured) {
-        // Still ignored: a retry creates a second contact (delete the GAPS entry once
-        // this fails).
-        let (status, _, first) = send(
-            &t,
-            &key,
-            "/v1/contacts",
-            "contact-1",
-            contacts.body.as_ref(),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED, "{first}");
-        let (_, replayed, _) = send(
-            &t,
-            &key,
-            "/v1/contacts",
-            "contact-1",
-            contacts.body.as_ref(),
-        )
-        .await;
-        assert!(
-            !replayed,
-            "POST /v1/contacts replays now: delete its GAPS entry"
-        );
-        also_covered.push("/v1/contacts");
-        first
-    } else {
-        run(contacts, "contact-1").await
-    };
+    let contact = run(contacts, "contact-1").await;
     let notes = format!("/v1/contacts/{}/notes", contact["id"].as_str().expect("id"));
     run(
         Case::new(
@@ -577,7 +517,6 @@ async fn every_creating_post_honours_idempotency_key() {
 
     // Importing needs a live carrier account; the key of another request is refused
     // before anything else.
-    covered.extend(also_covered);
     covered.insert("/v1/phone-numbers/import");
     let (status, _, err) = send(
         &t,

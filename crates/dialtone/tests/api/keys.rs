@@ -338,7 +338,17 @@ async fn workspaces_are_walls() {
             &[("Dialtone-Workspace", "ws_nope")],
         )
         .await;
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "not a workspace id");
+    let resp = t
+        .request(
+            Method::GET,
+            "/v1/contacts",
+            Some(&org_key),
+            None,
+            &[("Dialtone-Workspace", "ws_00000000000000000000000000")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "no such workspace");
     // A workspace key sees only its workspace's keys, and only creates keys there.
     let (_, keys) = t.get("/v1/api-keys", &ws2_key).await;
     assert_eq!(keys["data"].as_array().map(Vec::len), Some(1));

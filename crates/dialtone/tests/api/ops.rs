@@ -114,11 +114,35 @@ async fn the_openapi_document_covers_the_route_table_and_is_committed() {
         }
     }
 
+    // Every operation has its human id, from the one table in openapi.rs.
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            assert_eq!(
+                op["operationId"].as_str(),
+                dialtone_api::openapi::operation_id(method, path),
+                "{method} {path} needs an entry in openapi::OPERATION_IDS"
+            );
+        }
+    }
+
+    // The reference page: the vendored renderer from this server, nothing from elsewhere.
     let resp = t.request(Method::GET, "/docs", None, None, &[]).await;
     assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let html = resp.text().await.expect("html");
-    assert!(html.contains("/v1/api-keys/{id}/rotate"));
-    assert!(!html.contains("<script"), "the docs page must work offline");
+    assert!(html.contains(dialtone_api::reference::SCRIPT_PATH));
+    assert!(
+        html.contains("href=\"/v1/openapi.json\""),
+        "the no-JavaScript link"
+    );
+    assert!(!html.contains("://"), "nothing from another host");
     t.finish().await;
 }
 

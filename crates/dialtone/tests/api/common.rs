@@ -170,7 +170,9 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut rb = self.client.request(method, format!("{}{path}", self.url));
+        let mut rb = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.url));
         if let Some(k) = key {
             rb = rb.bearer_auth(k);
         }
@@ -180,7 +182,8 @@ impl TestApp {
         for (k, v) in headers {
             rb = rb.header(*k, *v);
         }
-        rb.send().await.expect("request")
+        let resp = rb.send().await.expect("request");
+        checked(&method, path, resp).await
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
@@ -351,4 +354,28 @@ pub fn python_venv(env_var: &str, venv: &str, requirements: &str) -> std::path::
         .is_ok_and(|s| s.success());
     assert!(ok, "pip install -r {requirements} failed");
     python
+}
+
+/// A `/v1` JSON answer, checked against the document (`contract::check`) and handed
+/// back unchanged. Other answers (streams, HTML, media) pass through untouched.
+pub async fn checked(method: &Method, path: &str, resp: reqwest::Response) -> reqwest::Response {
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !path.starts_with("/v1/") || content_type.starts_with("text/event-stream") {
+        return resp;
+    }
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let version = resp.version();
+    let body = resp.bytes().await.expect("response body");
+    crate::contract::check(method.as_str(), path, status.as_u16(), &content_type, &body);
+    let mut rebuilt = axum::http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    *rebuilt.version_mut() = version;
+    reqwest::Response::from(rebuilt)
 }

@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod connections;
 mod contacts;
+mod contract;
 mod dashboard;
 mod event_log;
 mod events;

@@ -106,6 +106,52 @@ async fn a_campaign_calls_every_recipient_and_completes() {
     t.finish().await;
 }
 
+/// A recipients file as Excel saves it in a European locale: a byte order mark, `;`
+/// between fields, quoted fields holding the separator, the number in the third column.
+#[tokio::test]
+async fn a_campaign_from_an_excel_csv_calls_its_numbers_to_completion() {
+    let t = TestApp::spawn().await;
+    let key = test_key(&t).await;
+    let (_, agent) = t
+        .post("/v1/agents", &key, json!({"name": "Reminders"}))
+        .await;
+    let agent_id = agent["id"].as_str().expect("id");
+    let csv = "\u{feff}\"Name\";\"Company\";\"Mobile\"\r\n\"Lovelace; Ada\";\"Analytical, Ltd\";\"+14155550123\"\r\n\"Bob\";\"\";\"+14155550124\"\r\n";
+    let (status, c) = t
+        .post(
+            "/v1/campaigns",
+            &key,
+            json!({"name": "From Excel", "agent_id": agent_id, "recipients_csv": csv}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert_eq!(c["progress"]["total"], 2);
+    let id = c["id"].as_str().expect("id").to_owned();
+    let done = wait_for_campaign(&t, &key, &id, |c| c["status"] == "completed").await;
+    assert_eq!(done["progress"]["pending"], 0);
+    let (_, calls) = t.get(&format!("/v1/campaigns/{id}/calls"), &key).await;
+    let mut called: Vec<&str> = calls["data"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter_map(|call| call["to"].as_str())
+        .collect();
+    called.sort_unstable();
+    assert_eq!(called, ["+14155550123", "+14155550124"]);
+    // A bad number in that column is named by its line.
+    let (status, err) = t
+        .post(
+            "/v1/campaigns",
+            &key,
+            json!({"name": "Bad", "agent_id": agent_id,
+                   "recipients_csv": "Name;Mobile\r\nAda;+14155550123\r\nBob;555-0100\r\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["details"][0]["field"], "recipients_csv line 3");
+    t.finish().await;
+}
+
 #[tokio::test]
 async fn campaigns_pause_resume_cancel_and_validate() {
     let t = TestApp::spawn_with(|c| c.simulator_step = Duration::from_secs(30)).await;

@@ -79,6 +79,11 @@ pub struct ServerConfig {
     pub mcp_allow_writes: bool,
     /// `Host` values `/mcp` accepts (DNS-rebinding protection); empty: loopback only.
     pub mcp_allowed_hosts: Vec<String>,
+    /// The public keys that sign secret scanning reports (`POST
+    /// /v1/secret-scanning/report`); `None`: the route answers 404.
+    pub secret_scanning_keys: Option<std::sync::Arc<crate::secret_scanning::ReporterKeys>>,
+    /// What a report of a live, active key does: revoke it (the default) or only flag it.
+    pub secret_scanning_action: crate::secret_scanning::LeakAction,
 }
 
 impl ServerConfig {
@@ -115,6 +120,8 @@ impl ServerConfig {
             mcp_enabled: true,
             mcp_allow_writes: false,
             mcp_allowed_hosts: Vec::new(),
+            secret_scanning_keys: None,
+            secret_scanning_action: crate::secret_scanning::LeakAction::Revoke,
         }
     }
 }

@@ -25,6 +25,7 @@
 //!   cap, keeping connections after early answers);
 //! - [`error`]: the one mapping from [`dialtone_domain::Error`] to HTTP;
 //! - [`openapi`], [`ops`], [`metrics`]: documentation, health and observability;
+//! - [`secret_scanning`]: leaked-key reports from GitHub secret scanning (signed, no key);
 //! - [`reference`]: the API reference page (`/docs`, the vendored Stoplight Elements).
 
 pub mod agents;
@@ -48,6 +49,7 @@ pub mod ops;
 pub mod phone_numbers;
 pub mod reference;
 pub mod router;
+pub mod secret_scanning;
 mod server;
 pub mod shared;
 mod state;

@@ -393,6 +393,8 @@ pub fn build(state: AppState) -> Router {
         .merge(mcp)
         .merge(crate::dashboard::routes(state.clone()))
         .merge(crate::twilio::routes())
+        // Signed by the reporter, not by an API key: outside the bearer-auth layer.
+        .merge(crate::secret_scanning::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

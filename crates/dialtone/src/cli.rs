@@ -289,6 +289,19 @@ struct ServeArgs {
     /// public host name when serving behind a proxy.
     #[arg(long, env = "DIALTONE_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     mcp_allowed_hosts: Vec<String>,
+    /// Accept leaked-key reports from GitHub secret scanning at
+    /// POST /v1/secret-scanning/report, signed with these public keys (a file in the
+    /// JSON of GitHub's public-keys endpoint). Without it the route answers 404.
+    #[arg(long, env = "DIALTONE_SECRET_SCANNING_KEYS")]
+    secret_scanning_keys: Option<PathBuf>,
+    /// What a report of a live, active key does: `revoke` it at once, or only `flag` it
+    /// (event, audit log, dashboard banner). Test keys are always only flagged.
+    #[arg(
+        long,
+        env = "DIALTONE_SECRET_SCANNING_ACTION",
+        default_value = "revoke"
+    )]
+    secret_scanning_action: dialtone_api::secret_scanning::LeakAction,
 }
 
 #[derive(Args)]
@@ -1033,6 +1046,13 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.mcp_enabled = !args.mcp_disabled;
     config.mcp_allow_writes = args.mcp_allow_writes;
     config.mcp_allowed_hosts = args.mcp_allowed_hosts;
+    if let Some(path) = &args.secret_scanning_keys {
+        let keys = dialtone_api::secret_scanning::ReporterKeys::load(path)
+            .map_err(|e| format!("--secret-scanning-keys: {e}"))?;
+        tracing::info!(keys = keys.len(), "secret scanning reports accepted");
+        config.secret_scanning_keys = Some(std::sync::Arc::new(keys));
+    }
+    config.secret_scanning_action = args.secret_scanning_action;
     if axum_header_ok(&args.webhook_signature_header) {
         config.webhook_signature_header = args.webhook_signature_header;
     } else {

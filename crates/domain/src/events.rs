@@ -73,6 +73,29 @@ pub struct WebhookTest {
     pub endpoint_id: String,
 }
 
+/// The `data.object` of an `api_key.leaked` event: the key, and where a secret
+/// scanner found it. Never the token itself.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyLeak {
+    #[schema(example = "api_key_leak")]
+    pub object: &'static str,
+    /// The key as the API returns it, after the report was acted on.
+    pub key: crate::auth::ApiKeyView,
+    /// `revoked` (the key stopped working at once) or `flagged` (still active:
+    /// test keys, or a server set to flag only). Revoke or rotate a flagged key.
+    #[schema(example = "revoked")]
+    pub action: &'static str,
+    /// Who reported it.
+    #[schema(example = "github_secret_scanning")]
+    pub reporter: String,
+    /// Where it was found, as the scanner says (e.g. a commit's URL).
+    #[schema(example = "https://github.com/octo/repo/blob/abc123/config.env")]
+    pub url: String,
+    /// What kind of place (`content`, `commit`, `issue`, `gist`, …), as the scanner says.
+    #[schema(example = "content")]
+    pub source: String,
+}
+
 /// What an event's `data.object` is: each names the schema the API documents it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Payload {
@@ -84,6 +107,7 @@ pub enum Payload {
     Recording,
     Campaign,
     ApiKey,
+    ApiKeyLeak,
     WebhookTest,
 }
 
@@ -99,6 +123,7 @@ impl Payload {
             Payload::Recording => "Recording",
             Payload::Campaign => "Campaign",
             Payload::ApiKey => "ApiKeyView",
+            Payload::ApiKeyLeak => "ApiKeyLeak",
             Payload::WebhookTest => "WebhookTest",
         }
     }
@@ -126,11 +151,12 @@ pub enum EventType {
     CampaignCompleted,
     ApiKeyCreated,
     ApiKeyRevoked,
+    ApiKeyLeaked,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 20] = [
         EventType::ContactCreated,
         EventType::ContactUpdated,
         EventType::ContactDeleted,
@@ -149,6 +175,7 @@ impl EventType {
         EventType::CampaignCompleted,
         EventType::ApiKeyCreated,
         EventType::ApiKeyRevoked,
+        EventType::ApiKeyLeaked,
         EventType::WebhookTest,
     ];
 
@@ -173,6 +200,7 @@ impl EventType {
             EventType::CampaignCompleted => "campaign.completed",
             EventType::ApiKeyCreated => "api_key.created",
             EventType::ApiKeyRevoked => "api_key.revoked",
+            EventType::ApiKeyLeaked => "api_key.leaked",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -232,6 +260,9 @@ impl EventType {
             EventType::ApiKeyRevoked => {
                 "An API key was revoked (or rotated out). The object is the key, never its secret."
             }
+            EventType::ApiKeyLeaked => {
+                "A secret scanner (GitHub secret scanning) reported an API key found in public. A live key is revoked at once (unless the server only flags); a test key is flagged. The object says where it was found and what was done, never the secret."
+            }
             EventType::WebhookTest => {
                 "A test ping sent to one endpoint by `POST /v1/webhooks/{id}/test`."
             }
@@ -261,7 +292,9 @@ impl EventType {
             | EventType::CallTranscriptReady
             | EventType::CallRecordingReady => Resource::Calls,
             EventType::CampaignCompleted => Resource::Campaigns,
-            EventType::ApiKeyCreated | EventType::ApiKeyRevoked => Resource::ApiKeys,
+            EventType::ApiKeyCreated | EventType::ApiKeyRevoked | EventType::ApiKeyLeaked => {
+                Resource::ApiKeys
+            }
             EventType::WebhookTest => Resource::Webhooks,
         }
     }
@@ -291,6 +324,7 @@ impl EventType {
             EventType::CallRecordingReady => Payload::Recording,
             EventType::CampaignCompleted => Payload::Campaign,
             EventType::ApiKeyCreated | EventType::ApiKeyRevoked => Payload::ApiKey,
+            EventType::ApiKeyLeaked => Payload::ApiKeyLeak,
             EventType::WebhookTest => Payload::WebhookTest,
         }
     }

@@ -375,8 +375,24 @@ impl Store {
         by: &str,
         ip: Option<&str>,
     ) -> Result<ApiKey> {
-        let at = now();
         let mut tx = self.db.begin().await?;
+        self.revoke_in_tx(&mut tx, org_id, key_id, by, ip).await?;
+        tx.commit().await?;
+        self.get_key(org_id, key_id).await
+    }
+
+    /// The revocation of [`Store::revoke_key`] inside `tx`: the row, the change feed
+    /// (and `NOTIFY` at commit), the `api_key.revoked` event and the audit entry.
+    /// False when the key was already revoked (nothing written).
+    async fn revoke_in_tx(
+        &self,
+        tx: &mut Tx,
+        org_id: &str,
+        key_id: &str,
+        by: &str,
+        ip: Option<&str>,
+    ) -> Result<bool> {
+        let at = now();
         let done = tx
             .execute(
                 query(
@@ -388,29 +404,127 @@ impl Store {
                 .bind(org_id),
             )
             .await?;
-        if done > 0 {
-            tx.execute(
-                query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
-                    .bind(key_id)
-                    .bind(at),
-            )
-            .await?;
-            notify_key_change(&mut tx, &self.db, key_id).await?;
-            let key = key_in_tx(&mut tx, key_id).await?;
-            record_key_event(&mut tx, &key, EventType::ApiKeyRevoked).await?;
-            audit_in_tx(
-                &mut tx,
-                org_id,
-                by,
-                "api_key.revoked",
-                key_id,
-                &format!("Revoked {}", key.describe()),
-                ip,
-            )
-            .await?;
+        if done == 0 {
+            return Ok(false);
         }
+        tx.execute(
+            query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
+                .bind(key_id)
+                .bind(at),
+        )
+        .await?;
+        notify_key_change(tx, &self.db, key_id).await?;
+        let key = key_in_tx(tx, key_id).await?;
+        record_key_event(tx, &key, EventType::ApiKeyRevoked).await?;
+        audit_in_tx(
+            tx,
+            org_id,
+            by,
+            "api_key.revoked",
+            key_id,
+            &format!("Revoked {}", key.describe()),
+            ip,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Acts on a secret scanner's report that the key `key_id` was found in public, in
+    /// one transaction: revokes it when `revoke` (through [`Store::revoke_key`]'s own
+    /// path: change feed, `NOTIFY`, `api_key.revoked`), then records the
+    /// `api_key.leaked` event and an `api_key.leaked` audit entry (actor `reporter`)
+    /// naming where it was found.
+    ///
+    /// Once per key: a key already reported, or no longer active, is left as it is
+    /// (`None`: nothing written), so a replayed report changes nothing. Otherwise
+    /// `Some("revoked")` or `Some("flagged")`. The key row is locked first, so
+    /// concurrent reports of one key (on any node) act once.
+    pub async fn report_leaked_key(
+        &self,
+        key_id: &str,
+        revoke: bool,
+        reporter: &str,
+        url: &str,
+        source: &str,
+    ) -> Result<(ApiKey, Option<&'static str>)> {
+        let mut tx = self.db.begin().await?;
+        tx.execute(query("UPDATE api_keys SET name = name WHERE id = $1").bind(key_id))
+            .await?;
+        let key = key_in_tx(&mut tx, key_id).await?;
+        let reported = tx
+            .fetch_optional::<Scalar<String>>(
+                query(
+                    "SELECT id FROM audit_log WHERE org_id = $1 AND action = $2 AND target = $3 \
+                     LIMIT 1",
+                )
+                .bind(&key.org_id)
+                .bind(LEAKED)
+                .bind(key_id),
+            )
+            .await?
+            .is_some();
+        if reported || !key.is_active(now()) {
+            return Ok((key, None));
+        }
+        let action = if revoke {
+            self.revoke_in_tx(&mut tx, &key.org_id, key_id, reporter, None)
+                .await?;
+            "revoked"
+        } else {
+            "flagged"
+        };
+        let key = key_in_tx(&mut tx, key_id).await?;
+        let scope = key_event_scope(&mut tx, &key).await?;
+        let object = serde_json::to_value(dialtone_domain::events::ApiKeyLeak {
+            object: "api_key_leak",
+            key: dialtone_domain::auth::ApiKeyView::new(&key, now()),
+            action,
+            reporter: reporter.to_owned(),
+            url: url.to_owned(),
+            source: source.to_owned(),
+        })
+        .map_err(Error::internal)?;
+        record_event(&mut tx, &scope, EventType::ApiKeyLeaked, object).await?;
+        let what = if revoke {
+            "revoked at once"
+        } else {
+            "flagged, still active: revoke or rotate it"
+        };
+        audit_in_tx(
+            &mut tx,
+            &key.org_id,
+            reporter,
+            LEAKED,
+            key_id,
+            &format!(
+                "{} found in public at {url} ({source}); {what}",
+                key.describe()
+            ),
+            None,
+        )
+        .await?;
         tx.commit().await?;
-        self.get_key(org_id, key_id).await
+        Ok((key, Some(action)))
+    }
+
+    /// The `api_key.leaked` audit entries of an organization since `since`, newest
+    /// first (at most 20): what the keys page warns about.
+    pub async fn leak_reports(
+        &self,
+        org_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<crate::users::AuditEntry>> {
+        self.db
+            .fetch_all(
+                query(
+                    "SELECT id, org_id, actor, action, target, detail, ip, at FROM audit_log \
+                     WHERE org_id = $1 AND action = $2 AND at >= $3 ORDER BY id DESC LIMIT 20",
+                )
+                .bind(org_id)
+                .bind(LEAKED)
+                .bind(since),
+            )
+            .await
     }
 
     /// Revokes a key by id alone: the operator's break-glass command.
@@ -493,9 +607,21 @@ async fn key_in_tx(tx: &mut Tx, key_id: &str) -> Result<ApiKey> {
     .try_into()
 }
 
+/// The audit action (and the event type's name) of a leak report.
+const LEAKED: &str = "api_key.leaked";
+
 /// Records a key event in the key's workspace (an organization key's events go to the
 /// organization's default workspace) and mode. The object never holds the secret.
 async fn record_key_event(tx: &mut Tx, key: &ApiKey, event_type: EventType) -> Result<()> {
+    let scope = key_event_scope(tx, key).await?;
+    let object = serde_json::to_value(dialtone_domain::auth::ApiKeyView::new(key, now()))
+        .map_err(Error::internal)?;
+    record_event(tx, &scope, event_type, object).await
+}
+
+/// Where a key's events go: its workspace (an organization key's: the organization's
+/// default workspace) and mode.
+async fn key_event_scope(tx: &mut Tx, key: &ApiKey) -> Result<Scope> {
     let workspace_id = match &key.workspace_id {
         Some(ws) => ws.clone(),
         None => {
@@ -510,14 +636,11 @@ async fn record_key_event(tx: &mut Tx, key: &ApiKey, event_type: EventType) -> R
             .0
         }
     };
-    let scope = dialtone_domain::tenancy::Scope {
+    Ok(Scope {
         org_id: key.org_id.clone(),
         workspace_id,
         mode: key.mode,
-    };
-    let object = serde_json::to_value(dialtone_domain::auth::ApiKeyView::new(key, now()))
-        .map_err(Error::internal)?;
-    record_event(tx, &scope, event_type, object).await
+    })
 }
 
 /// The PostgreSQL channel that carries key changes to every node at commit.

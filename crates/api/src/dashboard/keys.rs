@@ -85,6 +85,14 @@ struct AuditRow {
     ip: String,
 }
 
+/// A secret scanner's report of a key found in public (the last 30 days).
+struct LeakRow {
+    at: String,
+    by: String,
+    /// The key, where it was found and what was done (the audit entry's words).
+    detail: String,
+}
+
 #[derive(Template)]
 #[template(path = "keys.html")]
 struct KeysPage {
@@ -102,6 +110,7 @@ struct KeysPage {
     open_form: bool,
     workspaces: Vec<(String, String)>,
     audit: Vec<AuditRow>,
+    leaks: Vec<LeakRow>,
     notice: Option<String>,
     page_error: Option<String>,
 }
@@ -255,9 +264,17 @@ fn action_label(action: &str) -> String {
         "webhook.tested" => "Sent test event",
         "webhook.redelivered" => "Redelivered event",
         "webhook.secret_rotated" => "Rotated webhook secret",
+        "api_key.leaked" => "Key reported leaked",
         other => other,
     }
     .to_owned()
+}
+
+fn reporter_label(actor: &str) -> String {
+    match actor {
+        crate::secret_scanning::REPORTER => "GitHub secret scanning".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 #[derive(Default)]
@@ -321,10 +338,21 @@ async fn keys_page(
             actor: who
                 .get(&e.actor)
                 .cloned()
-                .unwrap_or_else(|| e.actor.clone()),
+                .unwrap_or_else(|| reporter_label(&e.actor)),
             action: action_label(&e.action),
             detail: e.detail,
             ip: e.ip.unwrap_or_default(),
+        })
+        .collect();
+    let leaks = state
+        .store
+        .leak_reports(&session.org.id, at - chrono::TimeDelta::days(30))
+        .await?
+        .into_iter()
+        .map(|e| LeakRow {
+            at: when(Some(e.at)),
+            by: reporter_label(&e.actor),
+            detail: e.detail,
         })
         .collect();
     let cap = state.config.key_cap;
@@ -351,6 +379,7 @@ async fn keys_page(
             .map(|w| (w.id.clone(), w.name.clone()))
             .collect(),
         audit,
+        leaks,
         notice: s.notice,
         page_error: s.page_error,
     };

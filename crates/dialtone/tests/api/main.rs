@@ -26,6 +26,7 @@ mod ops;
 mod org_data;
 mod pagination;
 mod phone_numbers;
+mod secret_scanning;
 mod secrets;
 mod setup_links;
 mod signin;

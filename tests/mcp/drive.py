@@ -8,13 +8,17 @@ The plan says how to connect and what to do:
    "mode": "legacy" | "auto",
    "steps": [{"op": "list_tools"} | {"op": "instructions"} |
              {"op": "call", "tool": "...", "args": {...},
-              "token_from": <index of an earlier step>}]}
+              "token_from": <index of an earlier step>} |
+             {"op": "request", "method": "DELETE", "url": "...", "key": "..."}]}
+`token_from` takes the confirmation token a preview's text names. `request` makes a
+plain HTTP request between MCP calls (e.g. revoking the key) and reports its status.
 Prints one JSON document: {"protocol_version": ..., "results": [...]}, where each
 call result is {"is_error", "text", "structured"}. The Rust tests make the asserts.
 """
 
 import asyncio
 import json
+import re
 import sys
 
 import httpx2
@@ -51,8 +55,9 @@ async def run(plan):
             elif op == "call":
                 args = dict(step.get("args", {}))
                 if "token_from" in step:
-                    earlier = results[step["token_from"]]
-                    args["confirmation_token"] = earlier["structured"]["confirmation_token"]
+                    earlier = results[step["token_from"]]["text"]
+                    found = re.search(r'confirmation_token="(cfm_[0-9]+_[0-9a-f]+)"', earlier)
+                    args["confirmation_token"] = found.group(1) if found else "none"
                 r = await client.call_tool(step["tool"], args)
                 text = "".join(c.text for c in r.content if getattr(c, "text", None))
                 results.append(
@@ -62,6 +67,14 @@ async def run(plan):
                         "structured": r.structured_content,
                     }
                 )
+            elif op == "request":
+                async with httpx2.AsyncClient(timeout=30) as plain:
+                    resp = await plain.request(
+                        step["method"],
+                        step["url"],
+                        headers={"Authorization": f"Bearer {step['key']}"},
+                    )
+                results.append({"status": resp.status_code})
         version = getattr(client.session, "protocol_version", None)
     if http is not None:
         await http.aclose()

@@ -102,7 +102,10 @@ pub fn routes(state: &AppState, api: Router) -> Router<AppState> {
         writes,
         Confirmations::new(secret),
     );
-    let mut config = StreamableHttpServerConfig::default();
+    // A tool's answer is one message: sent as `application/json` rather than a
+    // one-event SSE stream when the protocol allows it (the current, stateless
+    // revision; handshake sessions keep their streams).
+    let mut config = StreamableHttpServerConfig::default().with_json_response(true);
     if !state.config.mcp_allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(state.config.mcp_allowed_hosts.clone());
     }

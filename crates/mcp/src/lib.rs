@@ -6,13 +6,17 @@
 //! [`backend`]), so REST and MCP cannot disagree on what a key may do. Map:
 //! - [`catalog`]: the tools, their flat schemas and the permission each needs;
 //! - [`server`]: the MCP handler (tool list per key, dispatch, instructions);
+//! - [`known`]: what `GET /v1/me` said about a key lately (a read tool makes one REST
+//!   request, not two; REST still decides on each);
 //! - [`timeline`]: transcript paging and `get_contact_timeline`;
 //! - [`writes`] and [`confirm`]: preview-then-confirm write tools;
-//! - [`output`]: the size cap and the untrusted-data fence on every result.
+//! - [`output`]: the size cap and the untrusted-data fence on every result (the one
+//!   channel for record data: no `structuredContent` beside it).
 
 pub mod backend;
 pub mod catalog;
 pub mod confirm;
+pub mod known;
 pub mod output;
 pub mod server;
 pub mod timeline;

@@ -462,11 +462,14 @@ mod tests {
                 args.insert("cursor".into(), c.clone().into());
             }
             let r = transcript(&mcp, spec, &args, &caller).await.expect("page");
-            let text = serde_json::to_value(&r.content).expect("json")[0]["text"]
-                .as_str()
-                .map_or(0, str::len);
-            assert!(text <= MAX_RESULT_CHARS, "a page of {text} characters");
-            let v = r.structured_content.expect("structured");
+            let content = serde_json::to_value(&r.content).expect("json");
+            let text = content[0]["text"].as_str().unwrap_or_default();
+            assert!(
+                text.len() <= MAX_RESULT_CHARS,
+                "a page of {} characters",
+                text.len()
+            );
+            let v = output::unfence(text).expect("fenced data");
             assert_eq!(v["total_segments"], 400);
             got.extend(v["segments"].as_array().expect("segments").iter().cloned());
             pages += 1;

@@ -99,13 +99,16 @@ pub(crate) async fn run<B: Backend>(
             "confirmation_token": token,
             "expires_in_seconds": TTL_SECONDS,
         });
-        let text = format!(
-            "Preview only: nothing has been done yet.\n{effect}\nWorkspace: {workspace}. Request: POST {path} {body}\n\
-Show this to the user. If they agree, call {tool} again with the same arguments and \
+        let before = format!(
+            "{tool} preview only: nothing has been done yet.\n{effect}\nWorkspace: {workspace}. The request it would make:",
+            tool = spec.name,
+        );
+        let after = format!(
+            "Show this to the user. If they agree, call {tool} again with the same arguments and \
 confirmation_token=\"{token}\" (valid {TTL_SECONDS} seconds, once).",
             tool = spec.name,
         );
-        return Ok(output::note(text, value));
+        return Ok(output::preview(&before, value, &after));
     };
 
     if let Err(refusal) = confirmations.redeem(token, &me.key_id, spec.name, &signed, now) {

@@ -514,9 +514,12 @@ fn open_free_objects(v: &mut serde_json::Value) {
     }
 }
 
+/// `GET /v1/openapi.json`: the document never changes while the server runs, so it is
+/// built once, on the first request.
 pub async fn json() -> impl IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     (
         [(header::CONTENT_TYPE, "application/json")],
-        document_json(),
+        DOCUMENT.get_or_init(document_json).as_str(),
     )
 }

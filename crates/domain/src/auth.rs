@@ -391,6 +391,38 @@ pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<K
     Ok(spec)
 }
 
+/// A rotation of `old` into a key restricted to `permissions`: narrowing only. Every
+/// permission asked for must be one `old` holds (else 422 on `permissions`); the rest
+/// is [`plan_rotation`]: same name, mode, scope and expiry, and the rules of any new key.
+pub fn plan_narrowed_rotation(
+    actor: Actor<'_>,
+    old: &ApiKey,
+    permissions: &[String],
+    now: Timestamp,
+) -> Result<KeySpec> {
+    let asked = Permissions::parse_list(permissions.iter().map(String::as_str))?;
+    if let Some(extra) = asked.first_missing_from(old.permissions) {
+        return Err(Error::validation(
+            "permissions",
+            format!(
+                "A rotation can only narrow a key: {} does not hold {extra}.",
+                old.id
+            ),
+        ));
+    }
+    let req = KeyRequest {
+        name: old.name.clone(),
+        read_only: false,
+        mode: Some(old.mode),
+        permissions: Some(permissions.to_vec()),
+        workspace_id: old.workspace_id.clone(),
+        expires_at: old.expires_at.filter(|e| *e > now),
+    };
+    let mut spec = plan_new_key(actor, &old.org_id, req, now)?;
+    spec.rotated_from = Some(old.id.clone());
+    Ok(spec)
+}
+
 /// Decides whether `actor` may revoke `key`: the same containment as creating it.
 ///
 /// A key may always revoke itself. Otherwise a key may only revoke keys within its
@@ -582,6 +614,47 @@ mod tests {
         assert!(plan_revocation(Actor::Key(&test), &live).is_err());
         let test_key = stored("key_b", Permissions::NONE, None, Mode::Test);
         assert!(plan_revocation(Actor::Key(&test), &test_key).is_ok());
+    }
+
+    #[test]
+    fn a_narrowed_rotation_only_narrows() {
+        let old = stored(
+            "key_b",
+            Permissions::parse_list(["contacts:write", "calls:read"]).expect("valid"),
+            Some("ws_1"),
+            Mode::Live,
+        );
+        let perms = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let spec = plan_narrowed_rotation(
+            Actor::User("user_a"),
+            &old,
+            &perms(&["contacts:read"]),
+            now(),
+        )
+        .expect("narrower");
+        assert_eq!(spec.permissions.to_csv(), "contacts:read");
+        assert_eq!(spec.rotated_from.as_deref(), Some("key_b"));
+        assert_eq!(spec.workspace_id.as_deref(), Some("ws_1"));
+        // Even an operator cannot widen a key by rotating it.
+        let err = plan_narrowed_rotation(
+            Actor::Operator,
+            &old,
+            &perms(&["contacts:read", "calls:write"]),
+            now(),
+        )
+        .expect_err("wider");
+        assert!(matches!(err, Error::Validation { .. }));
+        let err = plan_narrowed_rotation(Actor::Operator, &old, &[], now()).expect_err("empty");
+        assert!(matches!(err, Error::Validation { .. }));
+        // A key still cannot hand out what it lacks itself.
+        let p = principal(
+            Permissions::parse_list(["calls:read", "api_keys:write"]).expect("valid"),
+            None,
+            Mode::Live,
+        );
+        let err = plan_narrowed_rotation(Actor::Key(&p), &old, &perms(&["contacts:read"]), now())
+            .expect_err("actor lacks contacts:read");
+        assert!(matches!(err, Error::Forbidden { .. }));
     }
 
     #[test]

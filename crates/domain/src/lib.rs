@@ -21,6 +21,7 @@ pub mod id;
 pub mod idempotency;
 pub mod input;
 pub mod keys;
+pub mod least_privilege;
 pub mod messages;
 pub mod notes;
 pub mod page;

@@ -6,11 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::auth::{
-    Actor, ApiKey, KeyRequest, Principal, plan_new_key, plan_revocation, plan_rotation,
+    Actor, ApiKey, KeyRequest, Principal, plan_narrowed_rotation, plan_new_key, plan_revocation,
+    plan_rotation,
 };
 use dialtone_domain::id::{looks_like, new_id};
 use dialtone_domain::idempotency::{Idem, IdempotencyKey, Outcome};
 use dialtone_domain::keys::{KeyDigester, generate};
+use dialtone_domain::least_privilege::{KeyUsageView, window_start_day};
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::{Timestamp, now, rfc3339};
@@ -90,6 +92,20 @@ impl KeyIssuer<'_> {
         old_expires_at: Option<Timestamp>,
         idem: Option<Once<'_>>,
     ) -> Result<Outcome<CreatedKey>> {
+        self.rotate_once_to(actor, old, old_expires_at, None, idem)
+            .await
+    }
+
+    /// [`KeyIssuer::rotate_once`], the replacement restricted to `permissions` when
+    /// given ([`plan_narrowed_rotation`]: narrowing only).
+    pub async fn rotate_once_to(
+        &self,
+        actor: Actor<'_>,
+        old: &ApiKey,
+        old_expires_at: Option<Timestamp>,
+        permissions: Option<&[String]>,
+        idem: Option<Once<'_>>,
+    ) -> Result<Outcome<CreatedKey>> {
         let at = now();
         if !old.is_active(at) {
             return Err(Error::Conflict {
@@ -101,7 +117,10 @@ impl KeyIssuer<'_> {
                 details: None,
             });
         }
-        let spec = plan_rotation(actor, old, at)?;
+        let spec = match permissions {
+            None => plan_rotation(actor, old, at)?,
+            Some(list) => plan_narrowed_rotation(actor, old, list, at)?,
+        };
         let retire = old_expires_at.map(|t| {
             let t = t.max(at);
             (old.id.as_str(), old.expires_at.map_or(t, |e| e.min(t)))
@@ -222,6 +241,11 @@ pub struct RotateKeyBody {
     /// valid until you revoke it.
     #[schema(value_type = Option<String>, example = "now")]
     pub old_key_expires_at: Option<String>,
+    /// Restrict the replacement to these permissions, which must all be the old key's
+    /// (a rotation only narrows; e.g. the `suggested_permissions` of
+    /// `GET /v1/api-keys/{id}/usage`). Omit to keep the old key's permissions.
+    #[schema(example = json!(["contacts:read", "calls:read"]))]
+    pub permissions: Option<Vec<String>>,
 }
 
 /// The calling key, as `GET /v1/me` shows it.
@@ -317,8 +341,46 @@ pub async fn rotate_key_once(
     ip: Option<&str>,
     idem: Option<Once<'_>>,
 ) -> Result<Outcome<CreatedKey>> {
+    rotate_key_to(state, actor, old, old_expires_at, None, ip, idem).await
+}
+
+/// [`rotate_key`] into a key restricted to `permissions` (narrowing only).
+pub async fn rotate_key_narrowed(
+    state: &AppState,
+    actor: Actor<'_>,
+    old: &ApiKey,
+    old_expires_at: Option<Timestamp>,
+    permissions: &[String],
+    ip: Option<&str>,
+) -> Result<CreatedKey> {
+    done(
+        rotate_key_to(
+            state,
+            actor,
+            old,
+            old_expires_at,
+            Some(permissions),
+            ip,
+            None,
+        )
+        .await?,
+    )
+}
+
+/// [`rotate_key_once`] into a key restricted to `permissions` when given (narrowing
+/// only): the REST route's `permissions` and the dashboard's "rotate into a key
+/// restricted to what it used".
+pub async fn rotate_key_to(
+    state: &AppState,
+    actor: Actor<'_>,
+    old: &ApiKey,
+    old_expires_at: Option<Timestamp>,
+    permissions: Option<&[String]>,
+    ip: Option<&str>,
+    idem: Option<Once<'_>>,
+) -> Result<Outcome<CreatedKey>> {
     let created = issuer(state, ip)
-        .rotate_once(actor, old, old_expires_at, idem)
+        .rotate_once_to(actor, old, old_expires_at, permissions, idem)
         .await?;
     state.key_cache.evict(&old.id);
     Ok(created)
@@ -469,7 +531,9 @@ pub async fn revoke(
 /// Rotate an API key
 ///
 /// Issues a replacement with the same name, permissions and scope. The old key keeps
-/// working until you revoke it, or until `old_key_expires_at`.
+/// working until you revoke it, or until `old_key_expires_at`. With `permissions`, the
+/// replacement holds only those, which must all be the old key's (400 otherwise): rotate
+/// into the `suggested_permissions` of the key's usage to drop what it never uses.
 ///
 /// Takes an `Idempotency-Key`, kept per requesting key's workspace and mode: a retry
 /// with the same key and body makes no second replacement (and moves no expiry) and
@@ -520,11 +584,12 @@ pub async fn rotate(
         )),
     };
     let old = visible_key(&state, &p, &id).await?;
-    let outcome = rotate_key_once(
+    let outcome = rotate_key_to(
         &state,
         Actor::Key(&p),
         &old,
         old_expires_at,
+        body.permissions.as_deref(),
         ip.as_deref(),
         idem.as_ref().map(|key| Once { scope: &scope, key }),
     )
@@ -537,4 +602,34 @@ pub async fn rotate(
         )
             .into_response()
     })
+}
+
+/// A key's requests per permission exercised in the last 30 days (stored counts of
+/// every node plus this node's unflushed ones) and the least-privilege suggestion.
+pub async fn key_usage(state: &AppState, key: &ApiKey) -> Result<KeyUsageView> {
+    let since = window_start_day(now());
+    let mut used = state.store.permission_usage(&key.id, since).await?;
+    state.usage.merge_permissions(&key.id, since, &mut used);
+    Ok(KeyUsageView::new(&key.id, key.permissions, used))
+}
+
+/// Retrieve an API key's usage by permission
+///
+/// What the key's requests of the last 30 days needed: each permission exercised
+/// (the one its route requires) with its request count and last use, and
+/// `suggested_permissions`, the smallest set that would have allowed every one of
+/// them (`write` implies `read`). Routes any key may call (`/v1/me`, the event log)
+/// need no permission and are not listed. Counts are written in batches, summed across
+/// nodes; this node's unwritten counts are included. Same visibility as
+/// `GET /v1/api-keys/{id}`.
+#[utoipa::path(get, path = "/v1/api-keys/{id}/usage", tag = "api_keys",
+    params(("id" = String, Path, description = "key_…")),
+    responses((status = 200, description = "The key's usage by permission and the least-privilege suggestion", body = KeyUsageView)))]
+pub async fn usage(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let key = visible_key(&state, &p, &id).await?;
+    Ok(axum::Json(key_usage(&state, &key).await?))
 }

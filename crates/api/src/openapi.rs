@@ -34,7 +34,7 @@ use crate::{
         description = "The public API of a self-hosted calling platform: contacts, calls and the API keys that guard them. Authenticate every request with `Authorization: Bearer <key>`.",
     ),
     paths(
-        keys::me, keys::list, keys::create, keys::get, keys::revoke, keys::rotate,
+        keys::me, keys::list, keys::create, keys::get, keys::revoke, keys::rotate, keys::usage,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::replace,
         contacts::delete, contacts::list_notes, contacts::create_note,
         agents::list, agents::create, agents::get, agents::update, agents::delete,
@@ -91,6 +91,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/api-keys/{id}", "getApiKey"),
     ("delete", "/v1/api-keys/{id}", "revokeApiKey"),
     ("post", "/v1/api-keys/{id}/rotate", "rotateApiKey"),
+    ("get", "/v1/api-keys/{id}/usage", "getApiKeyUsage"),
     ("get", "/v1/contacts", "listContacts"),
     ("post", "/v1/contacts", "createContact"),
     ("get", "/v1/contacts/{id}", "getContact"),

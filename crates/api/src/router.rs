@@ -7,10 +7,10 @@
 //! escape either.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use dialtone_domain::Error;
@@ -77,6 +77,12 @@ fn v1() -> Vec<Route> {
         route(M::GET, "/v1/api-keys", read(ApiKeys), keys::list),
         route(M::POST, "/v1/api-keys", write(ApiKeys), keys::create),
         route(M::GET, "/v1/api-keys/{id}", read(ApiKeys), keys::get),
+        route(
+            M::GET,
+            "/v1/api-keys/{id}/usage",
+            read(ApiKeys),
+            keys::usage,
+        ),
         route(M::DELETE, "/v1/api-keys/{id}", write(ApiKeys), keys::revoke),
         route(
             M::POST,
@@ -333,11 +339,16 @@ pub fn table() -> Vec<RouteSpec> {
     v1().into_iter().map(|r| r.spec).collect()
 }
 
-async fn require(permission: Permission, req: Request, next: Next) -> Response {
-    let allowed = req
-        .extensions()
-        .get::<Arc<Principal>>()
-        .map(|p| p.require(permission));
+/// Refuses a request whose key lacks `permission`; counts the permission exercised
+/// (in memory, for least privilege) when it has it.
+async fn require(state: AppState, permission: Permission, req: Request, next: Next) -> Response {
+    let allowed = req.extensions().get::<Arc<Principal>>().map(|p| {
+        p.require(permission).inspect(|()| {
+            state
+                .usage
+                .record_permission(&p.key_id, permission, dialtone_domain::time::now())
+        })
+    });
     match allowed {
         Some(Ok(())) => next.run(req).await,
         Some(Err(e)) => ApiError(e).into_response(),
@@ -371,7 +382,10 @@ pub fn build(state: AppState) -> Router {
     for r in v1() {
         let mut handler = r.handler;
         if let Some(p) = r.spec.permission {
-            handler = handler.route_layer(from_fn(move |req, next| require(p, req, next)));
+            handler = handler.route_layer(from_fn_with_state(
+                state.clone(),
+                move |State(s): State<AppState>, req: Request, next: Next| require(s, p, req, next),
+            ));
         }
         api = api.route(r.spec.path, handler);
     }

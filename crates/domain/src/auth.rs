@@ -392,14 +392,18 @@ pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<K
 }
 
 /// A rotation of `old` into a key restricted to `permissions`: narrowing only. Every
-/// permission asked for must be one `old` holds (else 422 on `permissions`); the rest
+/// permission asked for must be one `old` holds (else a 400 on `permissions`); the rest
 /// is [`plan_rotation`]: same name, mode, scope and expiry, and the rules of any new key.
+/// A key acting must also hold everything `old` holds ([`plan_revocation`]'s reach).
 pub fn plan_narrowed_rotation(
     actor: Actor<'_>,
     old: &ApiKey,
     permissions: &[String],
     now: Timestamp,
 ) -> Result<KeySpec> {
+    // A key may only narrow keys it could revoke: otherwise narrowing with the old
+    // key expiring would retire a key beyond its reach.
+    plan_revocation(actor, old)?;
     let asked = Permissions::parse_list(permissions.iter().map(String::as_str))?;
     if let Some(extra) = asked.first_missing_from(old.permissions) {
         return Err(Error::validation(
@@ -652,9 +656,13 @@ mod tests {
             None,
             Mode::Live,
         );
-        let err = plan_narrowed_rotation(Actor::Key(&p), &old, &perms(&["contacts:read"]), now())
-            .expect_err("actor lacks contacts:read");
+        let err = plan_narrowed_rotation(Actor::Key(&p), &old, &perms(&["calls:read"]), now())
+            .expect_err("old holds contacts:write, beyond this key's reach");
         assert!(matches!(err, Error::Forbidden { .. }));
+        let wide = principal(Permissions::full(), None, Mode::Live);
+        assert!(
+            plan_narrowed_rotation(Actor::Key(&wide), &old, &perms(&["calls:read"]), now()).is_ok()
+        );
     }
 
     #[test]

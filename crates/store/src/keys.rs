@@ -6,6 +6,7 @@ use dialtone_domain::auth::{ApiKey, KeySpec};
 use dialtone_domain::events::EventType;
 use dialtone_domain::idempotency::{Idem, Outcome};
 use dialtone_domain::keys::Digest;
+use dialtone_domain::least_privilege::PermissionUse;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::permissions::Permissions;
 use dialtone_domain::tenancy::{Mode, Scope};
@@ -120,15 +121,29 @@ pub struct NewKeyRow<'a> {
     pub ip: Option<&'a str>,
 }
 
-/// Requests counted in memory since the last flush, for one key.
+/// Requests counted in memory since the last flush, for one key and day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDelta {
     pub key_id: String,
     pub day: i64,
+    /// Authenticated requests (0 when only `permissions` has news).
     pub count: i64,
     pub last_used_at: Timestamp,
     pub last_ip: Option<String>,
+    /// The same requests by the permission their route required.
+    pub permissions: Vec<PermissionUse>,
 }
+
+struct PermissionUseRow {
+    permission: String,
+    requests: i64,
+    last_used_at: Timestamp,
+}
+from_row!(PermissionUseRow {
+    permission,
+    requests,
+    last_used_at,
+});
 
 /// A key whose validity changed (revoked, rotated, expiry moved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,10 +278,18 @@ impl Store {
                     Some((_, t)) => format!("stops working at {}", t.format("%Y-%m-%d %H:%M UTC")),
                     None => "keeps working until revoked".to_owned(),
                 };
+                let holds = if key.permissions.is_full() {
+                    "full access".to_owned()
+                } else {
+                    key.permissions.to_csv().replace(',', ", ")
+                };
                 (
                     "api_key.rotated",
                     old.as_str(),
-                    format!("Rotated {old} into {}; the old key {until}", key.describe()),
+                    format!(
+                        "Rotated {old} into {} ({holds}); the old key {until}",
+                        key.describe()
+                    ),
                 )
             }
             None => (
@@ -568,29 +591,121 @@ impl Store {
         }
         let mut tx = self.db.begin().await?;
         for d in deltas {
-            tx.execute(
-                query(
-                    "INSERT INTO api_key_usage (key_id, day, count) VALUES ($1, $2, $3) \
-                     ON CONFLICT (key_id, day) DO UPDATE SET count = api_key_usage.count + excluded.count",
+            if d.count > 0 {
+                tx.execute(
+                    query(
+                        "INSERT INTO api_key_usage (key_id, day, count) VALUES ($1, $2, $3) \
+                         ON CONFLICT (key_id, day) DO UPDATE SET count = api_key_usage.count + excluded.count",
+                    )
+                    .bind(&d.key_id)
+                    .bind(d.day)
+                    .bind(d.count),
                 )
-                .bind(&d.key_id)
-                .bind(d.day)
-                .bind(d.count),
-            )
-            .await?;
-            tx.execute(
-                query(
-                    "UPDATE api_keys SET last_used_at = $1, last_ip = $2 \
-                     WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)",
+                .await?;
+                tx.execute(
+                    query(
+                        "UPDATE api_keys SET last_used_at = $1, last_ip = $2 \
+                         WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)",
+                    )
+                    .bind(d.last_used_at)
+                    .bind(&d.last_ip)
+                    .bind(&d.key_id),
                 )
-                .bind(d.last_used_at)
-                .bind(&d.last_ip)
-                .bind(&d.key_id),
-            )
-            .await?;
+                .await?;
+            }
+            for p in &d.permissions {
+                tx.execute(
+                    query(
+                        "INSERT INTO api_key_permission_usage \
+                         (key_id, day, permission, count, last_used_at) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (key_id, day, permission) DO UPDATE SET \
+                         count = api_key_permission_usage.count + excluded.count, \
+                         last_used_at = CASE \
+                           WHEN excluded.last_used_at > api_key_permission_usage.last_used_at \
+                           THEN excluded.last_used_at \
+                           ELSE api_key_permission_usage.last_used_at END",
+                    )
+                    .bind(&d.key_id)
+                    .bind(d.day)
+                    .bind(p.permission.to_string())
+                    .bind(p.requests)
+                    .bind(p.last_used_at),
+                )
+                .await?;
+            }
         }
         tx.commit().await
     }
+
+    /// [`Store::permission_usage`] of every key of an organization, by key id.
+    pub async fn permission_usage_of_org(
+        &self,
+        org_id: &str,
+        since_day: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<PermissionUse>>> {
+        struct OrgRow(String, PermissionUseRow);
+        impl FromRow for OrgRow {
+            fn from_row(r: &Row<'_>) -> Result<Self> {
+                Ok(OrgRow(r.get("key_id")?, PermissionUseRow::from_row(r)?))
+            }
+        }
+        let rows: Vec<OrgRow> = self
+            .db
+            .fetch_all(
+                query(
+                    "SELECT u.key_id, u.permission, CAST(SUM(u.count) AS BIGINT) AS requests, \
+                     MAX(u.last_used_at) AS last_used_at FROM api_key_permission_usage u \
+                     JOIN api_keys k ON k.id = u.key_id \
+                     WHERE k.org_id = $1 AND u.day >= $2 GROUP BY u.key_id, u.permission",
+                )
+                .bind(org_id)
+                .bind(since_day),
+            )
+            .await?;
+        let mut by_key: std::collections::HashMap<String, Vec<PermissionUse>> =
+            std::collections::HashMap::new();
+        for OrgRow(key_id, r) in rows {
+            let u = permission_use(&key_id, r)?;
+            by_key.entry(key_id).or_default().push(u);
+        }
+        Ok(by_key)
+    }
+
+    /// A key's stored requests per permission exercised since the day `since_day`
+    /// (summed over days and nodes), in no particular order.
+    pub async fn permission_usage(
+        &self,
+        key_id: &str,
+        since_day: i64,
+    ) -> Result<Vec<PermissionUse>> {
+        let rows: Vec<PermissionUseRow> = self
+            .db
+            .fetch_all(
+                query(
+                    "SELECT permission, CAST(SUM(count) AS BIGINT) AS requests, \
+                     MAX(last_used_at) AS last_used_at FROM api_key_permission_usage \
+                     WHERE key_id = $1 AND day >= $2 GROUP BY permission",
+                )
+                .bind(key_id)
+                .bind(since_day),
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| permission_use(key_id, r))
+            .collect()
+    }
+}
+
+fn permission_use(key_id: &str, r: PermissionUseRow) -> Result<PermissionUse> {
+    Ok(PermissionUse {
+        permission: r.permission.parse().map_err(|_| {
+            Error::internal(std::io::Error::other(format!(
+                "api_key_permission_usage of {key_id} holds an invalid permission"
+            )))
+        })?,
+        requests: r.requests,
+        last_used_at: r.last_used_at,
+    })
 }
 
 async fn key_in_tx(tx: &mut Tx, key_id: &str) -> Result<ApiKey> {

@@ -123,6 +123,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         20261127000015,
         include_str!("../migrations/sqlite/20261127000015_event_log.sql"),
     ),
+    (
+        20261128000017,
+        include_str!("../migrations/sqlite/20261128000017_key_permission_usage.sql"),
+    ),
 ];
 
 /// Which database a [`Store`] talks to.

@@ -150,6 +150,12 @@ pub const ORG_TABLES: &[OrgTable] = &[
     t("wallet_transactions", BY_ORG, ID, Export::File),
     t("wallets", BY_ORG, &["livemode"], Export::File),
     t(
+        "api_key_permission_usage",
+        "key_id IN (SELECT id FROM api_keys WHERE org_id = $1)",
+        &["key_id", "day", "permission"],
+        Export::File,
+    ),
+    t(
         "api_key_usage",
         "key_id IN (SELECT id FROM api_keys WHERE org_id = $1)",
         &["key_id", "day"],

@@ -1,5 +1,6 @@
-//! Usage per key (`requests_30d`, `last_used_at`, `last_ip`), counted in memory and
-//! written in batches: a request never waits on a database write for its count.
+//! Usage per key (`requests_30d`, `last_used_at`, `last_ip`, and requests per permission
+//! exercised, for least privilege), counted in memory and written in batches: a request
+//! never waits on a database write for its count.
 //!
 //! The flusher adds each node's counts to daily rows, so counts from several nodes
 //! sum correctly. Reads merge what this node has not flushed yet.
@@ -9,6 +10,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use dialtone_domain::auth::ApiKey;
+use dialtone_domain::least_privilege::PermissionUse;
+use dialtone_domain::permissions::Permission;
 use dialtone_domain::time::{Timestamp, epoch_day};
 use dialtone_store::UsageDelta;
 
@@ -25,6 +28,38 @@ struct Pending {
     count: i64,
     last_used_at: Timestamp,
     last_ip: Option<String>,
+    /// Requests by the permission their route required (a handful per key).
+    permissions: Vec<PermissionUse>,
+}
+
+impl Pending {
+    fn new(last_used_at: Timestamp, last_ip: Option<String>) -> Self {
+        Pending {
+            count: 0,
+            last_used_at,
+            last_ip,
+            permissions: Vec::new(),
+        }
+    }
+
+    fn add_permission(&mut self, permission: Permission, requests: i64, at: Timestamp) {
+        add_use(&mut self.permissions, permission, requests, at);
+    }
+}
+
+/// Adds `requests` uses of `permission`, last at `at`, to `uses`.
+fn add_use(uses: &mut Vec<PermissionUse>, permission: Permission, requests: i64, at: Timestamp) {
+    match uses.iter_mut().find(|u| u.permission == permission) {
+        Some(u) => {
+            u.requests += requests;
+            u.last_used_at = u.last_used_at.max(at);
+        }
+        None => uses.push(PermissionUse {
+            permission,
+            requests,
+            last_used_at: at,
+        }),
+    }
 }
 
 impl UsageCounter {
@@ -34,16 +69,27 @@ impl UsageCounter {
             Some(days) => days,
             None => map.entry(key_id.to_owned()).or_default(),
         };
-        let entry = days.entry(epoch_day(at)).or_insert_with(|| Pending {
-            count: 0,
-            last_used_at: at,
-            last_ip: None,
-        });
+        let entry = days
+            .entry(epoch_day(at))
+            .or_insert_with(|| Pending::new(at, None));
         entry.count += 1;
-        if at >= entry.last_used_at {
+        // The first request of an entry made by `record_permission` sets the address.
+        if at >= entry.last_used_at || entry.count == 1 {
             entry.last_used_at = at;
             entry.last_ip = ip.map(|ip| ip.to_string());
         }
+    }
+
+    /// Counts one request that exercised `permission` (the one its route required).
+    pub fn record_permission(&self, key_id: &str, permission: Permission, at: Timestamp) {
+        let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let days = match map.get_mut(key_id) {
+            Some(days) => days,
+            None => map.entry(key_id.to_owned()).or_default(),
+        };
+        days.entry(epoch_day(at))
+            .or_insert_with(|| Pending::new(at, None))
+            .add_permission(permission, 1, at);
     }
 
     /// Takes everything counted so far, to be written.
@@ -57,6 +103,7 @@ impl UsageCounter {
                     count: p.count,
                     last_used_at: p.last_used_at,
                     last_ip: p.last_ip,
+                    permissions: p.permissions,
                 })
             })
             .collect()
@@ -70,13 +117,16 @@ impl UsageCounter {
                 .entry(d.key_id)
                 .or_default()
                 .entry(d.day)
-                .or_insert_with(|| Pending {
-                    count: 0,
-                    last_used_at: d.last_used_at,
-                    last_ip: d.last_ip.clone(),
-                });
+                .or_insert_with(|| Pending::new(d.last_used_at, d.last_ip.clone()));
+            for u in d.permissions {
+                entry.add_permission(u.permission, u.requests, u.last_used_at);
+            }
+            if d.count == 0 {
+                continue;
+            }
+            let first = entry.count == 0;
             entry.count += d.count;
-            if d.last_used_at > entry.last_used_at {
+            if first || d.last_used_at > entry.last_used_at {
                 entry.last_used_at = d.last_used_at;
                 entry.last_ip = d.last_ip;
             }
@@ -87,10 +137,26 @@ impl UsageCounter {
     pub fn merge_into(&self, key: &mut ApiKey) {
         let map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         for p in map.get(&key.id).into_iter().flat_map(|days| days.values()) {
+            if p.count == 0 {
+                // Only permission counts (the request itself was already drained).
+                continue;
+            }
             key.requests_30d += p.count;
             if key.last_used_at.is_none_or(|t| p.last_used_at > t) {
                 key.last_used_at = Some(p.last_used_at);
                 key.last_ip = p.last_ip.clone();
+            }
+        }
+    }
+
+    /// Adds this node's unflushed requests per permission of `key_id`, from the day
+    /// `since_day` on, to `uses` (read from the database).
+    pub fn merge_permissions(&self, key_id: &str, since_day: i64, uses: &mut Vec<PermissionUse>) {
+        let map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let days = map.get(key_id).into_iter().flat_map(|days| days.iter());
+        for (_, p) in days.filter(|(day, _)| **day >= since_day) {
+            for u in &p.permissions {
+                add_use(uses, u.permission, u.requests, u.last_used_at);
             }
         }
     }

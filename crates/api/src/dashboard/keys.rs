@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use dialtone_domain::auth::{Actor, ApiKey, KeyRequest};
 use dialtone_domain::id::looks_like;
+use dialtone_domain::least_privilege::{self, PermissionUse};
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::permissions::Resource;
 use dialtone_domain::tenancy::Mode;
@@ -25,7 +26,7 @@ use serde::Deserialize;
 
 use super::session::{Nav, Session};
 use super::{DashError, DashResult, Form, render_status, see_other, when};
-use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key};
+use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key, rotate_key_narrowed};
 use crate::state::AppState;
 
 /// One key as a row of the list.
@@ -46,6 +47,10 @@ struct KeyRow {
     status: &'static str,
     ended: String,
     expires: String,
+    /// "used only contacts:read and calls:read in 30 days", "not used in 30 days"…
+    usage_summary: String,
+    /// The least-privilege suggestion (comma-separated) when it narrows the key.
+    narrow_to: Option<String>,
 }
 
 /// The secret of a key just made, shown this once.
@@ -250,7 +255,38 @@ fn row(
         expires: k
             .expires_at
             .map_or_else(|| "Never".to_owned(), |t| when(Some(t))),
+        usage_summary: String::new(),
+        narrow_to: None,
     }
+}
+
+/// What a key's 30 days of use say about its permissions (see
+/// [`dialtone_domain::least_privilege`]), into its row.
+fn with_usage(mut row: KeyRow, k: &ApiKey, used: &[PermissionUse]) -> KeyRow {
+    let suggested = least_privilege::suggest(used.iter().map(|u| u.permission), k.permissions);
+    let days = least_privilege::WINDOW_DAYS;
+    row.usage_summary = if suggested.is_empty() {
+        if k.requests_30d == 0 {
+            format!("not used in {days} days")
+        } else {
+            format!("used no permission in {days} days (only /v1/me or events)")
+        }
+    } else if least_privilege::narrows(&suggested, k.permissions) {
+        row.narrow_to = Some(
+            suggested
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        format!(
+            "used only {} in {days} days",
+            least_privilege::sentence(&suggested)
+        )
+    } else {
+        format!("used every permission it holds in {days} days")
+    };
+    row
 }
 
 fn action_label(action: &str) -> String {
@@ -312,6 +348,16 @@ async fn keys_page(
     for k in &mut keys {
         state.usage.merge_into(k);
     }
+    let since = least_privilege::window_start_day(at);
+    let mut used = state
+        .store
+        .permission_usage_of_org(&session.org.id, since)
+        .await?;
+    for k in &keys {
+        state
+            .usage
+            .merge_permissions(&k.id, since, used.entry(k.id.clone()).or_default());
+    }
     let users = state.store.list_users(&session.org.id).await?;
     let mut who: HashMap<String, String> = users
         .iter()
@@ -361,7 +407,13 @@ async fn keys_page(
         nav: session.nav("keys", "/dashboard/keys"),
         active_count: active.len(),
         at_cap: active.len() >= cap,
-        active: active.iter().map(|k| row(k, at, &who, &ws)).collect(),
+        active: active
+            .iter()
+            .map(|k| {
+                let uses = used.get(&k.id).map_or(&[][..], Vec::as_slice);
+                with_usage(row(k, at, &who, &ws), k, uses)
+            })
+            .collect(),
         inactive: inactive.iter().map(|k| row(k, at, &who, &ws)).collect(),
         cap,
         cap_pct: (active.len() * 100)
@@ -545,16 +597,56 @@ pub(crate) async fn rotate(
         "24h" => Some(now() + chrono::TimeDelta::hours(24)),
         _ => None,
     };
-    let created = match rotate_key(
-        &state,
-        Actor::User(&session.user.id),
-        &old,
-        old_expires_at,
-        Some(&session.ip),
-    )
-    .await
-    {
+    // "Restrict to what it uses": the suggestion shown in the key's row, narrowing only.
+    let narrow_to: Option<Vec<String>> = f
+        .text("permissions")
+        .map(|list| list.split(',').map(|p| p.trim().to_owned()).collect());
+    let rotated = match &narrow_to {
+        None => {
+            rotate_key(
+                &state,
+                Actor::User(&session.user.id),
+                &old,
+                old_expires_at,
+                Some(&session.ip),
+            )
+            .await
+        }
+        Some(list) => {
+            rotate_key_narrowed(
+                &state,
+                Actor::User(&session.user.id),
+                &old,
+                old_expires_at,
+                list,
+                Some(&session.ip),
+            )
+            .await
+        }
+    };
+    let created = match rotated {
         Ok(c) => c,
+        // A restriction that would widen the key (a stale or edited form).
+        Err(e @ Error::Validation { .. }) => {
+            let message = match &e {
+                Error::Validation { details, .. } if !details.is_empty() => details
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            return keys_page(
+                &state,
+                &session,
+                crate::error::status_of(&e),
+                PageState {
+                    page_error: Some(message),
+                    ..PageState::default()
+                },
+            )
+            .await;
+        }
         // At the cap, or the key is no longer active: say so on the keys page.
         Err(Error::Conflict { message, .. }) => {
             return keys_page(
@@ -581,7 +673,14 @@ pub(crate) async fn rotate(
         PageState {
             created: Some(reveal(
                 &created,
-                Some(format!("{} — the old key {until}", old.masked())),
+                Some(match &narrow_to {
+                    None => format!("{} — the old key {until}", old.masked()),
+                    Some(_) => format!(
+                        "{} — the new key holds only {}; the old key {until}",
+                        old.masked(),
+                        created.key.permissions.to_csv().replace(',', ", ")
+                    ),
+                }),
             )),
             form: None,
             form_error: None,

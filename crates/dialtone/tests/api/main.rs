@@ -18,6 +18,7 @@ mod event_log;
 mod events;
 mod idempotency;
 mod keys;
+mod least_privilege;
 mod mcp;
 mod messages;
 mod nodes;

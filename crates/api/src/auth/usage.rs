@@ -161,3 +161,94 @@ impl UsageCounter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialtone_domain::time::now;
+
+    fn perm(s: &str) -> Permission {
+        s.parse().expect("permission")
+    }
+
+    #[test]
+    fn permissions_are_counted_per_key_and_day_and_survive_a_failed_write() {
+        let c = UsageCounter::default();
+        let at = now();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        for _ in 0..3 {
+            c.record("key_a", Some(ip), at);
+            c.record_permission("key_a", perm("contacts:read"), at);
+        }
+        c.record("key_a", Some(ip), at);
+        c.record_permission("key_a", perm("calls:write"), at);
+        let mut uses = Vec::new();
+        c.merge_permissions("key_a", epoch_day(at) - 29, &mut uses);
+        uses.sort_by_key(|u| u.permission);
+        assert_eq!(
+            uses.iter()
+                .map(|u| (u.permission.to_string(), u.requests))
+                .collect::<Vec<_>>(),
+            [
+                ("contacts:read".to_owned(), 3),
+                ("calls:write".to_owned(), 1)
+            ]
+        );
+        // Outside the window: not merged.
+        let mut none = Vec::new();
+        c.merge_permissions("key_a", epoch_day(at) + 1, &mut none);
+        assert!(none.is_empty());
+        // Drained, then put back after a failed write: nothing lost.
+        let deltas = c.drain();
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(deltas[0].count, 4);
+        assert_eq!(deltas[0].permissions.len(), 2);
+        c.restore(deltas);
+        let again = c.drain();
+        assert_eq!(again[0].count, 4);
+        assert_eq!(
+            again[0].permissions.iter().map(|u| u.requests).sum::<i64>(),
+            4
+        );
+    }
+
+    #[test]
+    fn a_permission_counted_after_a_flush_does_not_clear_the_last_address() {
+        let c = UsageCounter::default();
+        let at = now();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        c.record("key_a", Some(ip), at);
+        let _ = c.drain();
+        // The request's permission lands after the flush took its count.
+        c.record_permission("key_a", perm("contacts:read"), at);
+        let deltas = c.drain();
+        assert_eq!(deltas[0].count, 0, "no request to add");
+        assert_eq!(deltas[0].permissions[0].requests, 1);
+        // A key read meanwhile keeps its stored address and count.
+        c.restore(deltas);
+        let mut key = ApiKey {
+            id: "key_a".into(),
+            org_id: "org_a".into(),
+            workspace_id: None,
+            name: "k".into(),
+            mode: dialtone_domain::tenancy::Mode::Live,
+            permissions: dialtone_domain::permissions::Permissions::full(),
+            prefix: "dt_live_".into(),
+            last_four: "abcd".into(),
+            created_at: at,
+            created_by: "cli".into(),
+            expires_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            last_used_at: Some(at),
+            last_ip: Some("192.0.2.1".into()),
+            requests_30d: 1,
+        };
+        c.merge_into(&mut key);
+        assert_eq!(key.requests_30d, 1);
+        assert_eq!(key.last_ip.as_deref(), Some("192.0.2.1"));
+        // The next request of the day sets the address again.
+        c.record("key_a", Some(ip), at);
+        assert_eq!(c.drain()[0].last_ip.as_deref(), Some("192.0.2.1"));
+    }
+}

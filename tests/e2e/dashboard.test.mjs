@@ -290,3 +290,37 @@ test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret
   assert.deepEqual(page.problems, [], "no console errors");
   await page.context().close();
 });
+
+test("least privilege: a key's row says what it used, and restricting it makes a narrower key shown once", async () => {
+  const old = cli(["keys", "create", "--org", orgId, "--name", "CRM sync",
+    "--permissions", "contacts:write,calls:read,billing:read"]).trim();
+  assert.equal((await api("/v1/contacts", old)).status, 200);
+  assert.equal((await api("/v1/calls", old)).status, 200);
+  await new Promise((res) => setTimeout(res, 400)); // let usage flush (200 ms)
+
+  const page = await newPage();
+  await signIn(page);
+  const row = page.locator("#active-keys tbody tr", { hasText: "CRM sync" });
+  assert.match(await row.innerText(), /used only contacts:read and calls:read in 30 days/);
+  await row.getByRole("button", { name: "Restrict CRM sync to what it uses" }).click();
+  const dialog = page.locator("dialog[id^=narrow-][open]");
+  assert.match(await dialog.innerText(), /holding only contacts:read,calls:read/);
+  await shot(page, "14-restrict-to-usage");
+  await dialog.getByRole("button", { name: "Rotate into a restricted key" }).click();
+
+  const reveal = page.locator("dialog#created-key");
+  await reveal.waitFor();
+  assert.match(await reveal.innerText(), /the new key holds only contacts:read, calls:read/);
+  const secret = await page.locator("#new-secret").inputValue();
+  const me = await (await api("/v1/me", secret)).json();
+  assert.deepEqual(me.permissions, ["contacts:read", "calls:read"]);
+  assert.equal((await api("/v1/contacts", secret)).status, 200);
+  assert.equal((await api("/v1/billing/wallet", secret)).status, 403);
+  // The old key is kept until revoked, as in any rotation.
+  assert.equal((await api("/v1/billing/wallet", old)).status, 200);
+  await page.reload();
+  assert.ok(!(await page.content()).includes(secret), "shown once");
+  assert.match(await page.locator("#audit-log").innerText(), /Rotated key/);
+  assert.deepEqual(page.problems, [], "no console errors (CSP, scripts)");
+  await page.context().close();
+});

@@ -349,7 +349,7 @@ async fn the_dashboard_shows_what_a_key_used_and_rotates_it_into_a_restricted_ke
     );
     assert!(html.contains("not used in 30 days"), "the idle key's row");
     assert!(
-        !html.contains("Restrict to what it uses"),
+        !html.contains(&format!("data-open=\"narrow-{}\"", reader.key.id)),
         "no action for members"
     );
     let resp = submit(
@@ -363,7 +363,7 @@ async fn the_dashboard_shows_what_a_key_used_and_rotates_it_into_a_restricted_ke
 
     let admin = sign_in(&t, "admin@example.com").await;
     let (_, html) = page(&t, &admin.cookie, "/dashboard/keys").await;
-    assert!(html.contains("Restrict to what it uses"));
+    assert!(html.contains(&format!("data-open=\"narrow-{}\"", reader.key.id)));
     assert!(html.contains("name=\"permissions\" value=\"contacts:read,calls:read\""));
     assert!(
         !html.contains(&format!("id=\"narrow-{}\"", idle.key.id)),

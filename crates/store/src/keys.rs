@@ -287,7 +287,7 @@ impl Store {
                     "api_key.rotated",
                     old.as_str(),
                     format!(
-                        "Rotated {old} into {} ({holds}); the old key {until}",
+                        "Rotated {old} into {} holding {holds}; the old key {until}",
                         key.describe()
                     ),
                 )

@@ -77,9 +77,9 @@ fn secret_in(html: &str) -> Option<String> {
     Some(rest[v..].split('"').next()?.to_owned())
 }
 
-struct Signed {
-    cookie: String,
-    csrf: String,
+pub(crate) struct Signed {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 pub(crate) async fn user(app: &TestApp, email: &str, role: Role) {
@@ -116,7 +116,7 @@ async fn try_login(app: &TestApp, email: &str, password: &str) -> reqwest::Respo
         .expect("login")
 }
 
-async fn sign_in(app: &TestApp, email: &str) -> Signed {
+pub(crate) async fn sign_in(app: &TestApp, email: &str) -> Signed {
     let resp = try_login(app, email, PASSWORD).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let (token, _) = set_cookie(&resp, "dt_session").expect("session cookie");
@@ -128,7 +128,7 @@ async fn sign_in(app: &TestApp, email: &str) -> Signed {
     }
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+pub(crate) async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
     let resp = browser()
         .get(format!("{}{path}", app.url))
         .header(COOKIE, cookie)
@@ -139,7 +139,7 @@ async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
     (status, resp.text().await.expect("html"))
 }
 
-async fn submit(
+pub(crate) async fn submit(
     app: &TestApp,
     s: &Signed,
     path: &str,

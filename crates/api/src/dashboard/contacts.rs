@@ -369,7 +369,7 @@ async fn timeline(state: &AppState, session: &Session, id: &str) -> Result<Vec<E
             link: None,
         });
     }
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|e| std::cmp::Reverse(e.at));
     out.truncate(TIMELINE as usize);
     Ok(out)
 }

@@ -384,6 +384,28 @@ async fn dashboard_numbers_buy_route_release_agents_and_billing() {
         "inv_{}",
         dialtone_domain::time::now().format("%Y%m")
     )));
+    // Test mode has its own wallet, which nothing charged.
+    switch(
+        &app,
+        &s,
+        &[("mode", "test"), ("back", "/dashboard/billing")],
+    )
+    .await;
+    let (_, html) = page(&app, &s.cookie, "/dashboard/billing").await;
+    assert!(html.contains("$0.00"));
+    assert!(!html.contains(&number), "no live ledger entry in test mode");
+    let (status, _) = page(&app, &s.cookie, &format!("/dashboard/numbers/{number}")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a live number is not found in test mode"
+    );
+    switch(
+        &app,
+        &s,
+        &[("mode", "live"), ("back", "/dashboard/billing")],
+    )
+    .await;
     // Release, confirmed on a page of its own.
     let (status, html) = page(
         &app,

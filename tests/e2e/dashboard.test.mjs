@@ -338,6 +338,10 @@ test("contacts: create, find by search, a note on the timeline, edit, confirmed 
   await page.getByLabel("Search").fill("babbage");
   await submitting(page, page.getByRole("button", { name: "Search", exact: true }));
   await page.getByText("No contacts match.").waitFor();
+  // With scripts, the results follow the typing (htmx) and the address keeps up.
+  await page.getByLabel("Search").fill("lovelace");
+  await page.waitForURL(/search=lovelace/);
+  await page.getByRole("link", { name: "Ada Lovelace" }).waitFor();
   // Edit, then delete through the confirmation page.
   await page.goto(`${base}/dashboard/contacts/${id}`);
   await page.getByLabel("Job title").fill("Analyst");

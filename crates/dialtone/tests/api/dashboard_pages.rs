@@ -942,3 +942,63 @@ async fn gather(app: &TestApp, s: &Signed) -> String {
     }
     html
 }
+
+/// The `href` of the "older" link of a page, unescaped.
+fn older(html: &str) -> Option<String> {
+    let at = html.find("class=\"pager\"")?;
+    let rest = &html[at..];
+    let start = rest.find("href=\"")? + 6;
+    let href = rest[start..].split('"').next()?;
+    Some(href.replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+#[tokio::test]
+async fn dashboard_contacts_and_the_audit_log_come_in_pages_with_their_filters_kept() {
+    let app = TestApp::spawn().await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&app, "owner@example.com").await;
+    for i in 0..27 {
+        let resp = submit(
+            &app,
+            &s,
+            "/dashboard/contacts",
+            &[("first_name", &format!("Pager{i:02}"))],
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    }
+    let rows = |html: &str| html.matches("href=\"/dashboard/contacts/ct_").count();
+    let (_, first) = page(&app, &s.cookie, "/dashboard/contacts?search=pager").await;
+    assert_eq!(rows(&first), 25);
+    assert!(first.contains("Pager26"), "newest first");
+    let next = older(&first).expect("an older page");
+    assert!(next.contains("search=pager"), "{next}");
+    let (status, second) = page(&app, &s.cookie, &next).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows(&second), 2);
+    assert!(second.contains("Pager00") && second.contains("Pager01"));
+    assert!(older(&second).is_none());
+    // The audit log: 27 creations (and a sign-in) in pages of 25, the filter kept.
+    let (_, first) = page(&app, &s.cookie, "/dashboard/audit?action=contact.").await;
+    assert_eq!(first.matches("Created contact Pager").count(), 25);
+    let next = older(&first).expect("an older page");
+    assert!(next.contains("action=contact."), "{next}");
+    let (_, second) = page(&app, &s.cookie, &next).await;
+    assert_eq!(second.matches("Created contact Pager").count(), 2);
+    assert!(
+        !second.contains("Signed in"),
+        "the filter holds on every page"
+    );
+    // Dates: nothing before today, everything through today.
+    let today = dialtone_domain::time::now().format("%Y-%m-%d").to_string();
+    let (_, html) = page(&app, &s.cookie, "/dashboard/audit?to_date=2000-01-01").await;
+    assert!(html.contains("No entries match."));
+    let (_, html) = page(
+        &app,
+        &s.cookie,
+        &format!("/dashboard/audit?from_date={today}&to_date={today}&action=user."),
+    )
+    .await;
+    assert!(html.contains("Signed in"));
+    app.finish().await;
+}

@@ -451,14 +451,37 @@ test("conversations, agents, phone numbers and billing in test mode", async () =
 
   // Billing (test wallet) and the audit log of all of it.
   await page.getByRole("link", { name: "Billing" }).click();
-  await page.locator("#wallet", { hasText: "Balance" }).waitFor();
-  await shot(page, "26-billing");
+  await page.locator("#wallet", { hasText: "$0.00" }).waitFor();
+  assert.match(await page.locator("main").innerText(), /the test wallet, which nothing charges/);
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByLabel("Action").selectOption("phone_number.");
   await submitting(page, page.getByRole("button", { name: "Apply" }));
   assert.match(await page.locator("#audit").innerText(), /Released number[\s\S]*Routed number[\s\S]*Bought number/);
   await shot(page, "27-audit-log");
   assert.deepEqual(page.problems, [], "no console errors");
+  await page.context().close();
+});
+
+test("billing in live mode: the balance, the ledger and this month's invoice with its lines", async () => {
+  cli(["billing", "credit", "--org", orgId, "--amount", "25.00"]);
+  const page = await newPage();
+  await signIn(page);
+  await page.goto(`${base}/dashboard/billing`);
+  const before = await page.locator("#wallet dd.big").innerText();
+  await page.goto(`${base}/dashboard/numbers?country=US&type=local`);
+  await submitting(page, page.locator("#offers button").first());
+  assert.match(page.url(), /\/dashboard\/numbers\/pn_/);
+  const number = page.url().split("/").pop();
+  await page.getByRole("link", { name: "Billing" }).click();
+  const cents = (t) => Math.round(parseFloat(t.replace(/[^0-9.-]/g, "")) * 100);
+  assert.equal(cents(await page.locator("#wallet dd.big").innerText()), cents(before) - 115, "charged $1.15");
+  const ledger = await page.locator("#ledger").innerText();
+  assert.match(ledger, new RegExp(`phone_number[\\s\\S]*${number}[\\s\\S]*-\\$1\\.15`));
+  assert.match(ledger, /credit[\s\S]*\$25\.00/);
+  const month = new Date().toISOString().slice(0, 7).replace("-", "");
+  const invoice = page.locator(`details#inv_${month}`);
+  assert.match(await invoice.innerText(), /open[\s\S]*Phone numbers \(monthly\)[\s\S]*\$1\.15/);
+  await shot(page, "26-billing");
   await page.context().close();
 });
 

@@ -1002,3 +1002,63 @@ async fn dashboard_contacts_and_the_audit_log_come_in_pages_with_their_filters_k
     assert!(html.contains("Signed in"));
     app.finish().await;
 }
+
+#[tokio::test]
+async fn dashboard_contact_timeline_shows_calls_messages_and_notes_newest_first() {
+    let app = TestApp::spawn().await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let key = app.key(test_key()).await;
+    let (_, contact) = app
+        .post(
+            "/v1/contacts",
+            &key,
+            json!({"first_name": "Tim", "phone_number": "+14155550188"}),
+        )
+        .await;
+    let id = contact["id"].as_str().expect("id").to_owned();
+    let (status, call) = app
+        .post("/v1/calls", &key, json!({"to": "+14155550188"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    // Distinct times, so "newest first" has one answer.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (status, msg) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "+14155550188", "body": "Running late"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{msg}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let s = sign_in(&app, "owner@example.com").await;
+    switch(
+        &app,
+        &s,
+        &[("mode", "test"), ("back", "/dashboard/contacts")],
+    )
+    .await;
+    let resp = submit(
+        &app,
+        &s,
+        &format!("/dashboard/contacts/{id}/notes"),
+        &[("content", "Called back")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (status, html) = page(&app, &s.cookie, &format!("/dashboard/contacts/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    let note = at("Called back");
+    let message = at("Running late");
+    let placed = at(&format!(
+        "/dashboard/calls/{}",
+        call["id"].as_str().expect("id")
+    ));
+    assert!(note < message && message < placed, "newest first");
+    assert!(html.contains(&format!(
+        "/dashboard/conversations/{}",
+        msg["conversation_id"].as_str().expect("conv")
+    )));
+    app.finish().await;
+}

@@ -2,15 +2,19 @@
 //
 // Sign in; create a read-only key in the modal; read it once; the API accepts it for a
 // read and refuses a write with 403; reload and find only the last four and the badge;
-// revoke it and see the API answer 401. Screenshots of the main pages go to
-// tests/e2e/screenshots/ (ignored by git).
+// revoke it and see the API answer 401. Then every other page: contacts (create, search,
+// note; the same with JavaScript off), conversations (send), phone numbers (buy, route,
+// release), agents (create, edit, delete), billing, the audit log; axe-core on every
+// page (zero serious or critical violations) and a phone-sized screen. Screenshots of
+// every page go to tests/e2e/screenshots/ (committed; each run rewrites them).
 //
 // Run with tests/e2e/run (installs Chromium and npm packages, builds the binary).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -23,6 +27,8 @@ const root = resolve(here, "../..");
 const BIN = process.env.DIALTONE_BIN ?? join(root, "target/debug/dialtone");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = join(here, "screenshots");
+// axe-core (npm, pinned in package.json), injected into each page under test.
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const EMAIL = "owner@example.com";
 const PASSWORD = "correct horse battery staple";
 
@@ -62,8 +68,8 @@ const api = (path, key, init = {}) =>
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...(init.headers ?? {}) },
   });
 
-async function newPage(viewport = { width: 1360, height: 900 }) {
-  const context = await browser.newContext({ viewport });
+async function newPage(viewport = { width: 1360, height: 900 }, options = {}) {
+  const context = await browser.newContext({ viewport, ...options });
   const page = await context.newPage();
   page.problems = [];
   page.on("console", (m) => { if (m.type() === "error") page.problems.push(m.text()); });
@@ -72,6 +78,20 @@ async function newPage(viewport = { width: 1360, height: 900 }) {
 }
 
 const shot = (page, name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+/** axe-core on the page as it stands: the serious and critical violations, described. */
+async function axeProblems(page) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+/** Submits a form by clicking `button` and waits for the page the POST leads to. */
+async function submitting(page, button) {
+  await Promise.all([page.waitForNavigation({ waitUntil: "load" }), button.click()]);
+}
 
 async function signIn(page) {
   await page.goto(`${base}/dashboard/keys`);
@@ -323,4 +343,248 @@ test("least privilege: a key's row says what it used, and restricting it makes a
   assert.match(await page.locator("#audit-log").innerText(), /Rotated key/);
   assert.deepEqual(page.problems, [], "no console errors (CSP, scripts)");
   await page.context().close();
+});
+
+test("contacts: create, find by search, a note on the timeline, edit, confirmed delete", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await page.getByRole("link", { name: "Contacts" }).click();
+  await page.locator("h1", { hasText: "Contacts" }).waitFor();
+  await page.getByLabel("First name").fill("Ada");
+  await page.getByLabel("Last name").fill("Lovelace");
+  await page.getByLabel("Phone number").fill("+14155550111");
+  await page.getByLabel("Company").fill("Analytical Engines");
+  await shot(page, "14-contacts-new");
+  await submitting(page, page.getByRole("button", { name: "Create contact" }));
+  assert.match(page.url(), /\/dashboard\/contacts\/ct_/);
+  const id = page.url().split("/").pop();
+  await page.getByLabel("Add a note").fill("Prefers mornings.");
+  await submitting(page, page.getByRole("button", { name: "Add note" }));
+  await page.locator("#timeline .tl-note", { hasText: "Prefers mornings." }).waitFor();
+  await shot(page, "15-contact-timeline");
+  // Found by search, from the list.
+  await page.goto(`${base}/dashboard/contacts`);
+  await page.getByLabel("Search").fill("analytical");
+  await submitting(page, page.getByRole("button", { name: "Search", exact: true }));
+  assert.match(page.url(), /search=analytical/);
+  await page.getByRole("link", { name: "Ada Lovelace" }).waitFor();
+  await shot(page, "16-contacts-search");
+  await page.getByLabel("Search").fill("babbage");
+  await submitting(page, page.getByRole("button", { name: "Search", exact: true }));
+  await page.getByText("No contacts match.").waitFor();
+  // With scripts, the results follow the typing (htmx) and the address keeps up.
+  await page.getByLabel("Search").fill("lovelace");
+  await page.waitForURL(/search=lovelace/);
+  await page.getByRole("link", { name: "Ada Lovelace" }).waitFor();
+  // Edit, then delete through the confirmation page.
+  await page.goto(`${base}/dashboard/contacts/${id}`);
+  await page.getByLabel("Job title").fill("Analyst");
+  await submitting(page, page.getByRole("button", { name: "Save changes" }));
+  await page.getByText("Analyst").first().waitFor();
+  await page.getByRole("link", { name: "Delete contact" }).click();
+  await page.locator("h1", { hasText: "Delete Ada Lovelace?" }).waitFor();
+  await shot(page, "17-contact-delete-confirm");
+  await submitting(page, page.getByRole("button", { name: "Delete contact" }));
+  assert.equal(page.url(), `${base}/dashboard/contacts`);
+  assert.equal(await page.getByRole("link", { name: "Ada Lovelace" }).count(), 0);
+  assert.deepEqual(page.problems, [], "no console errors");
+  await page.context().close();
+});
+
+test("without JavaScript: create a contact and find it by search", async () => {
+  const page = await newPage({ width: 1360, height: 900 }, { javaScriptEnabled: false });
+  await signIn(page);
+  await page.goto(`${base}/dashboard/contacts`);
+  await page.getByLabel("First name").fill("Grace");
+  await page.getByLabel("Last name").fill("Hopper");
+  await page.getByLabel("Email").fill("grace@example.com");
+  await submitting(page, page.getByRole("button", { name: "Create contact" }));
+  assert.match(page.url(), /\/dashboard\/contacts\/ct_/);
+  await page.locator("h1", { hasText: "Grace Hopper" }).waitFor();
+  await page.goto(`${base}/dashboard/contacts`);
+  await page.getByLabel("Search").fill("hopper");
+  await submitting(page, page.getByRole("button", { name: "Search", exact: true }));
+  await page.getByRole("link", { name: "Grace Hopper" }).waitFor();
+  // A refused form is explained without scripts too.
+  await page.getByLabel("Phone number").fill("555-0100");
+  await submitting(page, page.getByRole("button", { name: "Create contact" }));
+  assert.match(await page.locator("#form-error").innerText(), /E\.164/);
+  await page.context().close();
+});
+
+test("conversations, agents, phone numbers and billing in test mode", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await page.goto(`${base}/dashboard/conversations`);
+  await submitting(page, page.getByRole("button", { name: "Test mode" }));
+  await page.locator(".test-banner").waitFor();
+  // A new message starts a conversation; a reply continues it.
+  await page.getByLabel("To", { exact: true }).fill("+14155550199");
+  await page.getByRole("textbox", { name: "Message", exact: true }).fill("Your table is ready.");
+  await submitting(page, page.getByRole("button", { name: "Send message" }));
+  assert.match(page.url(), /\/dashboard\/conversations\/conv_/);
+  await page.getByLabel("Reply").fill("See you at 8.");
+  await submitting(page, page.getByRole("button", { name: "Send message" }));
+  const thread = page.locator("#thread");
+  assert.match(await thread.innerText(), /Your table is ready\.[\s\S]*See you at 8\./);
+  await page.getByLabel("Add a note").fill("VIP guest");
+  await submitting(page, page.getByRole("button", { name: "Add note" }));
+  await page.locator("#notes", { hasText: "VIP guest" }).waitFor();
+  await page.reload();
+  await shot(page, "18-conversation");
+  await page.goto(`${base}/dashboard/conversations`);
+  await page.getByRole("link", { name: "+14155550199" }).waitFor();
+  await shot(page, "19-conversations");
+
+  // Agents: create, edit.
+  await page.getByRole("link", { name: "Agents" }).click();
+  await page.getByLabel("Name").fill("Front desk");
+  await page.getByLabel("Prompt").fill("Book tables. Be brief.");
+  await submitting(page, page.getByRole("button", { name: "Create agent" }));
+  assert.match(page.url(), /\/dashboard\/agents\/agt_/);
+  const agentUrl = page.url();
+  await page.getByLabel("Name").fill("Front desk (evenings)");
+  await submitting(page, page.getByRole("button", { name: "Save changes" }));
+  await page.locator("h1", { hasText: "Front desk (evenings)" }).waitFor();
+  await shot(page, "20-agent");
+  await page.goto(`${base}/dashboard/agents`);
+  await page.getByRole("link", { name: "Front desk (evenings)" }).waitFor();
+  await shot(page, "21-agents");
+
+  // Numbers: search, buy at the shown price, route to the agent, release.
+  await page.getByRole("link", { name: "Phone numbers" }).click();
+  await page.getByLabel("Type").selectOption("toll_free");
+  await submitting(page, page.getByRole("button", { name: "Search", exact: true }));
+  const buy = page.locator("#offers button").first();
+  assert.match((await buy.innerText()).replace(/\s+/g, " "), /^Buy \+1\d{10} · \$2\.15\/mo$/);
+  await shot(page, "22-numbers-search");
+  await submitting(page, buy);
+  assert.match(page.url(), /\/dashboard\/numbers\/pn_/);
+  const number = (await page.locator("h1").innerText()).trim();
+  await page.getByLabel("Agent that answers").selectOption({ label: "Front desk (evenings)" });
+  await submitting(page, page.getByRole("button", { name: "Save routing" }));
+  await shot(page, "23-number");
+  await page.goto(`${base}/dashboard/numbers`);
+  const row = page.locator("#numbers tr", { hasText: number });
+  assert.match(await row.innerText(), /Front desk \(evenings\)/);
+  await shot(page, "24-numbers");
+  await row.getByRole("link", { name: number }).click();
+  await page.getByRole("link", { name: "Release number" }).click();
+  await page.locator("h1", { hasText: `Release ${number}?` }).waitFor();
+  await shot(page, "25-number-release-confirm");
+  await submitting(page, page.getByRole("button", { name: "Release number" }));
+  assert.equal(page.url(), `${base}/dashboard/numbers`);
+  assert.equal(await page.locator("#numbers tr", { hasText: number }).count(), 0);
+
+  // Delete the agent through its confirmation page.
+  await page.goto(agentUrl);
+  await page.getByRole("link", { name: "Delete agent" }).click();
+  await submitting(page, page.getByRole("button", { name: "Delete agent" }));
+  assert.equal(page.url(), `${base}/dashboard/agents`);
+  assert.equal(await page.getByRole("link", { name: "Front desk (evenings)" }).count(), 0);
+
+  // Billing (test wallet) and the audit log of all of it.
+  await page.getByRole("link", { name: "Billing" }).click();
+  await page.locator("#wallet", { hasText: "$0.00" }).waitFor();
+  assert.match(await page.locator("main").innerText(), /the test wallet, which nothing charges/);
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByLabel("Action").selectOption("phone_number.");
+  await submitting(page, page.getByRole("button", { name: "Apply" }));
+  assert.match(await page.locator("#audit").innerText(), /Released number[\s\S]*Routed number[\s\S]*Bought number/);
+  await shot(page, "27-audit-log");
+  assert.deepEqual(page.problems, [], "no console errors");
+  await page.context().close();
+});
+
+test("billing in live mode: the balance, the ledger and this month's invoice with its lines", async () => {
+  cli(["billing", "credit", "--org", orgId, "--amount", "25.00"]);
+  const page = await newPage();
+  await signIn(page);
+  await page.goto(`${base}/dashboard/billing`);
+  const before = await page.locator("#wallet dd.big").innerText();
+  await page.goto(`${base}/dashboard/numbers?country=US&type=local`);
+  await submitting(page, page.locator("#offers button").first());
+  assert.match(page.url(), /\/dashboard\/numbers\/pn_/);
+  const number = page.url().split("/").pop();
+  await page.getByRole("link", { name: "Billing" }).click();
+  const cents = (t) => Math.round(parseFloat(t.replace(/[^0-9.-]/g, "")) * 100);
+  assert.equal(cents(await page.locator("#wallet dd.big").innerText()), cents(before) - 115, "charged $1.15");
+  const ledger = await page.locator("#ledger").innerText();
+  assert.match(ledger, new RegExp(`phone_number[\\s\\S]*${number}[\\s\\S]*-\\$1\\.15`));
+  assert.match(ledger, /credit[\s\S]*\$25\.00/);
+  const month = new Date().toISOString().slice(0, 7).replace("-", "");
+  const invoice = page.locator(`details#inv_${month}`);
+  assert.match(await invoice.innerText(), /open[\s\S]*Phone numbers \(monthly\)[\s\S]*\$1\.15/);
+  await shot(page, "26-billing");
+  await page.context().close();
+});
+
+test("axe-core: zero serious or critical violations on every page; a phone-sized screen", async () => {
+  const key = cli(["keys", "create", "--org", orgId, "--name", "Axe", "--test"]).trim();
+  const post = async (path, body) => {
+    const r = await api(path, key, { method: "POST", body: JSON.stringify(body) });
+    const text = await r.text();
+    assert.equal(r.status, 201, `${path}: ${text}`);
+    return JSON.parse(text);
+  };
+  const contact = await post("/v1/contacts", { first_name: "Axel", phone_number: "+14155550177" });
+  const message = await post("/v1/messages", { to: "+14155550177", body: "Hello from axe" });
+  const agent = await post("/v1/agents", { name: "Axe agent" });
+  const number = await post("/v1/phone-numbers", {});
+  const call = await post("/v1/calls", { to: "+14155550177" });
+  const hook = await post("/v1/webhooks", { url: "http://127.0.0.1:9/hook", events: ["call.completed"] });
+
+  const signedOut = await newPage();
+  await signedOut.goto(`${base}/login`);
+  const problems = { "/login": await axeProblems(signedOut) };
+  await signedOut.context().close();
+
+  const page = await newPage();
+  await signIn(page);
+  await page.goto(`${base}/dashboard/contacts`);
+  await submitting(page, page.getByRole("button", { name: "Test mode" }));
+  const pages = [
+    "/dashboard/keys", "/dashboard/calls", `/dashboard/calls/${call.id}`, "/dashboard/webhooks",
+    `/dashboard/webhooks/${hook.id}`, "/dashboard/contacts", `/dashboard/contacts/${contact.id}`,
+    `/dashboard/contacts/${contact.id}/delete`, "/dashboard/conversations",
+    `/dashboard/conversations/${message.conversation_id}`, "/dashboard/numbers?country=US&type=local",
+    `/dashboard/numbers/${number.id}`, `/dashboard/numbers/${number.id}/release`, "/dashboard/agents",
+    `/dashboard/agents/${agent.id}`, `/dashboard/agents/${agent.id}/delete`, "/dashboard/billing",
+    "/dashboard/audit", "/dashboard/contacts/ct_01jd5x7c2m8n4p6q8r0s2t4v6w",
+  ];
+  for (const path of pages) {
+    await page.goto(`${base}${path}`);
+    problems[path] = await axeProblems(page);
+  }
+  // The keys page's dialogs, opened.
+  await page.goto(`${base}/dashboard/keys`);
+  await page.getByRole("button", { name: "+ New API Key" }).click();
+  problems["/dashboard/keys (new key dialog)"] = await axeProblems(page);
+  const found = Object.entries(problems).filter(([, p]) => p.length > 0);
+  assert.deepEqual(found, [], "serious or critical accessibility violations");
+  await page.context().close();
+
+  // A phone-sized screen: the pages fit the width (no sideways scrolling).
+  const phone = await newPage({ width: 390, height: 844 });
+  await signIn(phone);
+  await phone.goto(`${base}/dashboard/contacts`);
+  await submitting(phone, phone.getByRole("button", { name: "Test mode" }));
+  for (const [path, name] of [
+    ["/dashboard/contacts", "28-contacts-phone"],
+    [`/dashboard/contacts/${contact.id}`, "29-contact-phone"],
+    [`/dashboard/conversations/${message.conversation_id}`, "30-conversation-phone"],
+    ["/dashboard/numbers?country=US&type=local", "31-numbers-phone"],
+    ["/dashboard/billing", "32-billing-phone"],
+  ]) {
+    await phone.goto(`${base}${path}`);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${path} scrolls sideways by ${overflow}px on a phone`);
+    await shot(phone, name);
+  }
+  // Keyboard: the skip link is the first stop and lands on the content.
+  await phone.keyboard.press("Tab");
+  assert.equal(await phone.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  await phone.keyboard.press("Enter");
+  assert.equal(await phone.evaluate(() => document.activeElement?.id), "main");
+  await phone.context().close();
 });

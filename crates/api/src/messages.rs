@@ -7,6 +7,7 @@ use dialtone_domain::calls::Direction;
 use dialtone_domain::messages::{Message, PER_SEGMENT, SendMessage, segments};
 use dialtone_domain::notes::{Note, NoteInput};
 use dialtone_domain::page::{Page, PageRequest};
+use dialtone_domain::tenancy::Scope;
 use dialtone_domain::{Error, Result};
 use serde::Deserialize;
 
@@ -59,13 +60,29 @@ pub async fn send(
     {
         return Ok(replay(stored.replay_for(key)?));
     }
+    created(
+        send_checked(&state, &t.scope, input, idem.as_ref()).await?,
+        idem.as_ref(),
+    )
+}
+
+/// Sends a message as `POST /v1/messages` does (the dashboard's send form too): the
+/// input checked, 402 before anything is sent when a live wallet cannot pay, the
+/// sender number resolved, then the mode's carrier.
+pub(crate) async fn send_checked(
+    state: &AppState,
+    scope: &Scope,
+    input: SendMessage,
+    idem: Option<&dialtone_domain::idempotency::IdempotencyKey>,
+) -> Result<dialtone_domain::idempotency::Outcome<Message>> {
     input.validate()?;
-    let live = t.scope.livemode();
+    let store = state.store.scoped(scope);
+    let live = scope.livemode();
     if live {
         let needed = segments(&input.body) * PER_SEGMENT;
         let balance = store.wallet().await?.balance;
         if balance < needed {
-            return Err(Error::InsufficientBalance { needed, balance }.into());
+            return Err(Error::InsufficientBalance { needed, balance });
         }
     }
     let (phone_number_id, from) = resolve_from(&store, live, input.from.as_deref()).await?;
@@ -75,10 +92,7 @@ pub async fn send(
         body: input.body,
         phone_number_id,
     };
-    created(
-        crate::carrier::send_message(&state, &t.scope, req, idem.as_ref()).await?,
-        idem.as_ref(),
-    )
+    crate::carrier::send_message(state, scope, req, idem).await
 }
 
 /// List messages

@@ -6,10 +6,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::Error;
 use dialtone_domain::Result;
+use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::phone_numbers::{
     AvailableNumber, ImportInput, PhoneNumber, PurchaseInput, RoutingPatch, Search, Wanted,
 };
+use dialtone_domain::tenancy::Scope;
 use dialtone_store::Candidate;
 use dialtone_telephony::{Carrier, NumberHooks, NumberSearch, OwnedNumber};
 
@@ -21,7 +23,7 @@ use crate::error::{ApiResult, Json, JsonBytes, Query};
 use crate::shared::{checked_id, created, idempotency_key};
 use crate::state::AppState;
 
-fn number_id(id: &str) -> Result<&str> {
+pub(crate) fn number_id(id: &str) -> Result<&str> {
     checked_id("pn", "phone_number", id)
 }
 
@@ -106,16 +108,31 @@ pub async fn available(
         q.area_code.as_deref(),
         q.limit,
     )?;
-    let contains = match q.contains.as_deref().map(str::trim) {
+    let data = search_available(&state, &t.scope, search, q.contains.as_deref()).await?;
+    Ok(axum::Json(AvailableList { data }))
+}
+
+/// The numbers the mode's carrier offers (`GET /v1/phone-numbers/available`, and the
+/// dashboard's search): `contains` is 1 to 7 digits.
+pub(crate) async fn search_available(
+    state: &AppState,
+    scope: &Scope,
+    search: Search,
+    contains: Option<&str>,
+) -> Result<Vec<AvailableNumber>> {
+    let contains = match contains.map(str::trim) {
         Some(d) if (1..=7).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) => {
             Some(d.to_owned())
         }
         Some(_) => {
-            return Err(Error::validation("contains", "contains must be 1 to 7 digits").into());
+            return Err(Error::validation(
+                "contains",
+                "contains must be 1 to 7 digits",
+            ));
         }
         None => None,
     };
-    let data = match real_carrier(&state, &t)? {
+    Ok(match real_carrier(state, scope) {
         Some(carrier) => carrier
             .search_numbers(&NumberSearch { search, contains })
             .await
@@ -124,19 +141,18 @@ pub async fn available(
             Some(digits) => search.offer_containing(search.limit, &digits),
             None => search.offer(search.limit),
         },
-    };
-    Ok(axum::Json(AvailableList { data }))
+    })
 }
 
 /// Live mode's carrier when it is a real one (numbers are then bought there).
-fn real_carrier<'a>(state: &'a AppState, t: &Tenant) -> Result<Option<&'a dyn Carrier>> {
-    if !t.scope.livemode() {
-        return Ok(None);
+fn real_carrier<'a>(state: &'a AppState, scope: &Scope) -> Option<&'a dyn Carrier> {
+    if !scope.livemode() {
+        return None;
     }
-    Ok(state
+    state
         .carriers
         .live()
-        .filter(|c| c.name() != dialtone_store::SIMULATOR))
+        .filter(|c| c.name() != dialtone_store::SIMULATOR)
 }
 
 /// 402 before anything is asked of the carrier when the wallet cannot pay `cost`.
@@ -191,9 +207,25 @@ pub async fn purchase(
     JsonBytes(input, raw): JsonBytes<PurchaseInput>,
 ) -> ApiResult<Response> {
     let idem = idempotency_key(&headers, "POST", "/v1/phone-numbers", &raw)?;
+    created(
+        buy(&state, &t.scope, input, idem.as_ref()).await?,
+        idem.as_ref(),
+    )
+}
+
+/// Buys a number as `POST /v1/phone-numbers` does (the dashboard's buy button too):
+/// the simulator's inventory in test mode or without a real carrier; otherwise replay,
+/// money and the choice first, the carrier buys, the row and the charge follow, and
+/// the number is released again if they cannot.
+pub(crate) async fn buy(
+    state: &AppState,
+    scope: &Scope,
+    input: PurchaseInput,
+    idem: Option<&IdempotencyKey>,
+) -> Result<Outcome<PhoneNumber>> {
     let (wanted, routing) = input.checked()?;
-    let store = state.store.scoped(&t.scope);
-    let Some(carrier) = real_carrier(&state, &t)? else {
+    let store = state.store.scoped(scope);
+    let Some(carrier) = real_carrier(state, scope) else {
         let candidates: Vec<Candidate> = match wanted {
             Wanted::Number {
                 number,
@@ -216,17 +248,14 @@ pub async fn purchase(
                 })
                 .collect(),
         };
-        let outcome = store
-            .purchase_number(&candidates, &routing, idem.as_ref())
-            .await?;
-        return created(outcome, idem.as_ref());
+        return store.purchase_number(&candidates, &routing, idem).await;
     };
     // A real carrier: replay, money and the choice first; the carrier buys; the row
     // and the charge follow, and the number is released again if they cannot.
-    if let Some(key) = &idem
+    if let Some(key) = idem
         && let Some(stored) = store.idempotent_response(key).await?
     {
-        return Ok(crate::shared::replay(stored.replay_for(key)?));
+        return Ok(Outcome::Replay(stored));
     }
     let wanted = match wanted {
         Wanted::Number {
@@ -261,22 +290,19 @@ pub async fn purchase(
     };
     can_pay(&store, wanted.monthly_cost).await?;
     let owned = carrier
-        .buy_number(&wanted, &number_hooks(&state)?)
+        .buy_number(&wanted, &number_hooks(state)?)
         .await
         .map_err(carrier_error)?;
     let candidate = carried(carrier, &owned);
-    match store
-        .purchase_number(&[candidate], &routing, idem.as_ref())
-        .await
-    {
-        Ok(outcome) => created(outcome, idem.as_ref()),
+    match store.purchase_number(&[candidate], &routing, idem).await {
+        Ok(outcome) => Ok(outcome),
         Err(e) => {
             if let Some(sid) = &owned.sid
                 && let Err(release) = carrier.release_number(sid).await
             {
                 tracing::error!(number_sid = %sid, error = %release, "a number bought at the carrier could not be recorded nor released; release it by hand");
             }
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -308,7 +334,7 @@ pub async fn import(
         return Ok(crate::shared::replay(stored.replay_for(key)?));
     }
     let (number, routing) = input.checked()?;
-    let Some(carrier) = real_carrier(&state, &t)? else {
+    let Some(carrier) = real_carrier(&state, &t.scope) else {
         return Err(Error::validation(
             "phone_number",
             "importing needs a live key and a real carrier (--carrier twilio): there is no carrier account to import from",
@@ -380,12 +406,22 @@ pub async fn release(
     t: Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let store = state.store.scoped(&t.scope);
-    let id = number_id(&id)?;
+    Ok(axum::Json(release_number(&state, &t.scope, &id).await?))
+}
+
+/// Releases a number as `DELETE /v1/phone-numbers/{id}` does (the dashboard too): at
+/// the real carrier first when it holds it, then the row.
+pub(crate) async fn release_number(
+    state: &AppState,
+    scope: &Scope,
+    id: &str,
+) -> Result<PhoneNumber> {
+    let store = state.store.scoped(scope);
+    let id = number_id(id)?;
     if let Some(sid) = store.number_carrier_sid(id).await?
-        && let Some(carrier) = real_carrier(&state, &t)?
+        && let Some(carrier) = real_carrier(state, scope)
     {
         carrier.release_number(&sid).await.map_err(carrier_error)?;
     }
-    Ok(axum::Json(store.release_number(id).await?))
+    store.release_number(id).await
 }

@@ -63,13 +63,26 @@ pub enum Action {
     ManageKeys,
     /// Send a test event, redeliver, rotate a webhook secret.
     ManageWebhooks,
+    /// Create, edit or delete a contact; add a note to a contact.
+    ManageContacts,
+    /// Send a message in a conversation; add a note to a conversation.
+    SendMessages,
+    /// Buy, route or release a phone number (buying is charged).
+    ManageNumbers,
+    /// Create, edit or delete an agent.
+    ManageAgents,
 }
 
 /// Whether `role` may do `action`: owners and admins manage, members look.
 pub fn allows(role: Role, action: Action) -> bool {
     match action {
         Action::View => true,
-        Action::ManageKeys | Action::ManageWebhooks => matches!(role, Role::Owner | Role::Admin),
+        Action::ManageKeys
+        | Action::ManageWebhooks
+        | Action::ManageContacts
+        | Action::SendMessages
+        | Action::ManageNumbers
+        | Action::ManageAgents => matches!(role, Role::Owner | Role::Admin),
     }
 }
 
@@ -339,6 +352,16 @@ mod tests {
             Err(Error::Forbidden { .. })
         ));
         assert!(authorize(Role::Member, Action::ManageWebhooks).is_err());
+        for action in [
+            Action::ManageContacts,
+            Action::SendMessages,
+            Action::ManageNumbers,
+            Action::ManageAgents,
+        ] {
+            assert!(authorize(Role::Owner, action).is_ok());
+            assert!(authorize(Role::Admin, action).is_ok());
+            assert!(authorize(Role::Member, action).is_err(), "{action:?}");
+        }
     }
 
     #[test]

@@ -480,3 +480,52 @@ impl Scoped<'_> {
         Ok(out)
     }
 }
+
+/// One entry of a wallet's ledger: a charge (negative), a refund or a credit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: String,
+    /// In cents: negative for a charge, positive for a credit or refund.
+    pub amount: i64,
+    /// `call`, `message`, `phone_number` or `credit`.
+    pub kind: String,
+    /// What was paid for (`call_…`, `msg_…`, `pn_…`); none for a credit.
+    pub reference_id: Option<String>,
+    pub description: String,
+    pub created_at: Timestamp,
+}
+from_row!(LedgerEntry {
+    id,
+    amount,
+    kind,
+    reference_id,
+    description,
+    created_at,
+});
+
+impl Scoped<'_> {
+    /// The wallet's ledger in this mode, newest first: the scope's workspace's
+    /// charges and refunds, and the organization's credits (which name no workspace).
+    pub async fn list_ledger(
+        &self,
+        page: &dialtone_domain::page::PageRequest,
+    ) -> Result<Vec<LedgerEntry>> {
+        let s = self.scope;
+        self.store
+            .db
+            .fetch_all(
+                query(
+                    "SELECT id, amount, kind, reference_id, description, created_at \
+                     FROM wallet_transactions WHERE org_id = $1 AND livemode = $2 \
+                     AND (workspace_id = $3 OR workspace_id IS NULL) \
+                     AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+                )
+                .bind(&s.org_id)
+                .bind(s.livemode())
+                .bind(&s.workspace_id)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await
+    }
+}

@@ -48,6 +48,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::db::{Db, FromRow, Query, Scalar, Sqlite, pg_error, query};
 
+pub use billing::LedgerEntry;
 pub use calls::{Apply, CallFilter, CarrierCall, DueCall, NewCall, SIMULATOR};
 pub use campaigns::{NextRecipient, RunningCampaign};
 pub use contacts::ContactFilter;
@@ -58,7 +59,7 @@ pub use phone_numbers::Candidate;
 pub use reconcile::OpenAtCarrier;
 pub use recordings::{CarrierRecording, CarrierSegment, RecordingMedia};
 pub use tenancy::{Organization, Workspace};
-pub use users::{AuditEntry, SessionUser, User};
+pub use users::{AuditEntry, AuditFilter, SessionUser, User};
 pub use webhooks::{ClaimedDelivery, EndpointRow, NewEndpoint, Outcome as DeliveryOutcome};
 
 /// SQLite migrations, embedded; `every_sqlite_migration_is_embedded` keeps the list whole.

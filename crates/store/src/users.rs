@@ -537,6 +537,57 @@ impl Store {
     }
 }
 
+/// What the dashboard's audit page narrows the log to.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exactly this actor (`user_…`, `key_…`, `cli`, a scanner's name).
+    pub actor: Option<String>,
+    /// Actions starting with this text (`api_key.` or `api_key.revoked`).
+    pub action: Option<String>,
+    pub at_or_after: Option<Timestamp>,
+    pub before: Option<Timestamp>,
+}
+
+impl Store {
+    /// A page of an organization's audit log, newest first, narrowed by `filter`.
+    pub async fn audit_page(
+        &self,
+        org_id: &str,
+        filter: &AuditFilter,
+        page: &dialtone_domain::page::PageRequest,
+    ) -> Result<Vec<AuditEntry>> {
+        let action = filter.action.as_deref().map(|a| {
+            let mut p: String = a
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            p.push('%');
+            p
+        });
+        self.db
+            .fetch_all(
+                query(
+                    "SELECT id, org_id, actor, action, target, detail, ip, at FROM audit_log \
+                     WHERE org_id = $1 AND ($2 IS NULL OR actor = $2) \
+                     AND ($3 IS NULL OR action LIKE $3 ESCAPE '\\') \
+                     AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
+                     AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7",
+                )
+                .bind(org_id)
+                .bind(&filter.actor)
+                .bind(action)
+                .bind(filter.at_or_after)
+                .bind(filter.before)
+                .bind(&page.before_id)
+                .bind(page.fetch_limit()),
+            )
+            .await
+    }
+}
+
 /// Appends to an organization's audit log inside `tx`, so an action and its entry
 /// are written together or not at all (key changes call this in their transaction).
 pub(crate) async fn audit_in_tx(

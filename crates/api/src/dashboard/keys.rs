@@ -289,7 +289,7 @@ fn with_usage(mut row: KeyRow, k: &ApiKey, used: &[PermissionUse]) -> KeyRow {
     row
 }
 
-fn action_label(action: &str) -> String {
+pub(crate) fn action_label(action: &str) -> String {
     match action {
         "api_key.created" => "Created key",
         "api_key.revoked" => "Revoked key",
@@ -301,12 +301,23 @@ fn action_label(action: &str) -> String {
         "webhook.redelivered" => "Redelivered event",
         "webhook.secret_rotated" => "Rotated webhook secret",
         "api_key.leaked" => "Key reported leaked",
+        "contact.created" => "Created contact",
+        "contact.updated" => "Edited contact",
+        "contact.deleted" => "Deleted contact",
+        "note.created" => "Added note",
+        "message.sent" => "Sent message",
+        "phone_number.purchased" => "Bought number",
+        "phone_number.routed" => "Routed number",
+        "phone_number.released" => "Released number",
+        "agent.created" => "Created agent",
+        "agent.updated" => "Edited agent",
+        "agent.deleted" => "Deleted agent",
         other => other,
     }
     .to_owned()
 }
 
-fn reporter_label(actor: &str) -> String {
+pub(crate) fn reporter_label(actor: &str) -> String {
     match actor {
         crate::secret_scanning::REPORTER => "GitHub secret scanning".to_owned(),
         other => other.to_owned(),

@@ -17,10 +17,19 @@
 //! - **Every change to a key is in the audit log** shown on the keys page.
 //!
 //! Map: [`session`] (sign-in, setup link, sessions, CSRF, throttling), [`keys`] (the
-//! API Keys page), [`webhooks`], [`calls`].
+//! API Keys page), [`webhooks`], [`calls`], [`contacts`], [`conversations`],
+//! [`numbers`], [`agents`], [`billing`], [`audit`] (the audit log page), [`pages`]
+//! (what those pages share: confirmation pages, form errors, paging links).
 
+mod agents;
+mod audit;
+mod billing;
 mod calls;
+mod contacts;
+mod conversations;
 mod keys;
+mod numbers;
+mod pages;
 mod session;
 mod webhooks;
 
@@ -68,6 +77,53 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         )
         .route("/dashboard/calls", get(calls::page))
         .route("/dashboard/calls/{id}", get(calls::call))
+        .route(
+            "/dashboard/contacts",
+            get(contacts::page).post(contacts::create),
+        )
+        .route(
+            "/dashboard/contacts/{id}",
+            get(contacts::contact).post(contacts::update),
+        )
+        .route(
+            "/dashboard/contacts/{id}/delete",
+            get(contacts::delete_page).post(contacts::delete),
+        )
+        .route("/dashboard/contacts/{id}/notes", post(contacts::add_note))
+        .route("/dashboard/conversations", get(conversations::page))
+        .route("/dashboard/messages", post(conversations::send_new))
+        .route(
+            "/dashboard/conversations/{id}",
+            get(conversations::conversation),
+        )
+        .route(
+            "/dashboard/conversations/{id}/messages",
+            post(conversations::reply),
+        )
+        .route(
+            "/dashboard/conversations/{id}/notes",
+            post(conversations::add_note),
+        )
+        .route("/dashboard/numbers", get(numbers::page).post(numbers::buy))
+        .route(
+            "/dashboard/numbers/{id}",
+            get(numbers::number).post(numbers::route),
+        )
+        .route(
+            "/dashboard/numbers/{id}/release",
+            get(numbers::release_page).post(numbers::release),
+        )
+        .route("/dashboard/agents", get(agents::page).post(agents::create))
+        .route(
+            "/dashboard/agents/{id}",
+            get(agents::agent).post(agents::update),
+        )
+        .route(
+            "/dashboard/agents/{id}/delete",
+            get(agents::delete_page).post(agents::delete),
+        )
+        .route("/dashboard/billing", get(billing::page))
+        .route("/dashboard/audit", get(audit::page))
         .layer(from_fn(security_headers))
         .route("/assets/htmx.min.js", get(htmx))
         .route("/assets/dashboard.css", get(css))

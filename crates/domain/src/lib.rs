@@ -24,6 +24,7 @@ pub mod keys;
 pub mod least_privilege;
 pub mod messages;
 pub mod notes;
+pub mod oauth;
 pub mod page;
 pub mod permissions;
 pub mod phone_numbers;

@@ -264,7 +264,7 @@ pub struct ListRecordingsQuery {
     pub call_id: Option<String>,
 }
 
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }

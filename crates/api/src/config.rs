@@ -84,6 +84,11 @@ pub struct ServerConfig {
     pub secret_scanning_keys: Option<std::sync::Arc<crate::secret_scanning::ReporterKeys>>,
     /// What a report of a live, active key does: revoke it (the default) or only flag it.
     pub secret_scanning_action: crate::secret_scanning::LeakAction,
+    /// Test-only: accept an OAuth Client ID Metadata Document at `http://127.0.0.1:…`
+    /// or `http://localhost:…` (the spec requires https). No command-line flag or
+    /// environment variable sets it; only code building a `ServerConfig` can.
+    #[doc(hidden)]
+    pub oauth_metadata_allow_http_loopback: bool,
 }
 
 impl ServerConfig {
@@ -122,6 +127,7 @@ impl ServerConfig {
             mcp_allowed_hosts: Vec::new(),
             secret_scanning_keys: None,
             secret_scanning_action: crate::secret_scanning::LeakAction::Revoke,
+            oauth_metadata_allow_http_loopback: false,
         }
     }
 }

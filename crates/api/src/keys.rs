@@ -143,6 +143,7 @@ impl KeyIssuer<'_> {
             prefix: &token.prefix,
             last_four: &token.last_four,
             ip: self.ip,
+            oauth_client_id: None,
         };
         let idem = idem.map(|o| {
             (

@@ -44,6 +44,7 @@ pub mod keys;
 pub mod mcp;
 pub mod messages;
 pub mod metrics;
+pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod phone_numbers;

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
-use dialtone_domain::Error;
+use dialtone_domain::{Error, oauth};
 use dialtone_mcp::{
     ApiRequest, ApiResponse, Backend, Caller, ClientAddr, Confirmations, DialtoneMcp, KeySource,
     Unreachable,
@@ -156,11 +156,16 @@ async fn check_key(
     next: Next,
 ) -> Response {
     let Some(credential) = auth::bearer(req.headers()) else {
-        return ApiError(Error::Unauthorized).into_response();
+        return crate::oauth::challenge(state, req.headers(), ApiError(Error::Unauthorized));
     };
-    let principal = match auth::verify(state, credential).await {
+    let verified = if oauth::is_token(credential, oauth::TokenKind::Access) {
+        auth::verify_oauth(state, credential).await
+    } else {
+        auth::verify(state, credential).await
+    };
+    let principal = match verified {
         Ok(p) => p,
-        Err((_, e)) => return ApiError(e).into_response(),
+        Err((_, e)) => return crate::oauth::challenge(state, req.headers(), ApiError(e)),
     };
     let session = req
         .headers()

@@ -391,7 +391,16 @@ pub fn build(state: AppState) -> Router {
     }
     let api = api.layer(from_fn_with_state(state.clone(), auth::authenticate));
     let mcp = if state.config.mcp_enabled {
-        crate::mcp::routes(&state, api.clone().with_state(state.clone()))
+        let in_process =
+            api.clone()
+                .with_state(state.clone())
+                .layer(axum::middleware::map_request(
+                    |mut req: Request| async move {
+                        req.extensions_mut().insert(auth::ViaMcp);
+                        req
+                    },
+                ));
+        crate::mcp::routes(&state, in_process)
     } else {
         Router::new()
     };
@@ -406,6 +415,7 @@ pub fn build(state: AppState) -> Router {
         .merge(api)
         .merge(mcp)
         .merge(crate::dashboard::routes(state.clone()))
+        .merge(crate::oauth::routes())
         .merge(crate::twilio::routes())
         // Signed by the reporter, not by an API key: outside the bearer-auth layer.
         .merge(crate::secret_scanning::routes())

@@ -34,6 +34,8 @@ pub struct ApiKey {
     pub last_used_at: Option<Timestamp>,
     pub last_ip: Option<String>,
     pub requests_30d: i64,
+    /// The OAuth client this key was granted to (an OAuth grant), `None` for an API key.
+    pub oauth_client_id: Option<String>,
 }
 
 impl ApiKey {
@@ -67,7 +69,17 @@ impl ApiKey {
         } else {
             "live"
         });
-        format!("{} key “{}” ({})", kind.join(" "), self.name, self.masked())
+        let what = if self.oauth_client_id.is_some() {
+            "OAuth grant"
+        } else {
+            "key"
+        };
+        format!(
+            "{} {what} “{}” ({})",
+            kind.join(" "),
+            self.name,
+            self.masked()
+        )
     }
 
     pub fn masked(&self) -> String {
@@ -378,6 +390,14 @@ pub fn plan_new_key(
 /// The replacement of `old` in a rotation: same name, mode, permissions and scope,
 /// subject to the same rules as any new key.
 pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<KeySpec> {
+    if old.oauth_client_id.is_some() {
+        // A grant has no key secret to replace: its tokens rotate by themselves.
+        return Err(Error::Conflict {
+            message: "An OAuth grant cannot be rotated: revoke it and connect the app again."
+                .to_owned(),
+            details: None,
+        });
+    }
     let req = KeyRequest {
         name: old.name.clone(),
         read_only: false,
@@ -588,6 +608,7 @@ mod tests {
             last_used_at: None,
             last_ip: None,
             requests_30d: 0,
+            oauth_client_id: None,
         }
     }
 

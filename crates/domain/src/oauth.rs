@@ -367,7 +367,10 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mJ92IQhuXNQ5mnkzeJeHk5g1Py4e3k";
         let challenge = "gBfo70xM_t6SP6sXWV37fP__JRwRvX2KamTHICcE1Qc";
         assert!(verify_pkce(verifier, challenge));
-        assert!(!verify_pkce("dBjftJeZ4CVP-mJ92IQhuXNQ5mnkzeJeHk5g1Py4e3t", challenge));
+        assert!(!verify_pkce(
+            "dBjftJeZ4CVP-mJ92IQhuXNQ5mnkzeJeHk5g1Py4e3t",
+            challenge
+        ));
         assert!(!verify_pkce("short", challenge));
         assert!(check_challenge(Some(challenge), Some("S256")).is_ok());
     }
@@ -383,15 +386,23 @@ mod tests {
 
     #[test]
     fn scopes_have_shorthands_and_default_to_read() {
-        assert_eq!(parse_scope(None).unwrap(), Permissions::read_only());
-        assert_eq!(parse_scope(Some("read")).unwrap(), Permissions::read_only());
-        assert_eq!(parse_scope(Some("write")).unwrap(), Permissions::full());
-        let p = parse_scope(Some("contacts:write offline_access")).unwrap();
+        assert_eq!(parse_scope(None).expect("valid"), Permissions::read_only());
+        assert_eq!(
+            parse_scope(Some("read")).expect("valid"),
+            Permissions::read_only()
+        );
+        assert_eq!(
+            parse_scope(Some("write")).expect("valid"),
+            Permissions::full()
+        );
+        let p = parse_scope(Some("contacts:write offline_access")).expect("valid");
         assert!(p.allows(Permission::read(Resource::Contacts)));
         assert!(p.allows(Permission::write(Resource::Contacts)));
         assert!(!p.allows(Permission::read(Resource::Calls)));
         assert_eq!(
-            parse_scope(Some("contacts:delete")).unwrap_err().code,
+            parse_scope(Some("contacts:delete"))
+                .expect_err("invalid")
+                .code,
             "invalid_scope"
         );
         assert_eq!(scope_string(Permissions::read_only()), "read");
@@ -412,7 +423,7 @@ mod tests {
             &[Permission::write(Resource::Contacts)],
         );
         assert_eq!(only.to_strings(), ["contacts:read", "contacts:write"]);
-        let narrow = parse_scope(Some("calls:read")).unwrap();
+        let narrow = parse_scope(Some("calls:read")).expect("valid");
         let full = consented(AccessChoice::Full, narrow, &[]);
         assert_eq!(full.to_strings(), ["calls:read"]);
         assert!(full.iter().all(|p| p.access == Access::Read));
@@ -484,6 +495,9 @@ mod tests {
         assert!(check_client_id_url("https://app.example.com").is_err());
         assert!(check_client_id_url("https://app.example.com/").is_err());
         assert!(resource_matches("http://h:1/mcp", "http://h:1/mcp/"));
-        assert!(!resource_matches("http://h:1/mcp", "https://other.example/mcp"));
+        assert!(!resource_matches(
+            "http://h:1/mcp",
+            "https://other.example/mcp"
+        ));
     }
 }

@@ -25,7 +25,7 @@ macro_rules! key_select {
     () => {
         "SELECT k.id, k.org_id, k.workspace_id, k.name, k.mode, k.permissions, k.prefix, \
          k.last_four, k.created_at, k.created_by, k.expires_at, k.revoked_at, k.rotated_from, \
-         k.last_used_at, k.last_ip, \
+         k.last_used_at, k.last_ip, k.oauth_client_id, \
          CAST(COALESCE((SELECT SUM(u.count) FROM api_key_usage u \
                         WHERE u.key_id = k.id AND u.day >= $1), 0) AS BIGINT) AS requests_30d "
     };
@@ -47,6 +47,7 @@ struct KeyRow {
     rotated_from: Option<String>,
     last_used_at: Option<Timestamp>,
     last_ip: Option<String>,
+    oauth_client_id: Option<String>,
     requests_30d: i64,
 }
 from_row!(KeyRow {
@@ -65,6 +66,7 @@ from_row!(KeyRow {
     rotated_from,
     last_used_at,
     last_ip,
+    oauth_client_id,
     requests_30d,
 });
 
@@ -101,6 +103,7 @@ impl TryFrom<KeyRow> for ApiKey {
             rotated_from: r.rotated_from,
             last_used_at: r.last_used_at,
             last_ip: r.last_ip,
+            oauth_client_id: r.oauth_client_id,
             requests_30d: r.requests_30d,
         })
     }
@@ -119,6 +122,8 @@ pub struct NewKeyRow<'a> {
     pub last_four: &'a str,
     /// Where the request came from, for the audit log.
     pub ip: Option<&'a str>,
+    /// `Some(client_id)` for an OAuth grant (kind `oauth`), `None` for an API key.
+    pub oauth_client_id: Option<&'a str>,
 }
 
 /// Requests counted in memory since the last flush, for one key and day.
@@ -252,8 +257,9 @@ impl Store {
         tx.execute(
             query(
                 "INSERT INTO api_keys (id, org_id, workspace_id, name, mode, permissions, \
-                 token_digest, prefix, last_four, created_at, created_by, expires_at, rotated_from) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 token_digest, prefix, last_four, created_at, created_by, expires_at, rotated_from, \
+                 kind, oauth_client_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(row.id)
             .bind(&spec.org_id)
@@ -267,7 +273,13 @@ impl Store {
             .bind(created_at)
             .bind(&spec.created_by)
             .bind(spec.expires_at)
-            .bind(&spec.rotated_from),
+            .bind(&spec.rotated_from)
+            .bind(if row.oauth_client_id.is_some() {
+                "oauth"
+            } else {
+                "key"
+            })
+            .bind(row.oauth_client_id),
         )
         .await?;
         let key = key_in_tx(&mut tx, row.id).await?;

@@ -29,6 +29,7 @@ mod demo;
 mod events;
 mod keys;
 mod messages;
+pub mod oauth;
 pub mod org_data;
 mod phone_numbers;
 mod reconcile;
@@ -127,6 +128,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261128000017,
         include_str!("../migrations/sqlite/20261128000017_key_permission_usage.sql"),
+    ),
+    (
+        20261128000018,
+        include_str!("../migrations/sqlite/20261128000018_oauth.sql"),
     ),
 ];
 

@@ -149,6 +149,24 @@ pub const ORG_TABLES: &[OrgTable] = &[
     ),
     t("wallet_transactions", BY_ORG, ID, Export::File),
     t("wallets", BY_ORG, &["livemode"], Export::File),
+    OrgTable {
+        omit: &["code_digest"],
+        ..t(
+            "oauth_codes",
+            "key_id IN (SELECT id FROM api_keys WHERE org_id = $1)",
+            &["code_digest"],
+            Export::Skip("OAuth authorization codes: digests, good for ten minutes"),
+        )
+    },
+    OrgTable {
+        omit: &["token_digest"],
+        ..t(
+            "oauth_tokens",
+            "key_id IN (SELECT id FROM api_keys WHERE org_id = $1)",
+            &["token_digest"],
+            Export::Skip("OAuth access and refresh tokens: digests of secrets, nothing made"),
+        )
+    },
     t(
         "api_key_permission_usage",
         "key_id IN (SELECT id FROM api_keys WHERE org_id = $1)",
@@ -192,6 +210,11 @@ pub const ORG_TABLES: &[OrgTable] = &[
 /// Tables that hold no organization's data, and why.
 pub const NOT_ORG_DATA: &[(&str, &str)] = &[
     ("settings", "installation settings"),
+    (
+        "oauth_clients",
+        "OAuth clients (a name and redirect URIs an application published about itself), \
+         registered before anyone signs in; a grant to one is an organization's API key row",
+    ),
     ("setup_tokens", "the installation's first-run setup link"),
     ("_migrations", "applied migrations (SQLite)"),
     ("_sqlx_migrations", "applied migrations (PostgreSQL)"),

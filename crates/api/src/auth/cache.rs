@@ -26,7 +26,9 @@ pub struct KeyCache {
 #[derive(Debug, Default)]
 struct Inner {
     by_digest: HashMap<Digest, Arc<Principal>>,
-    digest_by_id: HashMap<String, Digest>,
+    /// Every cached digest of a key: one for an API key, one per live access token of
+    /// an OAuth grant (an eviction forgets them all).
+    digest_by_id: HashMap<String, Vec<Digest>>,
 }
 
 impl KeyCache {
@@ -49,7 +51,13 @@ impl KeyCache {
             inner.by_digest.clear();
             inner.digest_by_id.clear();
         }
-        inner.digest_by_id.insert(principal.key_id.clone(), digest);
+        let digests = inner
+            .digest_by_id
+            .entry(principal.key_id.clone())
+            .or_default();
+        if !digests.contains(&digest) {
+            digests.push(digest);
+        }
         inner.by_digest.insert(digest, principal);
     }
 
@@ -57,7 +65,7 @@ impl KeyCache {
     pub fn evict(&self, key_id: &str) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Some(digest) = inner.digest_by_id.remove(key_id) {
+        for digest in inner.digest_by_id.remove(key_id).unwrap_or_default() {
             inner.by_digest.remove(&digest);
         }
     }

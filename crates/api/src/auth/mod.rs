@@ -20,10 +20,10 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::auth::Principal;
-use dialtone_domain::keys;
 use dialtone_domain::tenancy::Scope;
 use dialtone_domain::time::now;
 use dialtone_domain::{Error, Result};
+use dialtone_domain::{keys, oauth};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -109,6 +109,55 @@ pub async fn verify(
     Ok(principal)
 }
 
+/// Marks a request the MCP server makes in-process on behalf of its caller: only such
+/// requests may carry an OAuth access token to `/v1` (tokens are bound to `/mcp`).
+#[derive(Debug, Clone, Copy)]
+pub struct ViaMcp;
+
+/// Resolves an OAuth access token (`{brand}_oat_…`) to its grant's principal. The
+/// principal expires with the token (one hour) or the grant, whichever is first; a
+/// revoked grant is refused like a revoked key.
+pub async fn verify_oauth(
+    state: &AppState,
+    credential: &str,
+) -> Result<Arc<Principal>, (AuthOutcome, Error)> {
+    let unauthorized = |o| (o, Error::Unauthorized);
+    if !oauth::is_token(credential, oauth::TokenKind::Access) {
+        return Err(unauthorized(AuthOutcome::Malformed));
+    }
+    let digest = state.digester.digest(credential);
+    let at = now();
+    let principal = match state.key_cache.get(&digest) {
+        Some(p) => p,
+        None => {
+            let generation = state.key_cache.generation();
+            let grant = state
+                .store
+                .find_oauth_access(&digest)
+                .await
+                .map_err(|e| (AuthOutcome::Error, e))?
+                .ok_or(unauthorized(AuthOutcome::Unknown))?;
+            if grant.key.revoked_at.is_some() {
+                return Err(unauthorized(AuthOutcome::Revoked));
+            }
+            let mut p = Principal::from_key(&grant.key, grant.default_workspace_id);
+            p.expires_at = Some(
+                p.expires_at
+                    .map_or(grant.expires_at, |e| e.min(grant.expires_at)),
+            );
+            let p = Arc::new(p);
+            if p.is_active(at) {
+                state.key_cache.insert(generation, digest, p.clone());
+            }
+            p
+        }
+    };
+    if !principal.is_active(at) {
+        return Err(unauthorized(AuthOutcome::Expired));
+    }
+    Ok(principal)
+}
+
 pub(crate) fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     client_ip_of(state, req.headers(), req.extensions())
 }
@@ -137,6 +186,15 @@ pub(crate) fn client_ip_of(
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let outcome = match bearer(req.headers()) {
         None => Err((AuthOutcome::Missing, Error::Unauthorized)),
+        // An OAuth access token is for `/mcp` only: its in-process calls, never a
+        // client's own `/v1` request (RFC 8707 audience binding).
+        Some(credential) if oauth::is_token(credential, oauth::TokenKind::Access) => {
+            if req.extensions().get::<ViaMcp>().is_some() {
+                verify_oauth(&state, credential).await
+            } else {
+                Err((AuthOutcome::Unknown, Error::Unauthorized))
+            }
+        }
         Some(credential) => verify(&state, credential).await,
     };
     let principal = match outcome {

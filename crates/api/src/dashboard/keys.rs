@@ -51,6 +51,8 @@ struct KeyRow {
     usage_summary: String,
     /// The least-privilege suggestion (comma-separated) when it narrows the key.
     narrow_to: Option<String>,
+    /// An OAuth grant (an app connected by OAuth) rather than a key.
+    oauth: bool,
 }
 
 /// The secret of a key just made, shown this once.
@@ -224,6 +226,7 @@ fn row(
     ws: &HashMap<String, String>,
 ) -> KeyRow {
     KeyRow {
+        oauth: k.oauth_client_id.is_some(),
         id: k.id.clone(),
         name: k.name.clone(),
         read_only: k.read_only(),

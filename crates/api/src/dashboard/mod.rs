@@ -19,12 +19,14 @@
 //! Map: [`session`] (sign-in, setup link, sessions, CSRF, throttling), [`keys`] (the
 //! API Keys page), [`webhooks`], [`calls`], [`contacts`], [`conversations`],
 //! [`numbers`], [`agents`], [`billing`], [`audit`] (the audit log page), [`pages`]
-//! (what those pages share: confirmation pages, form errors, paging links).
+//! (what those pages share: confirmation pages, form errors, paging links),
+//! [`consent`] (OAuth consent for MCP clients).
 
 mod agents;
 mod audit;
 mod billing;
 mod calls;
+mod consent;
 mod contacts;
 mod conversations;
 mod keys;
@@ -74,6 +76,10 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         .route(
             "/dashboard/webhooks/{id}/deliveries/{delivery_id}/redeliver",
             post(webhooks::redeliver),
+        )
+        .route(
+            "/dashboard/oauth/authorize",
+            get(consent::show).post(consent::decide),
         )
         .route("/dashboard/calls", get(calls::page))
         .route("/dashboard/calls/{id}", get(calls::call))
@@ -170,13 +176,13 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    // A response that set its own policy keeps it (the consent page's redirect to
+    // the OAuth client must be allowed as a form target).
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              media-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+        ));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -274,7 +280,7 @@ pub(crate) fn render_status(status: StatusCode, t: &impl Template) -> Response {
 /// A submitted `application/x-www-form-urlencoded` body. Repeated fields (checkboxes)
 /// keep every value.
 #[derive(Default)]
-pub(crate) struct Form(Vec<(String, String)>);
+pub struct Form(Vec<(String, String)>);
 
 /// Field names only: forms carry passwords and CSRF tokens.
 impl std::fmt::Debug for Form {

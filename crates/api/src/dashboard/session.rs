@@ -329,7 +329,7 @@ fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with("/dashboard")
-                && n.len() <= 512
+                && n.len() <= 2048
                 && n.bytes().all(|b| b.is_ascii_graphic())
                 && !n.contains("//")
                 && !n.contains('\\') =>

@@ -24,6 +24,7 @@ mod mcp;
 mod messages;
 mod nodes;
 mod nul;
+mod oauth;
 mod ops;
 mod org_data;
 mod pagination;

@@ -649,3 +649,119 @@ async fn client_metadata_documents_are_fetched_through_the_ssrf_guard() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     t.finish().await;
 }
+
+/// Runs `tests/mcp/oauth_drive.py` (the Python SDK's OAuth client) with a plan.
+async fn sdk(plan: Value) -> Value {
+    let script = crate::common::workspace_root().join("tests/mcp/oauth_drive.py");
+    let python = tokio::task::spawn_blocking(|| {
+        crate::common::python_venv(
+            "DIALTONE_TEST_MCP_PYTHON",
+            "mcp-venv",
+            "tests/mcp/requirements.txt",
+        )
+    })
+    .await
+    .expect("python setup");
+    let run = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(plan.to_string())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the Python OAuth client did not finish within 2 minutes")
+        .expect("run the Python OAuth client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Python OAuth client failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// What both scenarios check: discovery from the 401, dynamic registration, a
+/// read-only consent, only read tools, a read that works, a write refused.
+fn assert_signed_in_read_only(r: &Value) {
+    let seen: Vec<(String, String, u64)> = r["seen"]
+        .as_array()
+        .expect("seen")
+        .iter()
+        .map(|s| {
+            (
+                s[0].as_str().expect("m").to_owned(),
+                s[1].as_str().expect("p").to_owned(),
+                s[2].as_u64().expect("s"),
+            )
+        })
+        .collect();
+    let step = |path: &str| {
+        seen.iter()
+            .position(|(_, p, _)| p == path)
+            .unwrap_or_else(|| panic!("no request to {path}: {seen:?}"))
+    };
+    assert_eq!(seen[0].1, "/mcp");
+    assert_eq!(seen[0].2, 401);
+    let order = [
+        step("/.well-known/oauth-protected-resource/mcp"),
+        step("/.well-known/oauth-authorization-server"),
+        step("/oauth/register"),
+        step("/oauth/token"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(r["consent_asked"], 1);
+    assert_eq!(r["page_client_name"], true);
+    assert_eq!(r["scope"], "read");
+    let tools: Vec<&str> = r["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tools.contains(&"list_contacts"), "{tools:?}");
+    assert!(!tools.contains(&"send_message"), "{tools:?}");
+    assert_eq!(r["read"]["is_error"], false, "{r}");
+    assert!(
+        r["read"]["text"]
+            .as_str()
+            .expect("t")
+            .contains("untrusted-data")
+    );
+    assert_eq!(r["write"]["is_error"], true, "{r}");
+}
+
+#[tokio::test]
+async fn the_python_sdk_signs_in_reads_and_is_cut_off_by_revocation_or_refresh_reuse() {
+    let t = TestApp::spawn_with(|c| c.mcp_allow_writes = true).await;
+    user(&t, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&t, "owner@example.com").await;
+    let admin = t.admin_key().await;
+    let plan = |scenario: &str, name: &str| {
+        json!({"url": format!("{}/mcp", t.url), "base": t.url, "cookie": s.cookie,
+               "csrf": s.csrf, "admin_key": admin, "redirect_uri": "http://127.0.0.1:9/callback",
+               "client_name": name, "scenario": scenario})
+    };
+
+    let r = sdk(plan("revoke", "SDK revoke")).await;
+    assert_signed_in_read_only(&r);
+    assert_eq!(r["grant"]["read_only"], true);
+    assert_eq!(r["revoke_status"], 303);
+    assert_eq!(r["after_statuses"][0], 401, "{r}");
+    assert_eq!(r["sign_in_asked_again"], true);
+    assert_eq!(
+        mcp_status(&t, r["access_token"].as_str().expect("a")).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let r = sdk(plan("refresh", "SDK refresh")).await;
+    assert_signed_in_read_only(&r);
+    assert_eq!(r["after_refresh"]["is_error"], false, "{r}");
+    assert_eq!(r["refresh_rotated"], true);
+    assert_eq!(r["access_rotated"], true);
+    assert_eq!(r["reuse"]["status"], 400);
+    assert_eq!(r["reuse"]["body"]["error"], "invalid_grant");
+    assert_eq!(r["after_statuses"][0], 401, "{r}");
+    assert_eq!(r["sign_in_asked_again"], true);
+    t.finish().await;
+}

@@ -1,0 +1,186 @@
+"""Signs in to dialtone's /mcp with the official MCP Python SDK's OAuth client.
+
+Usage: oauth_drive.py PLAN_JSON
+
+Plan: {"url": ".../mcp", "base": "http://host:port", "cookie": "dt_session=…",
+       "csrf": "…", "admin_key": "…", "redirect_uri": "http://127.0.0.1:9/callback",
+       "client_name": "…", "scenario": "revoke" | "refresh"}
+
+`mcp.client.auth.OAuthClientProvider` does everything an assistant does: the 401,
+discovery, dynamic registration, PKCE, the token exchange, refresh. The person's part
+(the consent page) is played with plain HTTP form posts under a signed-in dashboard
+session: the page's own hidden fields, the default access (read-only), "Allow".
+(tests/e2e drives the same page in headless Chromium.)
+
+Scenarios, after a read-only sign-in, `tools/list`, a read and a write attempt:
+- revoke: the grant is revoked on the dashboard keys page; the next call gets a 401
+  (the SDK then asks for a new sign-in, which this script refuses and reports).
+- refresh: the access token is treated as expired, the SDK refreshes (rotation), the
+  old refresh token is presented again by hand, and the next call gets a 401.
+Prints one JSON report; the Rust test makes the asserts.
+"""
+
+import asyncio
+import html
+import json
+import re
+import sys
+import time
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
+
+import httpx2
+from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+
+
+class Memory(TokenStorage):
+    def __init__(self):
+        self.tokens = None
+        self.client = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client
+
+    async def set_client_info(self, info):
+        self.client = info
+
+
+class SignInRefused(Exception):
+    pass
+
+
+async def run(plan):
+    seen = []  # (method, path, status) of every request the SDK's HTTP client made
+    consent = {"allowed": True, "result": None, "asked": 0}
+
+    async def redirect_handler(url):
+        consent["asked"] += 1
+        if not consent["allowed"]:
+            raise SignInRefused(url)
+        async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
+            cookie = {"Cookie": plan["cookie"]}
+            first = await browser.get(url, headers=cookie)
+            assert first.status_code == 303, first.status_code
+            page_url = urljoin(url, first.headers["location"])
+            page = await browser.get(page_url, headers=cookie)
+            assert page.status_code == 200, page.text
+            fields = [
+                (html.unescape(k), html.unescape(v))
+                for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+            ]
+            fields += [("access", "read"), ("decision", "approve")]
+            posted = await browser.post(
+                urljoin(url, "/dashboard/oauth/authorize"),
+                headers={**cookie, "Content-Type": "application/x-www-form-urlencoded"},
+                content=urlencode(fields),
+            )
+            assert posted.status_code == 303, posted.text
+            back = urlparse(posted.headers["location"])
+            q = {k: v[0] for k, v in parse_qs(back.query).items()}
+            consent["result"] = AuthorizationCodeResult(
+                code=q.get("code"), state=q.get("state"), iss=q.get("iss")
+            )
+            consent["page_client_name"] = "id=\"client-name\">%s<" % plan["client_name"] in page.text
+
+    async def callback_handler():
+        return consent["result"]
+
+    storage = Memory()
+    provider = OAuthClientProvider(
+        server_url=plan["url"],
+        client_metadata=OAuthClientMetadata(
+            client_name=plan["client_name"],
+            redirect_uris=[plan["redirect_uri"]],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+        ),
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+
+    async def record(response):
+        seen.append([response.request.method, response.request.url.path, response.status_code])
+
+    http = httpx2.AsyncClient(auth=provider, timeout=30, event_hooks={"response": [record]})
+    report = {"seen": seen}
+    try:
+        await session(plan, provider, storage, consent, seen, http, report)
+    except Exception as e:  # the refused second sign-in may surface when the session closes
+        if consent["asked"] < 2:
+            raise
+        report.setdefault("after", "refused: " + type(e).__name__)
+    report["after_statuses"] = [s for _, p, s in seen[report.get("before", len(seen)):] if p.endswith("/mcp")]
+    report["sign_in_asked_again"] = consent["asked"] > 1
+    print(json.dumps(report))
+
+
+async def session(plan, provider, storage, consent, seen, http, report):
+    async with Client(streamable_http_client(plan["url"], http_client=http), cache=None) as client:
+        listed = await client.list_tools()
+        report["tools"] = [t.name for t in listed.tools]
+        read = await client.call_tool("list_contacts", {})
+        report["read"] = {"is_error": bool(read.is_error), "text": read.content[0].text if read.content else ""}
+        write = await client.call_tool(
+            "send_message", {"to": "+14155550142", "body": "hello"}
+        )
+        report["write"] = {"is_error": bool(write.is_error), "text": write.content[0].text if write.content else ""}
+        report["client_id"] = storage.client.client_id
+        report["consent_asked"] = consent["asked"]
+        report["page_client_name"] = consent.get("page_client_name")
+        first = storage.tokens
+        report["scope"] = first.scope
+        report["access_token"] = first.access_token
+
+        if plan["scenario"] == "revoke":
+            async with httpx2.AsyncClient(timeout=30) as plain:
+                keys = await plain.get(
+                    plan["base"] + "/v1/api-keys",
+                    headers={"Authorization": "Bearer " + plan["admin_key"]},
+                )
+                grant = next(k for k in keys.json()["data"] if k["name"] == plan["client_name"])
+                report["grant"] = grant
+                revoked = await plain.post(
+                    plan["base"] + f"/dashboard/keys/{grant['id']}/revoke",
+                    headers={"Cookie": plan["cookie"], "Content-Type": "application/x-www-form-urlencoded"},
+                    content=urlencode({"csrf": plan["csrf"]}),
+                )
+                report["revoke_status"] = revoked.status_code
+        else:
+            # An hour passes: the SDK sees its access token as expired and refreshes.
+            provider.context.token_expiry_time = time.time() - 1
+            again = await client.call_tool("list_contacts", {})
+            report["after_refresh"] = {"is_error": bool(again.is_error)}
+            second = storage.tokens
+            report["refresh_rotated"] = second.refresh_token != first.refresh_token
+            report["access_rotated"] = second.access_token != first.access_token
+            async with httpx2.AsyncClient(timeout=30) as plain:
+                reused = await plain.post(
+                    plan["base"] + "/oauth/token",
+                    data={
+                        "grant_type": "refresh_token",
+                        "refresh_token": first.refresh_token,
+                        "client_id": storage.client.client_id,
+                    },
+                )
+                report["reuse"] = {"status": reused.status_code, "body": reused.json()}
+
+        consent["allowed"] = False
+        report["before"] = len(seen)
+        try:
+            await client.call_tool("list_contacts", {})
+            report["after"] = "worked"
+        except Exception as e:  # the SDK wraps the refused sign-in
+            report["after"] = "refused: " + type(e).__name__
+
+
+if __name__ == "__main__":
+    asyncio.run(run(json.loads(sys.argv[1])))

@@ -342,6 +342,68 @@ test("least privilege: a key's row says what it used, and restricting it makes a
   assert.ok(!(await page.content()).includes(secret), "shown once");
   assert.match(await page.locator("#audit-log").innerText(), /Rotated key/);
   assert.deepEqual(page.problems, [], "no console errors (CSP, scripts)");
+test("OAuth consent: sign in on the way, read-only by default, Allow redirects with a code", async (t) => {
+  const { createHash, randomBytes } = await import("node:crypto");
+  const arrived = [];
+  const callback = createHttpServer((req, res) => { arrived.push(req.url); res.end("You can close this window."); });
+  await new Promise((ok) => callback.listen(0, "127.0.0.1", ok));
+  t.after(() => callback.close());
+  const redirect = `http://127.0.0.1:${callback.address().port}/callback`;
+  const reg = await (await fetch(`${base}/oauth/register`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ client_name: "Browser Assistant", redirect_uris: [redirect] }),
+  })).json();
+  const verifier = randomBytes(32).toString("base64url");
+  const challenge = createHash("sha256").update(verifier).digest("base64url");
+  const q = new URLSearchParams({ response_type: "code", client_id: reg.client_id, redirect_uri: redirect,
+    state: "e2e-state", code_challenge: challenge, code_challenge_method: "S256", scope: "read write",
+    resource: `${base}/mcp` });
+
+  const page = await newPage();
+  await page.goto(`${base}/oauth/authorize?${q}`);
+  assert.match(page.url(), /\/login\?next=%2Fdashboard%2Foauth%2Fauthorize/, "signed-out people sign in first");
+  await page.getByLabel("Email").fill(EMAIL);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/dashboard\/oauth\/authorize\?/);
+  assert.equal(await page.locator("#client-name").textContent(), "Browser Assistant");
+  assert.equal(await page.locator("#redirect-host").textContent(), "127.0.0.1");
+  assert.equal(await page.getByLabel(/Read-only/).isChecked(), true, "read-only is the default");
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+      .filter((el) => !(el.labels?.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      .map((el) => el.outerHTML));
+  assert.deepEqual(unlabelled, [], "fields without a label");
+  await shot(page, "14-oauth-consent");
+  await page.getByRole("button", { name: "Allow" }).click();
+  for (let i = 0; i < 100 && arrived.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(arrived.length, 1, "the browser went back to the client");
+  const back = new URL(arrived[0], redirect).searchParams;
+  assert.equal(back.get("state"), "e2e-state");
+  assert.equal(back.get("iss"), base);
+
+  const tokens = await (await fetch(`${base}/oauth/token`, {
+    method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "authorization_code", code: back.get("code"), redirect_uri: redirect,
+      client_id: reg.client_id, code_verifier: verifier, resource: `${base}/mcp` }),
+  })).json();
+  assert.equal(tokens.scope, "read");
+  const mcp = await fetch(`${base}/mcp`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${tokens.access_token}`, accept: "application/json, text/event-stream",
+      "content-type": "application/json", "mcp-protocol-version": "2025-11-25" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "e2e", version: "1" } } }),
+  });
+  assert.equal(mcp.status, 200);
+  assert.equal((await api("/v1/contacts", tokens.access_token)).status, 401, "the token is for /mcp only");
+
+  // The grant on the keys page, as an OAuth app.
+  await page.goto(`${base}/dashboard/keys`);
+  const row = page.locator("#active-keys tr", { hasText: "Browser Assistant" });
+  await row.locator(".badge-oauth").waitFor();
+  await shot(page, "15-keys-with-oauth-app");
+  assert.deepEqual(page.problems, [], "no console errors");
   await page.context().close();
 });
 

@@ -403,27 +403,31 @@ pub(crate) fn redirect_to(
     query.append_pair("iss", iss);
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
     let location = format!("{redirect_uri}{sep}{}", query.finish());
-    let mut resp = Redirect::to(&location).into_response();
-    // The consent form posts here and is redirected on: allow that target only.
-    let origin = form_action_source(redirect_uri);
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "default-src 'none'; form-action 'self' {origin}; frame-ancestors 'none'"
-    )) {
-        resp.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    resp
+    Redirect::to(&location).into_response()
+}
+
+/// The dashboard's policy for the consent page, whose form is answered by a redirect
+/// to the client: browsers check that target against the page's `form-action`.
+pub(crate) fn consent_policy(redirect_uri: &str) -> Option<HeaderValue> {
+    let target = form_action_source(redirect_uri);
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         media-src 'self'; form-action 'self' {target}; frame-ancestors 'none'; base-uri 'none'"
+    ))
+    .ok()
 }
 
 /// The CSP source a redirect URI's target is: its origin, or its private-use scheme.
 fn form_action_source(uri: &str) -> String {
-    match uri.split_once("://") {
+    let source = match uri.split_once("://") {
         Some((scheme, rest)) => {
             let end = rest.find(['/', '?']).unwrap_or(rest.len());
             format!("{scheme}://{}", &rest[..end])
         }
         None => format!("{}:", uri.split(':').next().unwrap_or("")),
-    }
+    };
+    // Never anything that could end the directive or the header.
+    source.replace([';', ',', '\'', ' '], "")
 }
 
 /// Checks an authorization request's parameters (from the query or the consent form).

@@ -348,6 +348,9 @@ pub fn check_client_id_url(url: &str) -> Result<(), OAuthError> {
 
 /// The name a consent page shows for a resource (`phone_numbers` → `Phone numbers`).
 pub fn resource_label(r: Resource) -> String {
+    if r == Resource::ApiKeys {
+        return "API keys".to_owned();
+    }
     let s = r.as_str().replace('_', " ");
     let mut c = s.chars();
     match c.next() {

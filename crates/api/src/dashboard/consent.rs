@@ -23,7 +23,7 @@ use dialtone_store::oauth::NewCode;
 
 use super::session::Session;
 use super::{DashError, DashResult, Form, render, render_status};
-use crate::oauth::{AuthRequest, Refusal, check_request, redirect_to};
+use crate::oauth::{AuthRequest, Refusal, check_request, consent_policy, redirect_to};
 use crate::state::AppState;
 
 /// The authorization request's parameters, carried through the form unchanged.
@@ -53,6 +53,15 @@ struct ConsentPage {
     perms: Vec<(&'static str, String, bool)>,
     can_approve: bool,
     error: Option<String>,
+}
+
+/// The consent page may send its form on to the client's redirect URI.
+fn with_policy(mut resp: Response, req: &AuthRequest) -> Response {
+    if let Some(v) = consent_policy(&req.redirect_uri) {
+        resp.headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
 }
 
 fn refused(r: Refusal) -> Response {
@@ -106,7 +115,7 @@ pub(crate) async fn show(
 ) -> Response {
     let form = Form::parse(uri.query().unwrap_or("").as_bytes());
     match check_request(&state, &headers, &form).await {
-        Ok(req) => render(&page(&session, &req, &form, None)),
+        Ok(req) => with_policy(render(&page(&session, &req, &form, None)), &req),
         Err(r) => refused(r),
     }
 }
@@ -142,9 +151,12 @@ pub(crate) async fn decide(
         Ok(resp) => resp,
         Err(DashError(e @ (Error::Validation { .. } | Error::Conflict { .. }))) => {
             let message = e.to_string();
-            render_status(
-                StatusCode::BAD_REQUEST,
-                &page(&session, &req, &form, Some(message)),
+            with_policy(
+                render_status(
+                    StatusCode::BAD_REQUEST,
+                    &page(&session, &req, &form, Some(message)),
+                ),
+                &req,
             )
         }
         Err(e) => e.into_response(),

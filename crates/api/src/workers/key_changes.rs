@@ -34,6 +34,14 @@ pub(super) async fn poll(state: AppState, mut stop: watch::Receiver<bool>) {
             {
                 tracing::warn!(error = %e, "pruning key changes failed");
             }
+            // OAuth codes and tokens a day past their expiry can never work again.
+            if let Err(e) = state
+                .store
+                .prune_oauth(now() - chrono::TimeDelta::days(1))
+                .await
+            {
+                tracing::warn!(error = %e, "pruning OAuth codes and tokens failed");
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dialtone_domain::Error;
 use dialtone_domain::id::new_id;
@@ -403,7 +403,18 @@ pub(crate) fn redirect_to(
     query.append_pair("iss", iss);
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
     let location = format!("{redirect_uri}{sep}{}", query.finish());
-    Redirect::to(&location).into_response()
+    see_other(&location)
+}
+
+/// A 303 to `location`; a location that is not a valid header value (it cannot be:
+/// every part was checked or encoded) is a 400, never a panic.
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => oauth_error(OAuthError::invalid_request(
+            "the redirect location is not valid",
+        )),
+    }
 }
 
 /// The dashboard's policy for the consent page, whose form is answered by a redirect
@@ -505,7 +516,7 @@ pub(crate) async fn check_request(
 /// `GET /oauth/authorize`: on to the consent page, which signs the person in first.
 async fn authorize(uri: Uri) -> Response {
     let query = uri.query().unwrap_or("");
-    Redirect::to(&format!("/dashboard/oauth/authorize?{query}")).into_response()
+    see_other(&format!("/dashboard/oauth/authorize?{query}"))
 }
 
 // ---- tokens ----

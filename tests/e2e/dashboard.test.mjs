@@ -345,7 +345,11 @@ test("least privilege: a key's row says what it used, and restricting it makes a
 test("OAuth consent: sign in on the way, read-only by default, Allow redirects with a code", async (t) => {
   const { createHash, randomBytes } = await import("node:crypto");
   const arrived = [];
-  const callback = createHttpServer((req, res) => { arrived.push(req.url); res.end("You can close this window."); });
+  // Only the redirect counts (the browser may also ask this server for a favicon).
+  const callback = createHttpServer((req, res) => {
+    if (req.url.startsWith("/callback")) arrived.push(req.url);
+    res.end("You can close this window.");
+  });
   await new Promise((ok) => callback.listen(0, "127.0.0.1", ok));
   t.after(() => callback.close());
   const redirect = `http://127.0.0.1:${callback.address().port}/callback`;

@@ -387,17 +387,23 @@ pub fn plan_new_key(
     })
 }
 
-/// The replacement of `old` in a rotation: same name, mode, permissions and scope,
-/// subject to the same rules as any new key.
-pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<KeySpec> {
+/// An OAuth grant has no key secret to replace (its tokens rotate by themselves): it
+/// is revoked and the app connected again, never rotated into an API key.
+fn refuse_grant(old: &ApiKey) -> Result<()> {
     if old.oauth_client_id.is_some() {
-        // A grant has no key secret to replace: its tokens rotate by themselves.
         return Err(Error::Conflict {
             message: "An OAuth grant cannot be rotated: revoke it and connect the app again."
                 .to_owned(),
             details: None,
         });
     }
+    Ok(())
+}
+
+/// The replacement of `old` in a rotation: same name, mode, permissions and scope,
+/// subject to the same rules as any new key.
+pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<KeySpec> {
+    refuse_grant(old)?;
     let req = KeyRequest {
         name: old.name.clone(),
         read_only: false,
@@ -421,6 +427,7 @@ pub fn plan_narrowed_rotation(
     permissions: &[String],
     now: Timestamp,
 ) -> Result<KeySpec> {
+    refuse_grant(old)?;
     // A key may only narrow keys it could revoke: otherwise narrowing with the old
     // key expiring would retire a key beyond its reach.
     plan_revocation(actor, old)?;

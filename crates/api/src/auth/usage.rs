@@ -243,6 +243,7 @@ mod tests {
             last_used_at: Some(at),
             last_ip: Some("192.0.2.1".into()),
             requests_30d: 1,
+            oauth_client_id: None,
         };
         c.merge_into(&mut key);
         assert_eq!(key.requests_30d, 1);

@@ -620,6 +620,18 @@ mod tests {
     }
 
     #[test]
+    fn an_oauth_grant_is_never_rotated_or_narrowed() {
+        let mut grant = stored("key_g", Permissions::read_only(), None, Mode::Live);
+        grant.oauth_client_id = Some("oacl_x".into());
+        let err = plan_rotation(Actor::Operator, &grant, now()).expect_err("a grant");
+        assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+        let err = plan_narrowed_rotation(Actor::Operator, &grant, &["contacts:read".into()], now())
+            .expect_err("a grant");
+        assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+        assert!(grant.describe().contains("OAuth grant"));
+    }
+
+    #[test]
     fn revocation_needs_the_same_containment_as_creation() {
         let narrow = Permissions::parse_list(["contacts:read", "api_keys:write"]).expect("valid");
         let p = principal(narrow, None, Mode::Live);

@@ -381,7 +381,7 @@ test("OAuth consent: sign in on the way, read-only by default, Allow redirects w
       .filter((el) => !(el.labels?.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
       .map((el) => el.outerHTML));
   assert.deepEqual(unlabelled, [], "fields without a label");
-  await shot(page, "15-oauth-consent");
+  await shot(page, "30-oauth-consent");
   await page.getByRole("button", { name: "Allow" }).click();
   for (let i = 0; i < 100 && arrived.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(arrived.length, 1, "the browser went back to the client");
@@ -409,7 +409,7 @@ test("OAuth consent: sign in on the way, read-only by default, Allow redirects w
   await page.goto(`${base}/dashboard/keys`);
   const row = page.locator("#active-keys tr", { hasText: "Browser Assistant" });
   await row.locator(".badge-oauth").waitFor();
-  await shot(page, "16-keys-with-oauth-app");
+  await shot(page, "31-keys-with-oauth-app");
   assert.deepEqual(page.problems, [], "no console errors");
   await page.context().close();
 });

@@ -123,6 +123,7 @@ async fn calls(store: &Store, scope: &Scope, n: usize) -> Vec<(String, String)> 
                     outcome: None,
                     reserved_seconds: Some(600),
                     carrier_sid: Some(sid.clone()),
+                    api_key_id: None,
                 },
                 chrono::TimeDelta::zero(),
                 None,

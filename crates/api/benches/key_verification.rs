@@ -30,6 +30,7 @@ fn bench(c: &mut Criterion) {
             mode: Mode::Live,
             permissions: Permissions::full(),
             expires_at: None,
+            limits: Default::default(),
         };
         cache.insert(
             cache.generation(),

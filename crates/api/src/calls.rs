@@ -181,6 +181,7 @@ pub async fn place(
         campaign_id: None,
         recipient_position: None,
         metadata: input.metadata.unwrap_or_default(),
+        api_key_id: Some(t.principal.key_id.clone()),
     };
     created(
         crate::carrier::place_call(&state, &t.scope, req, max_seconds, idem.as_ref()).await?,

@@ -45,7 +45,14 @@ pub async fn create(
     let from = resolve_from(&store, t.scope.livemode(), input.from.as_deref()).await?;
     created(
         store
-            .create_campaign(&name, &input.agent_id, from, &recipients, idem.as_ref())
+            .create_campaign(
+                Some(&t.principal.key_id),
+                &name,
+                &input.agent_id,
+                from,
+                &recipients,
+                idem.as_ref(),
+            )
             .await?,
         idem.as_ref(),
     )

@@ -99,6 +99,8 @@ pub(crate) struct CallRequest {
     pub campaign_id: Option<String>,
     pub recipient_position: Option<i64>,
     pub metadata: Map<String, Value>,
+    /// The key placing it (a campaign's: the key that created it); its limits apply.
+    pub api_key_id: Option<String>,
 }
 
 /// The seconds a live call may talk (what the wallet pays for); 402 when it cannot
@@ -165,6 +167,7 @@ pub(crate) async fn place_call(
         outcome: script,
         reserved_seconds: max_seconds,
         carrier_sid: None,
+        api_key_id: req.api_key_id,
     };
     let step = simulator_step(state);
     let store = state.store.scoped(scope);
@@ -175,6 +178,12 @@ pub(crate) async fn place_call(
     if simulated {
         return Ok(Outcome::Done(call));
     }
+    // The key's limits may have shortened what the call may last.
+    let reserved = state.store.call_for_carrier(&id).await?.reserved_seconds;
+    let outbound = OutboundCall {
+        max_seconds: reserved,
+        ..outbound
+    };
     match carrier.place_call(&outbound).await {
         Ok(p) => {
             if let Some(sid) = &p.sid {
@@ -247,6 +256,8 @@ pub(crate) struct MessageRequest {
     pub to: String,
     pub body: String,
     pub phone_number_id: Option<String>,
+    /// The key sending it; its limits apply.
+    pub api_key_id: Option<String>,
 }
 
 /// Sends a message through the mode's carrier. Charged when stored (402 before
@@ -297,6 +308,7 @@ pub(crate) async fn send_message(
         fail,
         carrier: carrier.name(),
         carrier_sid: None,
+        api_key_id: req.api_key_id,
     };
     let store = state.store.scoped(scope);
     let stored = store

@@ -71,7 +71,7 @@ pub struct UnauthorizedBody {
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
-        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::Forbidden { .. } | Error::KeyLimitExceeded { .. } => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Validation { .. } => StatusCode::BAD_REQUEST,
         Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -131,6 +131,15 @@ impl IntoResponse for ApiError {
                 Some(serde_json::json!([{ "field": field, "message": message }])),
             ),
             Error::Conflict { details, .. } => (None, details.clone()),
+            Error::KeyLimitExceeded {
+                limit,
+                value,
+                current,
+                ..
+            } => (
+                None,
+                Some(serde_json::json!({ "limit": limit, "value": value, "current": current })),
+            ),
             Error::InsufficientBalance { needed, balance } => (
                 None,
                 Some(

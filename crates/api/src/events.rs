@@ -243,6 +243,7 @@ fn add_payload_schema(p: Payload, schemas: &mut BTreeMap<String, RefOr<Schema>>)
         Payload::Campaign => add_schema::<Campaign>(schemas),
         Payload::ApiKey => add_schema::<ApiKeyView>(schemas),
         Payload::ApiKeyLeak => add_schema::<dialtone_domain::events::ApiKeyLeak>(schemas),
+        Payload::ApiKeyLimitHit => add_schema::<dialtone_domain::events::ApiKeyLimitHit>(schemas),
         Payload::WebhookTest => add_schema::<WebhookTest>(schemas),
     }
 }

@@ -6,13 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dialtone_domain::auth::{
-    Actor, ApiKey, KeyRequest, Principal, plan_narrowed_rotation, plan_new_key, plan_revocation,
-    plan_rotation,
+    Actor, ApiKey, KeyRequest, KeyUpdate, Principal, plan_key_update, plan_narrowed_rotation,
+    plan_new_key, plan_revocation, plan_rotation,
 };
 use dialtone_domain::id::{looks_like, new_id};
 use dialtone_domain::idempotency::{Idem, IdempotencyKey, Outcome};
 use dialtone_domain::keys::{KeyDigester, generate};
 use dialtone_domain::least_privilege::{KeyUsageView, window_start_day};
+use dialtone_domain::limits::KeyLimits;
 use dialtone_domain::page::{Page, PageRequest};
 use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::{Timestamp, now, rfc3339};
@@ -66,9 +67,12 @@ impl KeyIssuer<'_> {
         &self,
         actor: Actor<'_>,
         org_id: &str,
-        req: KeyRequest,
+        mut req: KeyRequest,
         idem: Option<Once<'_>>,
     ) -> Result<Outcome<CreatedKey>> {
+        if req.limits.is_none() {
+            req.default_limits = self.store.org_key_limits(org_id).await?;
+        }
         let spec = plan_new_key(actor, org_id, req, now())?;
         self.issue(&spec, None, idem).await
     }
@@ -233,6 +237,19 @@ pub struct CreateKeyBody {
     pub workspace_id: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the key may place. Omitted: the calling key's own limits, and for a live
+    /// key the organization's defaults too. At most the calling key's own (403).
+    pub limits: Option<KeyLimits>,
+}
+
+/// `PATCH /v1/api-keys/{id}`: a new name and/or new limits.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    #[schema(example = "Reporting script")]
+    pub name: Option<String>,
+    /// The key's limits, replaced whole: a field left out (or `null`) is no limit.
+    pub limits: Option<KeyLimits>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -387,6 +404,25 @@ pub async fn rotate_key_to(
     Ok(created)
 }
 
+/// Changes a key's name and/or limits if `actor` may ([`plan_key_update`]): the row
+/// (audited, on the change feed) and this node's cache. The REST route and the
+/// dashboard both change keys through here.
+pub async fn update_key(
+    state: &AppState,
+    actor: Actor<'_>,
+    key: &ApiKey,
+    update: KeyUpdate,
+    ip: Option<&str>,
+) -> Result<ApiKey> {
+    let update = plan_key_update(actor, key, update)?;
+    let updated = state
+        .store
+        .update_key(&key.org_id, &key.id, &update, &actor.label(), ip)
+        .await?;
+    state.key_cache.evict(&key.id);
+    Ok(updated)
+}
+
 /// Loads a key the caller may see, with this node's unflushed usage merged in.
 async fn visible_key(state: &AppState, caller: &Principal, id: &str) -> Result<ApiKey> {
     let not_found = Error::NotFound {
@@ -448,6 +484,8 @@ pub async fn create(
         permissions: body.permissions,
         workspace_id: body.workspace_id,
         expires_at: body.expires_at.map(dialtone_domain::time::truncate),
+        limits: body.limits,
+        default_limits: KeyLimits::default(),
     };
     let outcome = issuer(&state, ip.as_deref())
         .create_once(
@@ -505,6 +543,36 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let key = visible_key(&state, &p, &id).await?;
+    Ok(axum::Json(ApiKeyView::new(&key, now())))
+}
+
+/// Update an API key
+///
+/// Renames a key and/or replaces its limits (`limits` is replaced whole: a field
+/// left out is no limit). A key may narrow its own limits, never widen them; it may
+/// give another key (within its reach, as for revocation) limits within its own
+/// (403 `INSUFFICIENT_PERMISSIONS`). Nothing else of a key changes: permissions,
+/// scope and mode are fixed (rotate into a new key instead). The new limits apply to
+/// the next call or message. Audited.
+#[utoipa::path(patch, path = "/v1/api-keys/{id}", tag = "api_keys", request_body = UpdateKeyBody,
+    params(("id" = String, Path, description = "key_…")),
+    responses((status = 200, description = "The key after the change", body = ApiKeyView),
+              (status = 409, description = "The key is revoked (CONFLICT)", body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    JsonBytes(body, _raw): JsonBytes<UpdateKeyBody>,
+) -> ApiResult<impl IntoResponse> {
+    let target = visible_key(&state, &p, &id).await?;
+    let update = KeyUpdate {
+        name: body.name,
+        limits: body.limits,
+    };
+    let mut key = update_key(&state, Actor::Key(&p), &target, update, ip.as_deref()).await?;
+    state.usage.merge_into(&mut key);
+    tracing::info!(key_id = %id, by = %p.key_id, "api key updated");
     Ok(axum::Json(ApiKeyView::new(&key, now())))
 }
 

@@ -61,19 +61,28 @@ pub async fn send(
         return Ok(replay(stored.replay_for(key)?));
     }
     created(
-        send_checked(&state, &t.scope, input, idem.as_ref()).await?,
+        send_checked(
+            &state,
+            &t.scope,
+            input,
+            idem.as_ref(),
+            Some(&t.principal.key_id),
+        )
+        .await?,
         idem.as_ref(),
     )
 }
 
 /// Sends a message as `POST /v1/messages` does (the dashboard's send form too): the
 /// input checked, 402 before anything is sent when a live wallet cannot pay, the
-/// sender number resolved, then the mode's carrier.
+/// sender number resolved, then the mode's carrier. `api_key_id`: the sending key,
+/// whose limits apply (`None` from the dashboard: a user, not a key).
 pub(crate) async fn send_checked(
     state: &AppState,
     scope: &Scope,
     input: SendMessage,
     idem: Option<&dialtone_domain::idempotency::IdempotencyKey>,
+    api_key_id: Option<&str>,
 ) -> Result<dialtone_domain::idempotency::Outcome<Message>> {
     input.validate()?;
     let store = state.store.scoped(scope);
@@ -91,6 +100,7 @@ pub(crate) async fn send_checked(
         to: input.to,
         body: input.body,
         phone_number_id,
+        api_key_id: api_key_id.map(str::to_owned),
     };
     crate::carrier::send_message(state, scope, req, idem).await
 }

@@ -34,7 +34,8 @@ use crate::{
         description = "The public API of a self-hosted calling platform: contacts, calls and the API keys that guard them. Authenticate every request with `Authorization: Bearer <key>`.",
     ),
     paths(
-        keys::me, keys::list, keys::create, keys::get, keys::revoke, keys::rotate, keys::usage,
+        keys::me, keys::list, keys::create, keys::get, keys::update, keys::revoke, keys::rotate,
+        keys::usage,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::replace,
         contacts::delete, contacts::list_notes, contacts::create_note,
         agents::list, agents::create, agents::get, agents::update, agents::delete,
@@ -90,6 +91,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/api-keys", "createApiKey"),
     ("get", "/v1/api-keys/{id}", "getApiKey"),
     ("delete", "/v1/api-keys/{id}", "revokeApiKey"),
+    ("patch", "/v1/api-keys/{id}", "updateApiKey"),
     ("post", "/v1/api-keys/{id}/rotate", "rotateApiKey"),
     ("get", "/v1/api-keys/{id}/usage", "getApiKeyUsage"),
     ("get", "/v1/contacts", "listContacts"),

@@ -84,6 +84,7 @@ fn v1() -> Vec<Route> {
             keys::usage,
         ),
         route(M::DELETE, "/v1/api-keys/{id}", write(ApiKeys), keys::revoke),
+        route(M::PATCH, "/v1/api-keys/{id}", write(ApiKeys), keys::update),
         route(
             M::POST,
             "/v1/api-keys/{id}/rotate",

@@ -398,6 +398,7 @@ async fn receive_call(state: &AppState, cb: &Callback) -> Result<Option<String>>
         outcome: None,
         reserved_seconds: reserved,
         carrier_sid: Some(sid.to_owned()),
+        api_key_id: None,
     };
     if let Err(e) = store.place_call(new, chrono::TimeDelta::zero(), None).await {
         // Twilio delivered the same call twice at once: the other delivery made it.
@@ -439,6 +440,7 @@ async fn receive_sms(state: &AppState, cb: &Callback) -> Result<()> {
         fail: false,
         carrier: CARRIER,
         carrier_sid: Some(sid.to_owned()),
+        api_key_id: None,
     };
     let store = state.store.scoped(&scope);
     match store

@@ -370,6 +370,37 @@ enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show or set the limits new live API keys of an organization get when none are
+    /// given (existing keys keep theirs). With no limit flag it shows them; with any,
+    /// the flags given become the defaults (a limit left out: none); `--clear`
+    /// removes them all.
+    Limits(OrgLimitsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OrgLimitsArgs {
+    /// The organization (`org_…`).
+    org: String,
+    /// Calls of a key not yet ended.
+    #[arg(long)]
+    max_concurrent_calls: Option<i64>,
+    /// Minutes of calls a key places per UTC day.
+    #[arg(long)]
+    max_call_minutes_per_day: Option<i64>,
+    /// Messages a key sends per UTC day.
+    #[arg(long)]
+    max_messages_per_day: Option<i64>,
+    /// Cents a key's calls and messages cost per UTC day.
+    #[arg(long)]
+    max_spend_cents_per_day: Option<i64>,
+    /// ISO 3166 country codes calls and messages may go to, comma-separated (`US,CA`).
+    #[arg(long, value_delimiter = ',')]
+    allowed_destination_countries: Option<Vec<String>>,
+    /// Remove every default limit.
+    #[arg(long, conflicts_with_all = ["max_concurrent_calls", "max_call_minutes_per_day", "max_messages_per_day", "max_spend_cents_per_day", "allowed_destination_countries"])]
+    clear: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -684,6 +715,7 @@ pub async fn run(cli: Cli) -> Result<(), AnyError> {
         }
         Command::Org(OrgCommand::Export { org, to, json }) => org_export(g, &org, &to, json).await,
         Command::Org(OrgCommand::Delete { org, yes, json }) => org_delete(g, &org, yes, json).await,
+        Command::Org(OrgCommand::Limits(args)) => org_limits(g, args).await,
         Command::Workspace(WorkspaceCommand::Create { org, name, json }) => {
             let (store, _) = open(g).await?;
             let ws = store.create_workspace(&org, name.trim()).await?;
@@ -748,6 +780,7 @@ async fn keys(g: &Global, cmd: KeysCommand) -> Result<(), AnyError> {
                 permissions: a.permissions,
                 workspace_id: a.workspace,
                 expires_at: a.expires_at.map(dialtone_domain::time::truncate),
+                ..KeyRequest::default()
             };
             let created = issuer.create(Actor::Operator, &a.org, req).await?;
             if a.json {
@@ -901,6 +934,7 @@ async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
                 campaign_id: None,
                 recipient_position: None,
                 metadata: Default::default(),
+                api_key_id: None,
             };
             match scoped
                 .place_call(new, chrono::TimeDelta::milliseconds(200), None)
@@ -941,6 +975,7 @@ async fn simulate(g: &Global, cmd: SimulateCommand) -> Result<(), AnyError> {
                 fail: false,
                 carrier: dialtone_store::SIMULATOR,
                 carrier_sid: None,
+                api_key_id: None,
             };
             match store
                 .scoped(&scope)
@@ -1704,6 +1739,43 @@ async fn write_org_export(
 
 /// `dialtone org delete`: confirmation (`--yes`, or the id typed on a terminal), then
 /// the store revokes every key and deletes every row of the organization.
+async fn org_limits(g: &Global, a: OrgLimitsArgs) -> Result<(), AnyError> {
+    use dialtone_domain::limits::KeyLimits;
+    let (store, _) = open(g).await?;
+    let result = async {
+        store.get_org(&a.org).await?;
+        let asked = KeyLimits {
+            max_concurrent_calls: a.max_concurrent_calls,
+            max_call_minutes_per_day: a.max_call_minutes_per_day,
+            max_messages_per_day: a.max_messages_per_day,
+            max_spend_cents_per_day: a.max_spend_cents_per_day,
+            allowed_destination_countries: a.allowed_destination_countries,
+        };
+        let limits = if a.clear || !asked.is_empty() {
+            let limits = asked.validated("limits")?;
+            store.set_org_key_limits(&a.org, &limits, "cli").await?;
+            limits
+        } else {
+            store.org_key_limits(&a.org).await?
+        };
+        if a.json {
+            print_json(&limits)?;
+        } else if limits.is_empty() {
+            println!("{}: new live keys get no limits", a.org);
+        } else {
+            println!(
+                "{}: new live keys get {}",
+                a.org,
+                serde_json::to_string(&limits)?
+            );
+        }
+        Ok::<_, AnyError>(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
 async fn org_delete(g: &Global, org_id: &str, yes: bool, json: bool) -> Result<(), AnyError> {
     use std::io::IsTerminal;
     let (store, _) = open(g).await?;

@@ -7,6 +7,7 @@
 //! [`plan_revocation`], the same containment (a key may always revoke itself).
 
 use crate::error::{Error, Result, Validator};
+use crate::limits::KeyLimits;
 use crate::permissions::{Permission, Permissions, Resource};
 use crate::tenancy::{Mode, Scope};
 use crate::time::{Timestamp, rfc3339};
@@ -36,6 +37,8 @@ pub struct ApiKey {
     pub requests_30d: i64,
     /// The OAuth client this key was granted to (an OAuth grant), `None` for an API key.
     pub oauth_client_id: Option<String>,
+    /// What the key may place (calls, messages, money); empty: no limits.
+    pub limits: KeyLimits,
 }
 
 impl ApiKey {
@@ -127,6 +130,8 @@ pub struct ApiKeyView {
     pub last_ip: Option<String>,
     /// Authenticated requests in the last 30 days.
     pub requests_30d: i64,
+    /// What the key may place; each `null` field is no limit.
+    pub limits: KeyLimits,
 }
 
 impl ApiKeyView {
@@ -156,6 +161,7 @@ impl ApiKeyView {
             last_used_at: key.last_used_at,
             last_ip: key.last_ip.clone(),
             requests_30d: key.requests_30d,
+            limits: key.limits.clone(),
         }
     }
 }
@@ -172,6 +178,9 @@ pub struct Principal {
     pub mode: Mode,
     pub permissions: Permissions,
     pub expires_at: Option<Timestamp>,
+    /// The key's limits, to decide which limits it may give (enforcement reads the
+    /// key row in the transaction that places a call or message).
+    pub limits: KeyLimits,
 }
 
 impl Principal {
@@ -184,6 +193,7 @@ impl Principal {
             mode: key.mode,
             permissions: key.permissions,
             expires_at: key.expires_at,
+            limits: key.limits.clone(),
         }
     }
 
@@ -273,6 +283,11 @@ pub struct KeyRequest {
     pub permissions: Option<Vec<String>>,
     pub workspace_id: Option<String>,
     pub expires_at: Option<Timestamp>,
+    /// The key's limits; `None`: the creating key's own (a key creating a key), and
+    /// for a live key the organization's defaults too.
+    pub limits: Option<KeyLimits>,
+    /// The organization's default limits for new live keys (filled by the issuer).
+    pub default_limits: KeyLimits,
 }
 
 /// A key creation that passed every rule; storage still enforces the cap.
@@ -286,6 +301,7 @@ pub struct KeySpec {
     pub expires_at: Option<Timestamp>,
     pub created_by: String,
     pub rotated_from: Option<String>,
+    pub limits: KeyLimits,
 }
 
 pub const KEY_NAME_MAX: usize = 100;
@@ -331,6 +347,16 @@ pub fn plan_new_key(
     if let Some(e) = req.expires_at {
         v.check(e > now, "expires_at", "expires_at must be in the future");
     }
+    let given = match req.limits.map(|l| l.validated("limits")).transpose() {
+        Ok(l) => l,
+        Err(Error::Validation { details, .. }) => {
+            for d in details {
+                v.push(&d.field, d.message);
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
     v.finish()?;
 
     let mut mode = req.mode.unwrap_or(Mode::Live);
@@ -374,6 +400,23 @@ pub fn plan_new_key(
             }
         }
     }
+    let mut limits = match &given {
+        Some(l) => l.clone(),
+        None if mode == Mode::Live => req.default_limits,
+        None => KeyLimits::default(),
+    };
+    if let Actor::Key(p) = actor {
+        match &given {
+            Some(l) => {
+                if let Some(wider) = l.first_wider_than(&p.limits) {
+                    return Err(scope_error(&format!(
+                        "An API key can only give a key it creates limits within its own; {wider} is wider than this key's."
+                    )));
+                }
+            }
+            None => limits = limits.intersect(&p.limits),
+        }
+    }
     permissions = Permissions::from_iter(permissions.iter());
     Ok(KeySpec {
         org_id: org_id.to_owned(),
@@ -384,6 +427,7 @@ pub fn plan_new_key(
         expires_at,
         created_by: actor.label(),
         rotated_from: None,
+        limits,
     })
 }
 
@@ -411,6 +455,8 @@ pub fn plan_rotation(actor: Actor<'_>, old: &ApiKey, now: Timestamp) -> Result<K
         permissions: Some(old.permissions.to_strings()),
         workspace_id: old.workspace_id.clone(),
         expires_at: old.expires_at.filter(|e| *e > now),
+        limits: Some(old.limits.clone()),
+        default_limits: KeyLimits::default(),
     };
     let mut spec = plan_new_key(actor, &old.org_id, req, now)?;
     spec.rotated_from = Some(old.id.clone());
@@ -448,6 +494,8 @@ pub fn plan_narrowed_rotation(
         permissions: Some(permissions.to_vec()),
         workspace_id: old.workspace_id.clone(),
         expires_at: old.expires_at.filter(|e| *e > now),
+        limits: Some(old.limits.clone()),
+        default_limits: KeyLimits::default(),
     };
     let mut spec = plan_new_key(actor, &old.org_id, req, now)?;
     spec.rotated_from = Some(old.id.clone());
@@ -502,6 +550,62 @@ pub fn plan_revocation(actor: Actor<'_>, key: &ApiKey) -> Result<()> {
     Ok(())
 }
 
+/// A change to an existing key (`PATCH /v1/api-keys/{id}`, the dashboard): its name
+/// and its limits. `None` leaves a field as it is; limits are replaced whole.
+#[derive(Debug, Clone, Default)]
+pub struct KeyUpdate {
+    pub name: Option<String>,
+    pub limits: Option<KeyLimits>,
+}
+
+/// Decides whether `actor` may change `key` as `update` asks, and returns the update
+/// checked (name trimmed, limits validated and normalized).
+///
+/// A key may rename itself and narrow its own limits, never widen them. Another key
+/// must be within its reach (the containment of [`plan_revocation`]) and gets limits
+/// within the actor's own. Operators and dashboard owners and admins (whose role was
+/// checked by [`crate::users::authorize`]) may set any limits.
+pub fn plan_key_update(actor: Actor<'_>, key: &ApiKey, update: KeyUpdate) -> Result<KeyUpdate> {
+    let mut v = Validator::new();
+    let name = update.name.map(|n| n.trim().to_owned());
+    if let Some(n) = &name {
+        v.check(!n.is_empty(), "name", "name must not be empty");
+        v.max_len("name", Some(n), KEY_NAME_MAX);
+    }
+    let limits = match update.limits.map(|l| l.validated("limits")).transpose() {
+        Ok(l) => l,
+        Err(Error::Validation { details, .. }) => {
+            for d in details {
+                v.push(&d.field, d.message);
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    v.finish()?;
+    if let Actor::Key(p) = actor {
+        let own = p.key_id == key.id;
+        if !own {
+            plan_revocation(actor, key)?;
+        }
+        if let Some(l) = &limits {
+            let outer = if own { &key.limits } else { &p.limits };
+            if let Some(wider) = l.first_wider_than(outer) {
+                return Err(scope_error(&if own {
+                    format!(
+                        "An API key can only narrow its own limits; {wider} would be wider than it is."
+                    )
+                } else {
+                    format!(
+                        "An API key can only give another key limits within its own; {wider} is wider than this key's."
+                    )
+                }));
+            }
+        }
+    }
+    Ok(KeyUpdate { name, limits })
+}
+
 fn scope_error(message: &str) -> Error {
     Error::Forbidden {
         message: message.to_owned(),
@@ -532,6 +636,7 @@ mod tests {
             mode,
             permissions: perms,
             expires_at: None,
+            limits: KeyLimits::default(),
         }
     }
 
@@ -616,6 +721,7 @@ mod tests {
             last_ip: None,
             requests_30d: 0,
             oauth_client_id: None,
+            limits: KeyLimits::default(),
         }
     }
 
@@ -658,6 +764,61 @@ mod tests {
         assert!(plan_revocation(Actor::Key(&test), &live).is_err());
         let test_key = stored("key_b", Permissions::NONE, None, Mode::Test);
         assert!(plan_revocation(Actor::Key(&test), &test_key).is_ok());
+    }
+
+    fn limits(json: serde_json::Value) -> KeyLimits {
+        serde_json::from_value(json).expect("limits")
+    }
+
+    #[test]
+    fn a_key_gives_at_most_its_own_limits_and_only_narrows_its_own() {
+        let mut p = principal(Permissions::full(), None, Mode::Live);
+        p.limits = limits(
+            serde_json::json!({"max_concurrent_calls": 2, "allowed_destination_countries": ["US"]}),
+        );
+        // Nothing asked: the creator's own limits.
+        let spec = plan_new_key(Actor::Key(&p), "org_a", req(None), now()).expect("ok");
+        assert_eq!(spec.limits, p.limits);
+        // Wider: refused, whether a number or a country.
+        for wider in [
+            serde_json::json!({"max_concurrent_calls": 3, "allowed_destination_countries": ["US"]}),
+            serde_json::json!({"max_concurrent_calls": 1, "allowed_destination_countries": ["US", "FR"]}),
+            serde_json::json!({"allowed_destination_countries": ["US"]}),
+        ] {
+            let mut r = req(None);
+            r.limits = Some(limits(wider));
+            assert!(matches!(
+                plan_new_key(Actor::Key(&p), "org_a", r, now()),
+                Err(Error::Forbidden { .. })
+            ));
+        }
+        // Operators and users may give anything; live keys get the defaults.
+        let mut r = req(None);
+        r.default_limits = limits(serde_json::json!({"max_messages_per_day": 9}));
+        let spec = plan_new_key(Actor::Operator, "org_a", r.clone(), now()).expect("ok");
+        assert_eq!(spec.limits.max_messages_per_day, Some(9));
+        r.mode = Some(Mode::Test);
+        let spec = plan_new_key(Actor::Operator, "org_a", r, now()).expect("ok");
+        assert!(spec.limits.is_empty());
+
+        let mut me = stored("key_a", Permissions::full(), None, Mode::Live);
+        me.limits = p.limits.clone();
+        let narrower = KeyUpdate {
+            name: None,
+            limits: Some(limits(
+                serde_json::json!({"max_concurrent_calls": 1, "allowed_destination_countries": ["US"]}),
+            )),
+        };
+        assert!(plan_key_update(Actor::Key(&p), &me, narrower).is_ok());
+        let widen = KeyUpdate {
+            name: None,
+            limits: Some(KeyLimits::default()),
+        };
+        assert!(matches!(
+            plan_key_update(Actor::Key(&p), &me, widen.clone()),
+            Err(Error::Forbidden { .. })
+        ));
+        assert!(plan_key_update(Actor::User("user_a"), &me, widen).is_ok());
     }
 
     #[test]

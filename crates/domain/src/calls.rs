@@ -315,6 +315,16 @@ impl SimulatedOutcome {
         }
     }
 
+    /// The same outcome, an answered call talking at most `max_seconds`.
+    pub fn capped(self, max_seconds: i64) -> Self {
+        match self {
+            SimulatedOutcome::Answered { duration_seconds } => SimulatedOutcome::Answered {
+                duration_seconds: duration_seconds.min(max_seconds.max(1)),
+            },
+            other => other,
+        }
+    }
+
     /// The status a ringing call moves to.
     pub fn after_ringing(self) -> CallStatus {
         match self {

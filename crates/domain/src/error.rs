@@ -49,6 +49,15 @@ pub enum Error {
         "The wallet balance ({balance} cents) cannot cover this ({needed} cents). Add funds and retry."
     )]
     InsufficientBalance { needed: i64, balance: i64 },
+    /// One of the calling key's limits refuses a call or message (403): which limit,
+    /// its value and the key's current figure.
+    #[error("{message}")]
+    KeyLimitExceeded {
+        limit: &'static str,
+        value: serde_json::Value,
+        current: serde_json::Value,
+        message: String,
+    },
     /// Live calling needs a carrier and none is configured.
     #[error(
         "Live calls are not enabled on this server: no carrier is configured. Use a test key, or ask the operator to enable one."
@@ -88,6 +97,7 @@ impl Error {
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
+            Error::KeyLimitExceeded { .. } => "KEY_LIMIT_EXCEEDED",
             Error::CarrierUnavailable => "CARRIER_UNAVAILABLE",
             Error::Carrier { .. } => "CARRIER_ERROR",
             Error::PayloadTooLarge => "PAYLOAD_TOO_LARGE",

@@ -96,6 +96,28 @@ pub struct ApiKeyLeak {
     pub source: String,
 }
 
+/// The `data.object` of an `api_key.limit_reached` event: the key, and the limit that
+/// refused a call or message for the first time today (UTC).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyLimitHit {
+    #[schema(example = "api_key_limit")]
+    pub object: &'static str,
+    /// The key as the API returns it, with its limits.
+    pub key: crate::auth::ApiKeyView,
+    /// The limit that refused (`max_concurrent_calls`, …).
+    #[schema(example = "max_concurrent_calls")]
+    pub limit: String,
+    /// The limit's value.
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// The key's figure when it was refused (a count, or the destination's country).
+    #[schema(value_type = Object)]
+    pub current: serde_json::Value,
+    /// The UTC day, `YYYY-MM-DD`.
+    #[schema(example = "2026-11-28")]
+    pub day: String,
+}
+
 /// What an event's `data.object` is: each names the schema the API documents it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Payload {
@@ -108,6 +130,7 @@ pub enum Payload {
     Campaign,
     ApiKey,
     ApiKeyLeak,
+    ApiKeyLimitHit,
     WebhookTest,
 }
 
@@ -124,6 +147,7 @@ impl Payload {
             Payload::Campaign => "Campaign",
             Payload::ApiKey => "ApiKeyView",
             Payload::ApiKeyLeak => "ApiKeyLeak",
+            Payload::ApiKeyLimitHit => "ApiKeyLimitHit",
             Payload::WebhookTest => "WebhookTest",
         }
     }
@@ -152,11 +176,12 @@ pub enum EventType {
     ApiKeyCreated,
     ApiKeyRevoked,
     ApiKeyLeaked,
+    ApiKeyLimitReached,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::ContactCreated,
         EventType::ContactUpdated,
         EventType::ContactDeleted,
@@ -176,6 +201,7 @@ impl EventType {
         EventType::ApiKeyCreated,
         EventType::ApiKeyRevoked,
         EventType::ApiKeyLeaked,
+        EventType::ApiKeyLimitReached,
         EventType::WebhookTest,
     ];
 
@@ -201,6 +227,7 @@ impl EventType {
             EventType::ApiKeyCreated => "api_key.created",
             EventType::ApiKeyRevoked => "api_key.revoked",
             EventType::ApiKeyLeaked => "api_key.leaked",
+            EventType::ApiKeyLimitReached => "api_key.limit_reached",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -263,6 +290,9 @@ impl EventType {
             EventType::ApiKeyLeaked => {
                 "A secret scanner (GitHub secret scanning) reported an API key found in public. A live key is revoked at once (unless the server only flags); a test key is flagged. The object says where it was found and what was done, never the secret."
             }
+            EventType::ApiKeyLimitReached => {
+                "A limit of an API key refused a call or message (403 `KEY_LIMIT_EXCEEDED`) for the first time this UTC day. Sent once per key, limit and day. The object names the limit, its value and the key's figure."
+            }
             EventType::WebhookTest => {
                 "A test ping sent to one endpoint by `POST /v1/webhooks/{id}/test`."
             }
@@ -292,9 +322,10 @@ impl EventType {
             | EventType::CallTranscriptReady
             | EventType::CallRecordingReady => Resource::Calls,
             EventType::CampaignCompleted => Resource::Campaigns,
-            EventType::ApiKeyCreated | EventType::ApiKeyRevoked | EventType::ApiKeyLeaked => {
-                Resource::ApiKeys
-            }
+            EventType::ApiKeyCreated
+            | EventType::ApiKeyRevoked
+            | EventType::ApiKeyLeaked
+            | EventType::ApiKeyLimitReached => Resource::ApiKeys,
             EventType::WebhookTest => Resource::Webhooks,
         }
     }
@@ -325,6 +356,7 @@ impl EventType {
             EventType::CampaignCompleted => Payload::Campaign,
             EventType::ApiKeyCreated | EventType::ApiKeyRevoked => Payload::ApiKey,
             EventType::ApiKeyLeaked => Payload::ApiKeyLeak,
+            EventType::ApiKeyLimitReached => Payload::ApiKeyLimitHit,
             EventType::WebhookTest => Payload::WebhookTest,
         }
     }

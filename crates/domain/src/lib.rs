@@ -22,6 +22,7 @@ pub mod idempotency;
 pub mod input;
 pub mod keys;
 pub mod least_privilege;
+pub mod limits;
 pub mod messages;
 pub mod notes;
 pub mod oauth;

@@ -53,7 +53,11 @@ pub struct NewCall {
     /// The simulator's script; `None` for a real carrier, whose callbacks drive it.
     pub outcome: Option<SimulatedOutcome>,
     /// Live calls: the most seconds that may be charged (what the wallet covered).
+    /// Lowered to what the placing key's limits leave, when they cap minutes or spend.
     pub reserved_seconds: Option<i64>,
+    /// The API key that places it: its limits are checked (and its consumption
+    /// counted) in the transaction that stores the call. `None`: no key's limits.
+    pub api_key_id: Option<String>,
     /// The carrier's id, when the carrier told it first (an inbound call): a second
     /// delivery of the same call cannot make a second row.
     pub carrier_sid: Option<String>,
@@ -775,6 +779,7 @@ impl Store {
             scope: row.scope(),
             carrier: row.carrier.clone(),
             carrier_sid: row.carrier_sid.clone(),
+            reserved_seconds: row.reserved_seconds,
             call: row.to_call()?,
         })
     }
@@ -795,6 +800,8 @@ pub struct CarrierCall {
     pub scope: Scope,
     pub carrier: String,
     pub carrier_sid: Option<String>,
+    /// The most seconds the call may be charged (and last), when capped.
+    pub reserved_seconds: Option<i64>,
     pub call: Call,
 }
 
@@ -810,10 +817,27 @@ impl Scoped<'_> {
     ) -> Result<Outcome<Call>> {
         let s = self.scope;
         let at = now();
+        let mut new = new;
         let mut tx = self.store.db.begin().await?;
         if let Some(stored) = idempotency_claim(&mut tx, s, idem).await? {
             tx.commit().await?;
             return Ok(Outcome::Replay(stored));
+        }
+        if let Some(key) = &new.api_key_id {
+            match crate::limits::check_call(&mut tx, key, &new.to, at).await {
+                Ok(None) => {}
+                Ok(Some(cap)) => {
+                    let reserved = new.reserved_seconds.map_or(cap, |r| r.min(cap));
+                    new.reserved_seconds = Some(reserved);
+                    new.outcome = new.outcome.map(|o| o.capped(reserved));
+                }
+                Err(e @ Error::KeyLimitExceeded { .. }) => {
+                    drop(tx);
+                    self.store.note_limit_reached(key, &e).await?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
         if let Some(agent) = &new.agent_id {
             let found = tx
@@ -848,8 +872,8 @@ impl Scoped<'_> {
                 "INSERT INTO calls (id, org_id, workspace_id, livemode, direction, status, from_number, \
                  to_number, contact_id, conversation_id, phone_number_id, agent_id, campaign_id, \
                  duration_seconds, cost, metadata, sim_outcome, sim_duration, next_step_at, created_at, \
-                 updated_at, carrier, reserved_seconds, carrier_sid) VALUES ($1, $2, $3, $4, $5, 'queued', \
-                 $6, $7, $8, $9, $10, $11, $12, 0, 0, $13, $14, $15, $16, $17, $17, $18, $19, $20)",
+                 updated_at, carrier, reserved_seconds, carrier_sid, api_key_id) VALUES ($1, $2, $3, $4, $5, \
+                 'queued', $6, $7, $8, $9, $10, $11, $12, 0, 0, $13, $14, $15, $16, $17, $17, $18, $19, $20, $21)",
             )
             .bind(&id)
             .bind(&s.org_id)
@@ -870,7 +894,8 @@ impl Scoped<'_> {
             .bind(at)
             .bind(new.carrier)
             .bind(new.reserved_seconds)
-            .bind(&new.carrier_sid),
+            .bind(&new.carrier_sid)
+            .bind(&new.api_key_id),
         )
         .await?;
         if let (Some(campaign), Some(position)) = (&new.campaign_id, new.recipient_position) {

@@ -27,6 +27,7 @@ struct CampaignRow {
     status_reason: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
+    api_key_id: Option<String>,
 }
 from_row!(CampaignRow {
     id,
@@ -41,12 +42,13 @@ from_row!(CampaignRow {
     status_reason,
     created_at,
     updated_at,
+    api_key_id,
 });
 
 macro_rules! campaign_columns {
     () => {
         "SELECT id, org_id, workspace_id, livemode, name, agent_id, from_number, phone_number_id, \
-         status, status_reason, created_at, updated_at FROM campaigns "
+         status, status_reason, created_at, updated_at, api_key_id FROM campaigns "
     };
 }
 
@@ -70,6 +72,8 @@ pub struct RunningCampaign {
     pub agent_id: String,
     pub from: String,
     pub phone_number_id: Option<String>,
+    /// The key that created it: its limits apply to the campaign's calls.
+    pub api_key_id: Option<String>,
 }
 
 /// The next recipient to call.
@@ -136,6 +140,7 @@ impl Store {
                 agent_id: r.agent_id,
                 from: r.from_number,
                 phone_number_id: r.phone_number_id,
+                api_key_id: r.api_key_id,
             })
             .collect())
     }
@@ -223,8 +228,10 @@ impl Store {
 
 impl Scoped<'_> {
     /// Creates a running campaign with its recipients (agent checked in scope).
+    /// `api_key_id`: the key creating it, whose limits its calls obey.
     pub async fn create_campaign(
         &self,
+        api_key_id: Option<&str>,
         name: &str,
         agent_id: &str,
         from: (Option<String>, String),
@@ -261,8 +268,8 @@ impl Scoped<'_> {
         tx.execute(
             query(
                 "INSERT INTO campaigns (id, org_id, workspace_id, livemode, name, agent_id, from_number, \
-                 phone_number_id, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9, $9)",
+                 phone_number_id, status, created_at, updated_at, api_key_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9, $9, $10)",
             )
             .bind(&id)
             .bind(&s.org_id)
@@ -272,7 +279,8 @@ impl Scoped<'_> {
             .bind(agent_id)
             .bind(&from.1)
             .bind(&from.0)
-            .bind(at),
+            .bind(at)
+            .bind(api_key_id),
         )
         .await?;
         for (i, number) in recipients.iter().enumerate() {

@@ -2,11 +2,12 @@
 //! the change feed other nodes (and the running server, after an operator command)
 //! watch to drop revoked keys from their caches.
 
-use dialtone_domain::auth::{ApiKey, KeySpec};
+use dialtone_domain::auth::{ApiKey, KeySpec, KeyUpdate};
 use dialtone_domain::events::EventType;
 use dialtone_domain::idempotency::{Idem, Outcome};
 use dialtone_domain::keys::Digest;
 use dialtone_domain::least_privilege::PermissionUse;
+use dialtone_domain::limits::KeyLimits;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::permissions::Permissions;
 use dialtone_domain::tenancy::{Mode, Scope};
@@ -25,7 +26,7 @@ macro_rules! key_select {
     () => {
         "SELECT k.id, k.org_id, k.workspace_id, k.name, k.mode, k.permissions, k.prefix, \
          k.last_four, k.created_at, k.created_by, k.expires_at, k.revoked_at, k.rotated_from, \
-         k.last_used_at, k.last_ip, k.oauth_client_id, \
+         k.last_used_at, k.last_ip, k.oauth_client_id, k.limits, \
          CAST(COALESCE((SELECT SUM(u.count) FROM api_key_usage u \
                         WHERE u.key_id = k.id AND u.day >= $1), 0) AS BIGINT) AS requests_30d "
     };
@@ -48,6 +49,7 @@ struct KeyRow {
     last_used_at: Option<Timestamp>,
     last_ip: Option<String>,
     oauth_client_id: Option<String>,
+    limits: Option<String>,
     requests_30d: i64,
 }
 from_row!(KeyRow {
@@ -67,6 +69,7 @@ from_row!(KeyRow {
     last_used_at,
     last_ip,
     oauth_client_id,
+    limits,
     requests_30d,
 });
 
@@ -87,6 +90,7 @@ impl TryFrom<KeyRow> for ApiKey {
             Permissions::parse_list(r.permissions.split(','))
                 .map_err(|_| corrupt("permission list"))?
         };
+        let limits = KeyLimits::from_stored(r.limits.as_deref()).map_err(|_| corrupt("limits"))?;
         Ok(ApiKey {
             id: r.id,
             org_id: r.org_id,
@@ -105,6 +109,7 @@ impl TryFrom<KeyRow> for ApiKey {
             last_ip: r.last_ip,
             oauth_client_id: r.oauth_client_id,
             requests_30d: r.requests_30d,
+            limits,
         })
     }
 }
@@ -258,8 +263,8 @@ impl Store {
             query(
                 "INSERT INTO api_keys (id, org_id, workspace_id, name, mode, permissions, \
                  token_digest, prefix, last_four, created_at, created_by, expires_at, rotated_from, \
-                 kind, oauth_client_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 kind, oauth_client_id, limits) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(row.id)
             .bind(&spec.org_id)
@@ -279,7 +284,8 @@ impl Store {
             } else {
                 "key"
             })
-            .bind(row.oauth_client_id),
+            .bind(row.oauth_client_id)
+            .bind(spec.limits.to_stored()),
         )
         .await?;
         let key = key_in_tx(&mut tx, row.id).await?;
@@ -562,6 +568,133 @@ impl Store {
             .await
     }
 
+    /// Changes a key's name and/or limits (an update already decided by
+    /// `plan_key_update`), with an `api_key.updated` audit entry and a change-feed
+    /// record (and `NOTIFY`), so every node drops the key from its cache and the new
+    /// limits apply to what it may give at once. A revoked key cannot be changed (409).
+    pub async fn update_key(
+        &self,
+        org_id: &str,
+        key_id: &str,
+        update: &KeyUpdate,
+        by: &str,
+        ip: Option<&str>,
+    ) -> Result<ApiKey> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        let before = key_in_tx(&mut tx, key_id).await?;
+        if before.org_id != org_id {
+            return Err(Error::NotFound {
+                resource: "api_key",
+            });
+        }
+        if before.revoked_at.is_some() {
+            return Err(Error::Conflict {
+                message: format!("API key {key_id} is revoked and cannot be changed."),
+                details: None,
+            });
+        }
+        let limits = update.limits.as_ref().unwrap_or(&before.limits);
+        let name = update.name.as_deref().unwrap_or(&before.name);
+        tx.execute(
+            query("UPDATE api_keys SET name = $1, limits = $2 WHERE id = $3 AND org_id = $4")
+                .bind(name)
+                .bind(limits.to_stored())
+                .bind(key_id)
+                .bind(org_id),
+        )
+        .await?;
+        tx.execute(
+            query("INSERT INTO api_key_changes (key_id, changed_at) VALUES ($1, $2)")
+                .bind(key_id)
+                .bind(at),
+        )
+        .await?;
+        notify_key_change(&mut tx, &self.db, key_id).await?;
+        let key = key_in_tx(&mut tx, key_id).await?;
+        let mut changed = Vec::new();
+        if key.name != before.name {
+            changed.push(format!("renamed from “{}”", before.name));
+        }
+        if key.limits != before.limits {
+            changed.push(format!(
+                "limits {}",
+                serde_json::to_string(&key.limits).map_err(Error::internal)?
+            ));
+        }
+        audit_in_tx(
+            &mut tx,
+            org_id,
+            by,
+            "api_key.updated",
+            key_id,
+            &format!(
+                "Updated {}: {}",
+                key.describe(),
+                if changed.is_empty() {
+                    "nothing changed".to_owned()
+                } else {
+                    changed.join("; ")
+                }
+            ),
+            ip,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// The limits an organization's new live keys get when none are given.
+    pub async fn org_key_limits(&self, org_id: &str) -> Result<KeyLimits> {
+        let stored = self
+            .db
+            .fetch_optional::<Scalar<Option<String>>>(
+                query("SELECT default_key_limits FROM organizations WHERE id = $1").bind(org_id),
+            )
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "organization",
+            })?;
+        KeyLimits::from_stored(stored.0.as_deref())
+    }
+
+    /// Sets an organization's default limits for new live keys (the operator's
+    /// `dialtone org limits`), audited. Existing keys keep theirs.
+    pub async fn set_org_key_limits(
+        &self,
+        org_id: &str,
+        limits: &KeyLimits,
+        by: &str,
+    ) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let done = tx
+            .execute(
+                query("UPDATE organizations SET default_key_limits = $1 WHERE id = $2")
+                    .bind(limits.to_stored())
+                    .bind(org_id),
+            )
+            .await?;
+        if done == 0 {
+            return Err(Error::NotFound {
+                resource: "organization",
+            });
+        }
+        audit_in_tx(
+            &mut tx,
+            org_id,
+            by,
+            "organization.key_limits",
+            org_id,
+            &format!(
+                "Default limits of new live keys: {}",
+                serde_json::to_string(limits).map_err(Error::internal)?
+            ),
+            None,
+        )
+        .await?;
+        tx.commit().await
+    }
+
     /// Revokes a key by id alone: the operator's break-glass command.
     pub async fn revoke_key_any_org(&self, key_id: &str) -> Result<ApiKey> {
         let org_id = self
@@ -720,7 +853,7 @@ fn permission_use(key_id: &str, r: PermissionUseRow) -> Result<PermissionUse> {
     })
 }
 
-async fn key_in_tx(tx: &mut Tx, key_id: &str) -> Result<ApiKey> {
+pub(crate) async fn key_in_tx(tx: &mut Tx, key_id: &str) -> Result<ApiKey> {
     let row: Option<KeyRow> = tx
         .fetch_optional(
             query(concat!(key_select!(), "FROM api_keys k WHERE k.id = $2"))
@@ -748,7 +881,7 @@ async fn record_key_event(tx: &mut Tx, key: &ApiKey, event_type: EventType) -> R
 
 /// Where a key's events go: its workspace (an organization key's: the organization's
 /// default workspace) and mode.
-async fn key_event_scope(tx: &mut Tx, key: &ApiKey) -> Result<Scope> {
+pub(crate) async fn key_event_scope(tx: &mut Tx, key: &ApiKey) -> Result<Scope> {
     let workspace_id = match &key.workspace_id {
         Some(ws) => ws.clone(),
         None => {

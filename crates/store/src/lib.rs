@@ -28,6 +28,7 @@ mod db;
 mod demo;
 mod events;
 mod keys;
+mod limits;
 mod messages;
 pub mod oauth;
 pub mod org_data;
@@ -124,6 +125,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261127000015,
         include_str!("../migrations/sqlite/20261127000015_event_log.sql"),
+    ),
+    (
+        20261128000016,
+        include_str!("../migrations/sqlite/20261128000016_key_limits.sql"),
     ),
     (
         20261128000017,

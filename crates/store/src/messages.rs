@@ -40,6 +40,9 @@ pub struct NewMessage {
     /// The carrier's id of an inbound message: a repeated delivery of it is the same
     /// message.
     pub carrier_sid: Option<String>,
+    /// The API key that sends it: its limits are checked (and its consumption
+    /// counted) in the transaction that stores the message. `None`: no key's limits.
+    pub api_key_id: Option<String>,
 }
 
 /// A carrier's report of a message's fate.
@@ -393,6 +396,17 @@ impl Scoped<'_> {
         let id = new.id.clone();
         let segs = segments(&new.body);
         let outbound = new.direction == Direction::Outbound;
+        if let Some(key) = &new.api_key_id {
+            match crate::limits::check_message(&mut tx, key, &new.to, segs, at).await {
+                Ok(()) => {}
+                Err(e @ Error::KeyLimitExceeded { .. }) => {
+                    drop(tx);
+                    self.store.note_limit_reached(key, &e).await?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let cost = if outbound && s.livemode() {
             segs * PER_SEGMENT
         } else {
@@ -424,8 +438,8 @@ impl Scoped<'_> {
             query(
                 "INSERT INTO messages (id, org_id, workspace_id, livemode, conversation_id, direction, \
                  status, from_number, to_number, body, contact_id, phone_number_id, segments, cost, \
-                 sim_fail, next_step_at, carrier, carrier_sid, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)",
+                 sim_fail, next_step_at, carrier, carrier_sid, created_at, updated_at, api_key_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20)",
             )
             .bind(&id)
             .bind(&s.org_id)
@@ -445,7 +459,8 @@ impl Scoped<'_> {
             .bind(next_step)
             .bind(new.carrier)
             .bind(&new.carrier_sid)
-            .bind(at),
+            .bind(at)
+            .bind(&new.api_key_id),
         )
         .await?;
         let message = message_in_tx(&mut tx, &id).await?.to_message()?;

@@ -244,6 +244,7 @@ mod tests {
             last_ip: Some("192.0.2.1".into()),
             requests_30d: 1,
             oauth_client_id: None,
+            limits: Default::default(),
         };
         c.merge_into(&mut key);
         assert_eq!(key.requests_30d, 1);

@@ -208,6 +208,7 @@ async fn approve(
             permissions: Some(permissions.to_strings()),
             workspace_id: Some(workspace_id.to_owned()),
             expires_at: None,
+            ..KeyRequest::default()
         },
         now(),
     )?;

@@ -152,7 +152,7 @@ async fn send(
         from: from.map(str::to_owned),
     };
     let scope = session.scope();
-    let message = done(crate::messages::send_checked(state, &scope, input, None).await?)?;
+    let message = done(crate::messages::send_checked(state, &scope, input, None, None).await?)?;
     audit(
         state,
         &session.org.id,

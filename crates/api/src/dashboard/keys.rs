@@ -215,6 +215,7 @@ impl NewKeyForm {
             permissions: if everything { None } else { Some(chosen) },
             workspace_id: Some(self.workspace_id.clone()).filter(|w| !w.is_empty()),
             expires_at,
+            ..KeyRequest::default()
         })
     }
 }

@@ -55,6 +55,7 @@ async fn run(state: &AppState, c: &RunningCampaign) -> Result<()> {
             campaign_id: Some(c.id.clone()),
             recipient_position: Some(next.position),
             metadata: Default::default(),
+            api_key_id: c.api_key_id.clone(),
         };
         match place_call(state, &c.scope, req, max_seconds, None).await {
             Ok(_) | Err(Error::Conflict { .. }) => continue,
@@ -62,6 +63,19 @@ async fn run(state: &AppState, c: &RunningCampaign) -> Result<()> {
                 return state
                     .store
                     .pause_campaign(&c.id, "insufficient_balance")
+                    .await;
+            }
+            // As many calls as the key may have at once: the next pass goes on.
+            Err(Error::KeyLimitExceeded {
+                limit: dialtone_domain::limits::MAX_CONCURRENT_CALLS,
+                ..
+            }) => return Ok(()),
+            // A daily limit or a destination the key may not call: the campaign waits
+            // for someone to raise the limit (or for tomorrow) and resume it.
+            Err(Error::KeyLimitExceeded { .. }) => {
+                return state
+                    .store
+                    .pause_campaign(&c.id, "key_limit_exceeded")
                     .await;
             }
             Err(e) => return Err(e),

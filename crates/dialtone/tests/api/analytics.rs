@@ -46,6 +46,7 @@ async fn usage_sums_calls_and_messages_by_bucket_and_group() {
         fail: false,
         carrier: dialtone_store::SIMULATOR,
         carrier_sid: None,
+        api_key_id: None,
     };
     t.store
         .scoped(&scope)

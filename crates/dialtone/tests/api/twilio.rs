@@ -960,6 +960,7 @@ async fn lost_callbacks_are_recovered_by_asking_twilio() {
                 outcome: None,
                 reserved_seconds: Some(600),
                 carrier_sid: None,
+                api_key_id: None,
             },
             chrono::TimeDelta::zero(),
             None,

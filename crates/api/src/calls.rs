@@ -149,10 +149,13 @@ pub async fn get_log(
 /// (`queued → ringing → in_progress → completed`, or `busy`/`no_answer`/`failed` for
 /// +15005550001/2/3) with its events, a transcript and a recording. Live calls are
 /// charged per started minute and need a wallet that covers the first one (402).
+/// The key's limits apply the same in both modes (403 `KEY_LIMIT_EXCEEDED`); a
+/// minutes or spend limit also caps how long the call may last.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = PlaceCall,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, description = "The call, queued", body = Call),
               (status = 402, description = "The wallet cannot cover a first minute (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
+              (status = 403, description = "The key lacks calls:write (INSUFFICIENT_PERMISSIONS), or one of its limits refuses the call (KEY_LIMIT_EXCEEDED: `details` names the limit, its value and the key's current figure)", body = crate::error::ErrorBody),
               (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody),
               (status = 503, description = "Live calling is not enabled (CARRIER_UNAVAILABLE)", body = crate::error::ErrorBody)))]
 pub async fn place(

@@ -44,6 +44,7 @@ pub struct ListMessagesQuery {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, description = "The message, sent", body = Message),
               (status = 402, description = "The wallet cannot pay (INSUFFICIENT_BALANCE)", body = crate::error::ErrorBody),
+              (status = 403, description = "The key lacks messages:write (INSUFFICIENT_PERMISSIONS), or one of its limits refuses the message (KEY_LIMIT_EXCEEDED: `details` names the limit, its value and the key's current figure)", body = crate::error::ErrorBody),
               (status = 409, description = "The Idempotency-Key was used with another request (CONFLICT)", body = crate::error::ErrorBody),
               (status = 502, description = "The carrier could not be reached (CARRIER_ERROR)", body = crate::error::ErrorBody),
               (status = 503, description = "Live messaging is not enabled (CARRIER_UNAVAILABLE)", body = crate::error::ErrorBody)))]

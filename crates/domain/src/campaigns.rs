@@ -41,7 +41,8 @@ pub struct Campaign {
     pub from: String,
     /// `running`, `paused`, `canceled` or `completed`.
     pub status: String,
-    /// Why a campaign paused by itself (`insufficient_balance`).
+    /// Why a campaign paused by itself (`insufficient_balance`, `carrier_unavailable`,
+    /// `key_limit_exceeded`: a daily limit or a destination of the creating key).
     pub status_reason: Option<String>,
     pub progress: Progress,
     #[serde(serialize_with = "rfc3339::serialize")]

@@ -291,7 +291,7 @@ impl EventType {
                 "A secret scanner (GitHub secret scanning) reported an API key found in public. A live key is revoked at once (unless the server only flags); a test key is flagged. The object says where it was found and what was done, never the secret."
             }
             EventType::ApiKeyLimitReached => {
-                "A limit of an API key refused a call or message (403 `KEY_LIMIT_EXCEEDED`) for the first time this UTC day. Sent once per key, limit and day. The object names the limit, its value and the key's figure."
+                "A limit of an API key refused a call or message (403 `KEY_LIMIT_EXCEEDED`) for the first time this UTC day. Sent once per key and day, for the first limit that refused. The object names the limit, its value and the key's figure."
             }
             EventType::WebhookTest => {
                 "A test ping sent to one endpoint by `POST /v1/webhooks/{id}/test`."

@@ -18,6 +18,7 @@ mod dashboard_pages;
 mod event_log;
 mod events;
 mod idempotency;
+mod key_limits;
 mod keys;
 mod least_privilege;
 mod mcp;

@@ -1,5 +1,7 @@
 //! Settings → API Keys: the list (active keys, then revoked and expired ones), the
-//! `+ New API Key` dialog, the one-time reveal, revoke and rotate, and the audit log.
+//! `+ New API Key` dialog, the one-time reveal, revoke and rotate, each key's limits
+//! and today's consumption (owners and admins set limits through
+//! [`crate::keys::update_key`]), and the audit log.
 //!
 //! Keys are created and rotated by [`crate::keys::KeyIssuer`] with
 //! [`Actor::User`], revoked by [`crate::keys::revoke_key`]: the API's rules, cap and
@@ -12,9 +14,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use dialtone_domain::auth::{Actor, ApiKey, KeyRequest};
+use dialtone_domain::auth::{Actor, ApiKey, KeyRequest, KeyUpdate};
 use dialtone_domain::id::looks_like;
 use dialtone_domain::least_privilege::{self, PermissionUse};
+use dialtone_domain::limits::{Consumption, KeyLimits};
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::permissions::Resource;
 use dialtone_domain::tenancy::Mode;
@@ -26,7 +29,7 @@ use serde::Deserialize;
 
 use super::session::{Nav, Session};
 use super::{DashError, DashResult, Form, render_status, see_other, when};
-use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key, rotate_key_narrowed};
+use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key, rotate_key_narrowed, update_key};
 use crate::state::AppState;
 
 /// One key as a row of the list.
@@ -53,6 +56,16 @@ struct KeyRow {
     narrow_to: Option<String>,
     /// An OAuth grant (an app connected by OAuth) rather than a key.
     oauth: bool,
+    /// The key's limits in words ("No limits" when none).
+    limits: String,
+    /// What it placed today (UTC) and its calls running now.
+    today: String,
+    /// The limits form's values (empty: no limit).
+    lim_concurrent: String,
+    lim_minutes: String,
+    lim_messages: String,
+    lim_spend: String,
+    lim_countries: String,
 }
 
 /// The secret of a key just made, shown this once.
@@ -220,14 +233,68 @@ impl NewKeyForm {
     }
 }
 
+/// A key's limits in words: `2 calls at once · 60 min/day · US, CA`.
+fn limits_text(l: &KeyLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = l.max_concurrent_calls {
+        parts.push(format!("{n} calls at once"));
+    }
+    if let Some(n) = l.max_call_minutes_per_day {
+        parts.push(format!("{n} min/day"));
+    }
+    if let Some(n) = l.max_messages_per_day {
+        parts.push(format!("{n} messages/day"));
+    }
+    if let Some(n) = l.max_spend_cents_per_day {
+        parts.push(format!("${}.{:02}/day", n / 100, n % 100));
+    }
+    if let Some(c) = &l.allowed_destination_countries {
+        parts.push(if c.is_empty() {
+            "no destination".to_owned()
+        } else {
+            format!("to {}", c.join(", "))
+        });
+    }
+    if parts.is_empty() {
+        "No limits".to_owned()
+    } else {
+        parts.join(" · ")
+    }
+}
+
+/// Today's consumption in words.
+fn today_text(c: &Consumption) -> String {
+    format!(
+        "Today: {} running · {} min · {} messages · ${}.{:02}",
+        c.active_calls,
+        c.call_minutes,
+        c.messages,
+        c.spend_cents / 100,
+        c.spend_cents % 100
+    )
+}
+
 fn row(
     k: &ApiKey,
     at: dialtone_domain::time::Timestamp,
     who: &HashMap<String, String>,
     ws: &HashMap<String, String>,
 ) -> KeyRow {
+    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
     KeyRow {
         oauth: k.oauth_client_id.is_some(),
+        limits: limits_text(&k.limits),
+        today: String::new(),
+        lim_concurrent: num(k.limits.max_concurrent_calls),
+        lim_minutes: num(k.limits.max_call_minutes_per_day),
+        lim_messages: num(k.limits.max_messages_per_day),
+        lim_spend: num(k.limits.max_spend_cents_per_day),
+        lim_countries: k
+            .limits
+            .allowed_destination_countries
+            .as_ref()
+            .map(|c| c.join(", "))
+            .unwrap_or_default(),
         id: k.id.clone(),
         name: k.name.clone(),
         read_only: k.read_only(),
@@ -316,6 +383,8 @@ pub(crate) fn action_label(action: &str) -> String {
         "agent.created" => "Created agent",
         "agent.updated" => "Edited agent",
         "agent.deleted" => "Deleted agent",
+        "api_key.updated" => "Changed key",
+        "api_key.limit_reached" => "Key limit reached",
         other => other,
     }
     .to_owned()
@@ -416,19 +485,20 @@ async fn keys_page(
             detail: e.detail,
         })
         .collect();
+    let mut active_rows = Vec::with_capacity(active.len());
+    for k in &active {
+        let uses = used.get(&k.id).map_or(&[][..], Vec::as_slice);
+        let mut r = with_usage(row(k, at, &who, &ws), k, uses);
+        r.today = today_text(&state.store.key_consumption(&k.id).await?);
+        active_rows.push(r);
+    }
     let cap = state.config.key_cap;
     let open_form = s.form.is_some();
     let page = KeysPage {
         nav: session.nav("keys", "/dashboard/keys"),
         active_count: active.len(),
         at_cap: active.len() >= cap,
-        active: active
-            .iter()
-            .map(|k| {
-                let uses = used.get(&k.id).map_or(&[][..], Vec::as_slice);
-                with_usage(row(k, at, &who, &ws), k, uses)
-            })
-            .collect(),
+        active: active_rows,
         inactive: inactive.iter().map(|k| row(k, at, &who, &ws)).collect(),
         cap,
         cap_pct: (active.len() * 100)
@@ -704,4 +774,109 @@ pub(crate) async fn rotate(
         },
     )
     .await
+}
+
+/// The limits form of one key: each number empty for no limit, the countries
+/// comma- or space-separated (empty: anywhere).
+fn limits_from_form(f: &Form) -> Result<KeyLimits> {
+    let mut bad = Vec::new();
+    let mut num = |field: &str| -> Option<i64> {
+        let v = f.get(field).unwrap_or("").trim();
+        if v.is_empty() {
+            return None;
+        }
+        match v.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                bad.push(field.to_owned());
+                Some(-1)
+            }
+        }
+    };
+    let limits = KeyLimits {
+        max_concurrent_calls: num("max_concurrent_calls"),
+        max_call_minutes_per_day: num("max_call_minutes_per_day"),
+        max_messages_per_day: num("max_messages_per_day"),
+        max_spend_cents_per_day: num("max_spend_cents_per_day"),
+        allowed_destination_countries: {
+            let text = f.get("allowed_destination_countries").unwrap_or("");
+            let codes: Vec<String> = text
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (!codes.is_empty()).then_some(codes)
+        },
+    };
+    if let Some(field) = bad.first() {
+        return Err(Error::validation(
+            format!("limits.{field}"),
+            format!("{field} must be a whole number, or empty for no limit"),
+        ));
+    }
+    Ok(limits)
+}
+
+/// Sets one key's limits (owners and admins; CSRF-checked; audited by the store).
+pub(crate) async fn limits(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> DashResult<Response> {
+    let f = Form::parse(&body);
+    session.check_csrf(&f)?;
+    session.authorize(Action::ManageKeys)?;
+    let key = org_key(&state, &session, &id).await?;
+    let result = match limits_from_form(&f) {
+        Ok(l) => {
+            let update = KeyUpdate {
+                name: None,
+                limits: Some(l),
+            };
+            update_key(
+                &state,
+                Actor::User(&session.user.id),
+                &key,
+                update,
+                Some(&session.ip),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let (status, s) = match result {
+        Ok(k) => (
+            StatusCode::OK,
+            PageState {
+                notice: Some(format!(
+                    "Limits of “{}” saved: {}.",
+                    k.name,
+                    limits_text(&k.limits)
+                )),
+                ..PageState::default()
+            },
+        ),
+        Err(e @ (Error::Validation { .. } | Error::Conflict { .. })) => {
+            let message = match &e {
+                Error::Validation { details, .. } if !details.is_empty() => details
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            (
+                crate::error::status_of(&e),
+                PageState {
+                    page_error: Some(message),
+                    ..PageState::default()
+                },
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(key_id = %key.id, by = %session.user.id, "api key limits set in the dashboard");
+    keys_page(&state, &session, status, s).await
 }

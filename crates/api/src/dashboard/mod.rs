@@ -66,6 +66,7 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         .route("/dashboard/keys", get(keys::page).post(keys::create))
         .route("/dashboard/keys/{id}/revoke", post(keys::revoke))
         .route("/dashboard/keys/{id}/rotate", post(keys::rotate))
+        .route("/dashboard/keys/{id}/limits", post(keys::limits))
         .route("/dashboard/webhooks", get(webhooks::page))
         .route("/dashboard/webhooks/{id}", get(webhooks::endpoint))
         .route("/dashboard/webhooks/{id}/test", post(webhooks::test))

@@ -1089,3 +1089,99 @@ async fn key_changes_over_rest_are_in_the_audit_log() {
     }
     app.finish().await;
 }
+
+#[tokio::test]
+async fn dashboard_admins_set_key_limits_and_see_todays_consumption_members_cannot() {
+    let app = TestApp::spawn().await;
+    user(&app, "admin@example.com", Role::Admin).await;
+    user(&app, "member@example.com", Role::Member).await;
+    let key = app
+        .create_key(KeyRequest {
+            name: "dialer".into(),
+            mode: Some(dialtone_domain::tenancy::Mode::Test),
+            ..Default::default()
+        })
+        .await;
+    let path = format!("/dashboard/keys/{}/limits", key.key.id);
+    let s = sign_in(&app, "admin@example.com").await;
+    let resp = submit(
+        &app,
+        &s,
+        &path,
+        &[
+            ("max_concurrent_calls", "2"),
+            ("max_call_minutes_per_day", ""),
+            ("max_messages_per_day", "5"),
+            ("max_spend_cents_per_day", ""),
+            ("allowed_destination_countries", "us, ca"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("2 calls at once · 5 messages/day · to CA, US"),
+        "{html}"
+    );
+    let secret = key.secret.expose_secret();
+    let (_, shown) = app
+        .get(&format!("/v1/api-keys/{}", key.key.id), secret)
+        .await;
+    assert_eq!(shown["limits"]["max_concurrent_calls"], 2);
+    assert_eq!(
+        shown["limits"]["allowed_destination_countries"],
+        serde_json::json!(["CA", "US"])
+    );
+    // Today's consumption, after a message.
+    let (status, _) = app
+        .post(
+            "/v1/messages",
+            secret,
+            serde_json::json!({"to": "+14155550123", "body": "hi"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, html) = page(&app, &s.cookie, "/dashboard/keys").await;
+    assert!(
+        html.contains("Today: 0 running · 0 min · 1 messages · $0.01"),
+        "{html}"
+    );
+    assert!(html.contains("Changed key"), "audited");
+
+    // Bad input: 400 on the page, nothing changed.
+    let resp = submit(&app, &s, &path, &[("max_concurrent_calls", "-1")]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = submit(
+        &app,
+        &s,
+        &path,
+        &[("allowed_destination_countries", "Narnia")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (_, shown) = app
+        .get(&format!("/v1/api-keys/{}", key.key.id), secret)
+        .await;
+    assert_eq!(shown["limits"]["max_concurrent_calls"], 2);
+    // Without the CSRF token: 403.
+    let resp = browser()
+        .post(format!("{}{path}", app.url))
+        .header(COOKIE, &s.cookie)
+        .form(&[("max_concurrent_calls", "9")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Members: 403, nothing changed.
+    let m = sign_in(&app, "member@example.com").await;
+    let resp = submit(&app, &m, &path, &[("max_concurrent_calls", "9")]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (_, html) = page(&app, &m.cookie, "/dashboard/keys").await;
+    assert!(!html.contains("/limits\""), "no limits form for members");
+    assert!(html.contains("2 calls at once"), "members see the limits");
+    let (_, shown) = app
+        .get(&format!("/v1/api-keys/{}", key.key.id), secret)
+        .await;
+    assert_eq!(shown["limits"]["max_concurrent_calls"], 2);
+    app.finish().await;
+}

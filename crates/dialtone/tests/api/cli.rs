@@ -337,3 +337,70 @@ async fn operator_errors_say_what_and_where() {
     let _ = first.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn org_limits_sets_the_defaults_new_live_keys_get() {
+    let (store, db) = fresh_db().await;
+    store.close().await;
+    let mut env = vec![("DIALTONE_SECRET_KEY", SECRET.to_owned())];
+    match &db {
+        TestDb::Sqlite(dir) => env.push(("DIALTONE_DATA_DIR", dir.display().to_string())),
+        TestDb::Postgres { admin_url, name } => {
+            env.push(("DATABASE_URL", with_database(admin_url, name)))
+        }
+    }
+    let cli = Cli { env };
+    let org = cli
+        .json(&["org", "create", "--name", "Ops", "--json"])
+        .await;
+    let org_id = org["id"].as_str().expect("id");
+    let none = cli.json(&["org", "limits", org_id, "--json"]).await;
+    assert_eq!(none["max_concurrent_calls"], Value::Null);
+    let set = cli
+        .json(&[
+            "org",
+            "limits",
+            org_id,
+            "--max-concurrent-calls",
+            "5",
+            "--allowed-destination-countries",
+            "us,CA",
+            "--json",
+        ])
+        .await;
+    assert_eq!(set["max_concurrent_calls"], 5);
+    assert_eq!(
+        set["allowed_destination_countries"],
+        serde_json::json!(["CA", "US"])
+    );
+    assert_eq!(cli.json(&["org", "limits", org_id, "--json"]).await, set);
+    let live = cli
+        .json(&["keys", "create", "--org", org_id, "--name", "l", "--json"])
+        .await;
+    assert_eq!(live["limits"], set);
+    let test = cli
+        .json(&[
+            "keys", "create", "--org", org_id, "--name", "t", "--test", "--json",
+        ])
+        .await;
+    assert_eq!(test["limits"]["max_concurrent_calls"], Value::Null);
+    let err = cli
+        .fails(&["org", "limits", org_id, "--max-messages-per-day=-3"])
+        .await;
+    assert!(err.contains("max_messages_per_day"), "{err}");
+    let err = cli
+        .fails(&[
+            "org",
+            "limits",
+            org_id,
+            "--allowed-destination-countries",
+            "XX",
+        ])
+        .await;
+    assert!(err.contains("XX"), "{err}");
+    let cleared = cli
+        .json(&["org", "limits", org_id, "--clear", "--json"])
+        .await;
+    assert_eq!(cleared["allowed_destination_countries"], Value::Null);
+    drop_db(&db).await;
+}

@@ -27,18 +27,18 @@ pub const LIMIT_MAX: i64 = 1_000_000_000;
 #[serde(deny_unknown_fields)]
 pub struct KeyLimits {
     /// Calls of this key not yet ended (queued, ringing or in progress).
-    #[schema(example = 5, minimum = 0)]
+    #[schema(example = 5, minimum = 0, maximum = 1_000_000_000)]
     pub max_concurrent_calls: Option<i64>,
     /// Minutes of calls placed today (UTC): billed minutes of ended calls plus the
     /// minutes reserved for running ones.
-    #[schema(example = 120, minimum = 0)]
+    #[schema(example = 120, minimum = 0, maximum = 1_000_000_000)]
     pub max_call_minutes_per_day: Option<i64>,
     /// Messages sent today (UTC).
-    #[schema(example = 500, minimum = 0)]
+    #[schema(example = 500, minimum = 0, maximum = 1_000_000_000)]
     pub max_messages_per_day: Option<i64>,
     /// Cents of calls and messages placed today (UTC), at list price: minutes as
     /// counted above, message segments.
-    #[schema(example = 1000, minimum = 0)]
+    #[schema(example = 1000, minimum = 0, maximum = 1_000_000_000)]
     pub max_spend_cents_per_day: Option<i64>,
     /// ISO 3166-1 alpha-2 codes of the countries calls and messages may go to,
     /// decided from the E.164 number (libphonenumber's metadata).

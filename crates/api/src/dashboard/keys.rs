@@ -265,7 +265,7 @@ fn limits_text(l: &KeyLimits) -> String {
 /// Today's consumption in words.
 fn today_text(c: &Consumption) -> String {
     format!(
-        "Today: {} running · {} min · {} messages · ${}.{:02}",
+        "Today: {} running · {} min · {} msgs · ${}.{:02}",
         c.active_calls,
         c.call_minutes,
         c.messages,

@@ -1143,7 +1143,7 @@ async fn dashboard_admins_set_key_limits_and_see_todays_consumption_members_cann
     assert_eq!(status, StatusCode::CREATED);
     let (_, html) = page(&app, &s.cookie, "/dashboard/keys").await;
     assert!(
-        html.contains("Today: 0 running · 0 min · 1 messages · $0.01"),
+        html.contains("Today: 0 running · 0 min · 1 msgs · $0.01"),
         "{html}"
     );
     assert!(html.contains("Changed key"), "audited");

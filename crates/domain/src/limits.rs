@@ -6,7 +6,7 @@
 //! count, whatever their state. Minutes and spend are a hard cap: a finished call
 //! counts its billed minutes (capped by its reservation, as it is charged), a call
 //! still running counts the minutes reserved for it, and a new call may only reserve
-//! what is left (the carrier ends it there). Spend is priced the same in both modes
+//! what is left, at most an hour (the carrier ends it there). Spend is priced the same in both modes
 //! (`CALL_PER_MINUTE` a minute, `PER_SEGMENT` a message segment), so a test key
 //! refuses exactly where a live key would.
 
@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::billing::CALL_PER_MINUTE;
 use crate::error::{Error, Result, Validator};
 use crate::messages::PER_SEGMENT;
+
+/// The most a call placed under a minutes or spend limit may last, in minutes: what
+/// is reserved for it while it runs, so other calls of the key can share the day's
+/// budget (the first call of the day does not reserve all of it).
+pub const MAX_RESERVED_MINUTES: i64 = 60;
 
 /// The largest number a limit may hold.
 pub const LIMIT_MAX: i64 = 1_000_000_000;
@@ -238,7 +243,8 @@ fn at_limit(name: &'static str, limit: i64, current: i64, what: &str) -> Error {
 
 /// Decides whether a key with `limits`, having used `used`, may place a call to `to`.
 /// `Ok(Some(seconds))`: the most the call may last (what is left of the day's
-/// minutes and spend), `Ok(None)`: no such cap; else 403 `KEY_LIMIT_EXCEEDED`.
+/// minutes and spend, at most [`MAX_RESERVED_MINUTES`]), `Ok(None)`: no such cap;
+/// else 403 `KEY_LIMIT_EXCEEDED`.
 pub fn check_call(limits: &KeyLimits, used: &Consumption, to: &str) -> Result<Option<i64>> {
     check_destination(limits, to)?;
     if let Some(max) = limits.max_concurrent_calls
@@ -276,7 +282,7 @@ pub fn check_call(limits: &KeyLimits, used: &Consumption, to: &str) -> Result<Op
         }
         cap = Some(cap.map_or(left_minutes * 60, |c| c.min(left_minutes * 60)));
     }
-    Ok(cap)
+    Ok(cap.map(|c| c.min(MAX_RESERVED_MINUTES * 60)))
 }
 
 /// Decides whether a key with `limits`, having used `used`, may send a message of
@@ -425,6 +431,13 @@ mod tests {
         ));
         used.spend_cents = 28;
         assert_eq!(check_call(&l, &used, "+14155550100").expect("ok"), Some(60));
+        // A large budget: a call reserves at most an hour of it.
+        let big = limits(serde_json::json!({"max_call_minutes_per_day": 600}));
+        let fresh = Consumption::default();
+        assert_eq!(
+            check_call(&big, &fresh, "+14155550100").expect("ok"),
+            Some(3600)
+        );
     }
 
     #[test]

@@ -490,6 +490,12 @@ async fn daily_limits_hold_at_their_edge() {
     assert_eq!(body["details"]["current"], 3);
     let (status, body) = t.post("/v1/calls", &key, json!({ "to": US })).await;
     assert_refused(status, &body, "max_spend_cents_per_day");
+    // A large budget is shared: each running call reserves at most an hour of it.
+    let key = limited_test_key(&t, json!({"max_call_minutes_per_day": 150})).await;
+    for _ in 0..2 {
+        let (status, call) = t.post("/v1/calls", &key, json!({ "to": US })).await;
+        assert_eq!(status, StatusCode::CREATED, "{call}");
+    }
     // A zero limit refuses the very first.
     let key = limited_test_key(&t, json!({"max_concurrent_calls": 0})).await;
     let (status, body) = t.post("/v1/calls", &key, json!({ "to": US })).await;

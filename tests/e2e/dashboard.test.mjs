@@ -588,6 +588,43 @@ test("billing in live mode: the balance, the ledger and this month's invoice wit
   await page.context().close();
 });
 
+test("campaigns: a CSV with a BOM and quoted fields, previewed, started, progressing to completion", async () => {
+  const key = cli(["keys", "create", "--org", orgId, "--name", "Campaigns", "--test"]).trim();
+  const r = await api("/v1/agents", key, { method: "POST", body: JSON.stringify({ name: "Campaign caller" }) });
+  assert.equal(r.status, 201);
+  const page = await newPage();
+  await signIn(page);
+  await page.goto(`${base}/dashboard/campaigns`);
+  if (!(await page.locator(".test-banner").count())) {
+    await submitting(page, page.getByRole("button", { name: "Test mode" }));
+  }
+  await page.locator(".test-banner").waitFor();
+  await page.getByLabel("Name").fill("Spring renewals");
+  await page.getByLabel("Agent that calls").selectOption({ label: "Campaign caller" });
+  // As Excel saves "CSV UTF-8" with `;`: a byte order mark, quoted cells, the number third.
+  const csv = '\ufeffName;"Company; Inc";Mobile\r\n"Lovelace, Ada";"Engines ""Ltd""";+14155550123\r\n' +
+    'Bob;Acme;"+14155550124"\r\nCy;;+14155550125\r\n';
+  await page.getByLabel("Recipients (CSV file)").setInputFiles({ name: "list.csv", mimeType: "text/csv", buffer: Buffer.from(csv, "utf8") });
+  await shot(page, "40-campaigns");
+  await submitting(page, page.getByRole("button", { name: "Preview" }));
+  // The preview: the column chosen and the first rows, nothing started yet.
+  assert.equal((await page.locator("#chosen-column").innerText()).trim(), "Mobile");
+  assert.match(await page.locator("#preview-rows").innerText(), /\+14155550123[\s\S]*\+14155550124[\s\S]*\+14155550125/);
+  const list = await (await api("/v1/campaigns", key)).json();
+  assert.equal(list.data.length, 0, "a preview creates nothing");
+  await shot(page, "41-campaign-preview");
+  await submitting(page, page.getByRole("button", { name: /Start campaign/ }));
+  assert.match(page.url(), /\/dashboard\/campaigns\/cmp_/);
+  // htmx polls the progress fragment until the campaign completes; no reload.
+  await page.locator("#campaign-status", { hasText: "completed" }).waitFor({ timeout: 30000 });
+  assert.match(await page.locator("#campaign-done").innerText(), /3 of 3/);
+  await page.reload();
+  assert.equal(await page.locator("#campaign-calls tbody tr").count(), 3);
+  await shot(page, "42-campaign");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("axe-core: zero serious or critical violations on every page; a phone-sized screen", async () => {
   const key = cli(["keys", "create", "--org", orgId, "--name", "Axe", "--test"]).trim();
   const post = async (path, body) => {
@@ -602,6 +639,7 @@ test("axe-core: zero serious or critical violations on every page; a phone-sized
   const number = await post("/v1/phone-numbers", {});
   const call = await post("/v1/calls", { to: "+14155550177" });
   const hook = await post("/v1/webhooks", { url: "http://127.0.0.1:9/hook", events: ["call.completed"] });
+  const campaign = await post("/v1/campaigns", { name: "Axe campaign", agent_id: agent.id, recipients: ["+14155550177"] });
 
   const signedOut = await newPage();
   await signedOut.goto(`${base}/login`);
@@ -620,6 +658,7 @@ test("axe-core: zero serious or critical violations on every page; a phone-sized
     `/dashboard/numbers/${number.id}`, `/dashboard/numbers/${number.id}/release`, "/dashboard/agents",
     `/dashboard/agents/${agent.id}`, `/dashboard/agents/${agent.id}/delete`, "/dashboard/billing",
     "/dashboard/audit", "/dashboard/contacts/ct_01jd5x7c2m8n4p6q8r0s2t4v6w",
+    "/dashboard/campaigns", `/dashboard/campaigns/${campaign.id}`, `/dashboard/campaigns/${campaign.id}/cancel`,
   ];
   for (const path of pages) {
     await page.goto(`${base}${path}`);
@@ -644,6 +683,8 @@ test("axe-core: zero serious or critical violations on every page; a phone-sized
     [`/dashboard/conversations/${message.conversation_id}`, "30-conversation-phone"],
     ["/dashboard/numbers?country=US&type=local", "31-numbers-phone"],
     ["/dashboard/billing", "32-billing-phone"],
+    ["/dashboard/campaigns", "43-campaigns-phone"],
+    [`/dashboard/campaigns/${campaign.id}`, "44-campaign-phone"],
   ]) {
     await phone.goto(`${base}${path}`);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

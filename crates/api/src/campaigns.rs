@@ -16,7 +16,7 @@ use crate::error::{ApiResult, Json, JsonBytes, Query};
 use crate::shared::{PageQuery, checked_id, created, idempotency_key, replay};
 use crate::state::AppState;
 
-fn campaign_id(id: &str) -> Result<&str> {
+pub(crate) fn campaign_id(id: &str) -> Result<&str> {
     checked_id("cmp", "campaign", id)
 }
 
@@ -41,21 +41,35 @@ pub async fn create(
     {
         return Ok(replay(stored.replay_for(key)?));
     }
-    let (name, recipients) = input.checked()?;
-    let from = resolve_from(&store, t.scope.livemode(), input.from.as_deref()).await?;
     created(
-        store
-            .create_campaign(
-                Some(&t.principal.key_id),
-                &name,
-                &input.agent_id,
-                from,
-                &recipients,
-                idem.as_ref(),
-            )
-            .await?,
+        start_campaign(
+            &store,
+            t.scope.livemode(),
+            Some(&t.principal.key_id),
+            &input,
+            idem.as_ref(),
+        )
+        .await?,
         idem.as_ref(),
     )
+}
+
+/// Checks a new campaign (name, agent, recipients from a list or CSV, the number to
+/// call from) and creates it running: what `POST /v1/campaigns` and the dashboard's
+/// form both do. `key_id` is the key creating it, whose limits its calls obey (none
+/// for a dashboard user).
+pub(crate) async fn start_campaign(
+    store: &dialtone_store::Scoped<'_>,
+    live: bool,
+    key_id: Option<&str>,
+    input: &CreateCampaign,
+    idem: Option<&dialtone_domain::idempotency::IdempotencyKey>,
+) -> Result<dialtone_domain::idempotency::Outcome<Campaign>> {
+    let (name, recipients) = input.checked()?;
+    let from = resolve_from(store, live, input.from.as_deref()).await?;
+    store
+        .create_campaign(key_id, &name, &input.agent_id, from, &recipients, idem)
+        .await
 }
 
 /// List campaigns

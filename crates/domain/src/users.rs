@@ -71,6 +71,8 @@ pub enum Action {
     ManageNumbers,
     /// Create, edit or delete an agent.
     ManageAgents,
+    /// Create (and start), pause, resume or cancel a campaign (its calls are charged).
+    ManageCampaigns,
 }
 
 /// Whether `role` may do `action`: owners and admins manage, members look.
@@ -82,7 +84,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         | Action::ManageContacts
         | Action::SendMessages
         | Action::ManageNumbers
-        | Action::ManageAgents => matches!(role, Role::Owner | Role::Admin),
+        | Action::ManageAgents
+        | Action::ManageCampaigns => matches!(role, Role::Owner | Role::Admin),
     }
 }
 
@@ -357,6 +360,7 @@ mod tests {
             Action::SendMessages,
             Action::ManageNumbers,
             Action::ManageAgents,
+            Action::ManageCampaigns,
         ] {
             assert!(authorize(Role::Owner, action).is_ok());
             assert!(authorize(Role::Admin, action).is_ok());

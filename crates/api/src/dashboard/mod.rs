@@ -17,7 +17,7 @@
 //! - **Every change to a key is in the audit log** shown on the keys page.
 //!
 //! Map: [`session`] (sign-in, setup link, sessions, CSRF, throttling), [`keys`] (the
-//! API Keys page), [`webhooks`], [`calls`], [`contacts`], [`conversations`],
+//! API Keys page), [`webhooks`], [`calls`], [`campaigns`], [`contacts`], [`conversations`],
 //! [`numbers`], [`agents`], [`billing`], [`audit`] (the audit log page), [`pages`]
 //! (what those pages share: confirmation pages, form errors, paging links),
 //! [`consent`] (OAuth consent for MCP clients).
@@ -26,6 +26,7 @@ mod agents;
 mod audit;
 mod billing;
 mod calls;
+mod campaigns;
 mod consent;
 mod contacts;
 mod conversations;
@@ -128,6 +129,24 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         .route(
             "/dashboard/agents/{id}/delete",
             get(agents::delete_page).post(agents::delete),
+        )
+        .route(
+            "/dashboard/campaigns",
+            get(campaigns::page).post(campaigns::create),
+        )
+        .route("/dashboard/campaigns/preview", post(campaigns::preview))
+        .route("/dashboard/campaigns/{id}", get(campaigns::campaign))
+        .route(
+            "/dashboard/campaigns/{id}/progress",
+            get(campaigns::progress),
+        )
+        .route(
+            "/dashboard/campaigns/{id}/status",
+            post(campaigns::set_status),
+        )
+        .route(
+            "/dashboard/campaigns/{id}/cancel",
+            get(campaigns::cancel_page).post(campaigns::cancel),
         )
         .route("/dashboard/billing", get(billing::page))
         .route("/dashboard/audit", get(audit::page))

@@ -94,7 +94,10 @@ struct NumbersPage {
 }
 
 /// The workspace's agents as (id, name), for the routing picker.
-async fn agent_names(state: &AppState, session: &Session) -> Result<Vec<(String, String)>> {
+pub(super) async fn agent_names(
+    state: &AppState,
+    session: &Session,
+) -> Result<Vec<(String, String)>> {
     let scope = session.scope();
     let page = PageRequest::new(Some(100), None)?;
     let mut agents = state.store.scoped(&scope).list_agents(&page).await?;

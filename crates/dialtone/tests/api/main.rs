@@ -14,6 +14,7 @@ mod connections;
 mod contacts;
 mod contract;
 mod dashboard;
+mod dashboard_campaigns;
 mod dashboard_pages;
 mod event_log;
 mod events;

@@ -14,6 +14,7 @@ mod connections;
 mod contacts;
 mod contract;
 mod dashboard;
+mod dashboard_integrations;
 mod dashboard_pages;
 mod event_log;
 mod events;

@@ -444,7 +444,7 @@ pub(crate) async fn patch_endpoint(
     patch: WebhookPatch,
 ) -> Result<EndpointRow> {
     let store = state.store.scoped(scope);
-    let current = store.get_endpoint(endpoint_id(&id)?).await?;
+    let current = store.get_endpoint(endpoint_id(id)?).await?;
     let url_checked = patch.url.is_some();
     let url = match patch.url {
         Some(url) => {

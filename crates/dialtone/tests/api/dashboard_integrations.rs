@@ -16,6 +16,9 @@ use serde_json::json;
 use crate::common::TestApp;
 use crate::dashboard::{FormExt, Signed, browser, page, secret_in, sign_in, submit, user};
 
+/// Form fields, the status they get, words the page shows.
+type Case<'a> = (&'a [(&'a str, &'a str)], StatusCode, &'a str);
+
 async fn audit_actions(app: &TestApp) -> Vec<String> {
     app.store
         .list_audit(&app.org.id, 100)
@@ -104,7 +107,7 @@ async fn dashboard_webhook_bad_input_is_explained_and_private_urls_are_refused()
     let app = TestApp::spawn().await;
     user(&app, "owner@example.com", Role::Owner).await;
     let s = sign_in(&app, "owner@example.com").await;
-    let cases: [(&[(&str, &str)], StatusCode, &str); 5] = [
+    let cases: [Case; 5] = [
         (
             &[("url", "https://example.com/h")],
             StatusCode::BAD_REQUEST,

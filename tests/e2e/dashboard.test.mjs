@@ -311,6 +311,113 @@ test("webhooks: an endpoint, a test ping delivered, redeliver, rotate the secret
   await page.context().close();
 });
 
+test("webhooks: an endpoint created on the page with two events receives a delivery; disable, enable", async (t) => {
+  const received = [];
+  const receiver = createHttpServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => { received.push(JSON.parse(body)); res.end("ok"); });
+  });
+  await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+  t.after(() => receiver.close());
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/created-on-page`;
+  const page = await newPage();
+  await signIn(page);
+  await page.goto(`${base}/dashboard/webhooks`);
+  await page.getByLabel("URL").fill(hookUrl);
+  await page.getByLabel("Description (optional)").fill("Made in the dashboard");
+  await page.locator("#ev-contact\\.created").check();
+  await page.locator("#ev-call\\.completed").check();
+  await shot(page, "33-webhook-new");
+  await submitting(page, page.getByRole("button", { name: "Create endpoint" }));
+  const secret = await page.locator("#new-secret").inputValue();
+  assert.match(secret, /^whsec_/);
+  assert.equal(await page.locator(".chip").count(), 2, "two events");
+  await shot(page, "34-webhook-created");
+  // A contact made through the API is delivered to the receiver, signed.
+  const key = cli(["keys", "create", "--org", orgId, "--name", "Webhook e2e"]).trim();
+  const made = await (await api("/v1/contacts", key, {
+    method: "POST", body: JSON.stringify({ first_name: "Hook", last_name: "Target" }),
+  })).json();
+  for (let i = 0; i < 200 && !received.some((e) => e.data?.object?.id === made.id); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const event = received.find((e) => e.data?.object?.id === made.id);
+  assert.equal(event?.type, "contact.created", "the delivery arrived");
+  // Disable and enable again, from the endpoint's page.
+  await submitting(page, page.getByRole("button", { name: "Disable" }));
+  await page.getByRole("button", { name: "Enable" }).waitFor();
+  assert.ok(!(await page.content()).includes(secret), "the secret is shown once");
+  await submitting(page, page.getByRole("button", { name: "Enable" }));
+  await page.getByRole("button", { name: "Disable" }).waitFor();
+  assert.deepEqual(page.problems, [], "no console errors");
+  await page.context().close();
+});
+
+/** One JSON-RPC exchange with `dialtone mcp` over stdio: requests in, answers by id. */
+async function mcpStdio(env, requests) {
+  const child = spawn(BIN, ["mcp"], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+  const answers = new Map();
+  let buf = "", errText = "";
+  child.stderr.on("data", (d) => (errText += d));
+  child.stdout.on("data", (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) { const m = JSON.parse(line); if (m.id !== undefined) answers.set(m.id, m); }
+    }
+  });
+  try {
+    for (const r of requests) {
+      child.stdin.write(JSON.stringify({ jsonrpc: "2.0", ...r }) + "\n");
+      if (r.id === undefined) continue;
+      for (let i = 0; i < 200 && !answers.has(r.id); i++) await new Promise((ok) => setTimeout(ok, 50));
+      if (!answers.has(r.id)) throw new Error(`no answer to ${r.method}: ${errText}`);
+    }
+  } finally {
+    child.kill("SIGTERM");
+  }
+  return answers;
+}
+
+test("integrations: a read-only key made on the page, pasted into the MCP stdio server", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await page.getByRole("link", { name: "Integrations" }).click();
+  await page.locator("h1", { hasText: "Integrations" }).waitFor();
+  assert.equal(await page.locator("#openapi-link").getAttribute("href"), "/v1/openapi.json");
+  assert.equal(await page.locator("#docs-link").getAttribute("href"), "/docs");
+  assert.match(await page.locator("#hook-example").inputValue(), /\/v1\/hooks/);
+  await shot(page, "35-integrations");
+  await page.getByLabel("Key name").fill("Claude Desktop e2e");
+  await submitting(page, page.getByRole("button", { name: "Create a read-only key and fill it in" }));
+  const key = await page.locator("#new-secret").inputValue();
+  assert.match(key, /^dt_live_/);
+  const config = JSON.parse(await page.locator("#cfg-claude").inputValue());
+  const env = config.mcpServers.dialtone.env;
+  assert.equal(env.DIALTONE_API_KEY, key, "the key is filled in");
+  assert.equal(env.DIALTONE_API_URL, base);
+  assert.equal(JSON.parse(await page.locator("#cfg-vscode").inputValue()).servers.dialtone.env.DIALTONE_API_KEY, key);
+  await shot(page, "36-integrations-key");
+  assert.deepEqual(page.problems, [], "no console errors");
+  await page.context().close();
+
+  // The configuration as a client runs it: `dialtone mcp` with the env it names.
+  const answers = await mcpStdio(env, [
+    { id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "e2e", version: "1" } } },
+    { method: "notifications/initialized" },
+    { id: 2, method: "tools/list" },
+    { id: 3, method: "tools/call", params: { name: "whoami", arguments: {} } },
+  ]);
+  const tools = answers.get(2)?.result?.tools?.map((t) => t.name) ?? [];
+  assert.ok(tools.includes("whoami") && tools.includes("list_contacts"), `tools: ${tools}`);
+  assert.ok(!tools.includes("create_contact"), "a read-only key sees no write tool");
+  const who = JSON.stringify(answers.get(3)?.result ?? answers.get(3));
+  assert.match(who, /read_only\\*"\s*:\s*true/, `whoami: the key made on the page is read-only: ${who}`);
+});
+
 test("least privilege: a key's row says what it used, and restricting it makes a narrower key shown once", async () => {
   const old = cli(["keys", "create", "--org", orgId, "--name", "CRM sync",
     "--permissions", "contacts:write,calls:read,billing:read"]).trim();
@@ -657,7 +764,7 @@ test("axe-core: zero serious or critical violations on every page; a phone-sized
     `/dashboard/conversations/${message.conversation_id}`, "/dashboard/numbers?country=US&type=local",
     `/dashboard/numbers/${number.id}`, `/dashboard/numbers/${number.id}/release`, "/dashboard/agents",
     `/dashboard/agents/${agent.id}`, `/dashboard/agents/${agent.id}/delete`, "/dashboard/billing",
-    "/dashboard/audit", "/dashboard/contacts/ct_01jd5x7c2m8n4p6q8r0s2t4v6w",
+    "/dashboard/audit", "/dashboard/contacts/ct_01jd5x7c2m8n4p6q8r0s2t4v6w", "/dashboard/integrations",
     "/dashboard/campaigns", `/dashboard/campaigns/${campaign.id}`, `/dashboard/campaigns/${campaign.id}/cancel`,
   ];
   for (const path of pages) {
@@ -685,6 +792,8 @@ test("axe-core: zero serious or critical violations on every page; a phone-sized
     ["/dashboard/billing", "32-billing-phone"],
     ["/dashboard/campaigns", "43-campaigns-phone"],
     [`/dashboard/campaigns/${campaign.id}`, "44-campaign-phone"],
+    ["/dashboard/webhooks", "37-webhooks-phone"],
+    ["/dashboard/integrations", "38-integrations-phone"],
   ]) {
     await phone.goto(`${base}${path}`);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -274,17 +274,14 @@ fn secretless(key: Option<&IdempotencyKey>) -> Option<Idem<'_, EndpointRow>> {
     })
 }
 
-async fn create_endpoint(
+/// Checks a new endpoint as `POST /v1/webhooks` and `POST /v1/hooks` do (events,
+/// description, caller secret, the URL's shape and SSRF guard) and seals its secret:
+/// the row to insert and the secret to show once. The dashboard creates through it too.
+pub(crate) async fn new_endpoint(
     state: &AppState,
-    t: &Tenant,
     kind: &'static str,
     input: WebhookInput,
-    idem: Option<&IdempotencyKey>,
-) -> ApiResult<Response> {
-    let store = state.store.scoped(&t.scope);
-    if let Some(replayed) = early_replay(&store, idem).await? {
-        return Ok(replayed);
-    }
+) -> Result<(NewEndpoint, SecretString)> {
     let WebhookInput {
         url,
         events,
@@ -310,19 +307,32 @@ async fn create_endpoint(
         None => generate_secret(),
     };
     check_url(&url, state.config.webhook_allow_private).await?;
-    let outcome = store
-        .create_endpoint_once(
-            NewEndpoint {
-                kind,
-                url,
-                events,
-                description,
-                secret_sealed: state.secret_box.seal(&secret)?,
-                active: active.unwrap_or(true),
-            },
-            secretless(idem),
-        )
-        .await?;
+    Ok((
+        NewEndpoint {
+            kind,
+            url,
+            events,
+            description,
+            secret_sealed: state.secret_box.seal(&secret)?,
+            active: active.unwrap_or(true),
+        },
+        secret,
+    ))
+}
+
+async fn create_endpoint(
+    state: &AppState,
+    t: &Tenant,
+    kind: &'static str,
+    input: WebhookInput,
+    idem: Option<&IdempotencyKey>,
+) -> ApiResult<Response> {
+    let store = state.store.scoped(&t.scope);
+    if let Some(replayed) = early_replay(&store, idem).await? {
+        return Ok(replayed);
+    }
+    let (new, secret) = new_endpoint(state, kind, input).await?;
+    let outcome = store.create_endpoint_once(new, secretless(idem)).await?;
     answer(outcome, idem, |row| {
         (
             StatusCode::CREATED,
@@ -418,8 +428,23 @@ pub async fn update(
     Path(id): Path<String>,
     Json(patch): Json<WebhookPatch>,
 ) -> ApiResult<impl IntoResponse> {
-    let store = state.store.scoped(&t.scope);
-    let current = store.get_endpoint(endpoint_id(&id)?).await?;
+    Ok(axum::Json(
+        patch_endpoint(&state, &t.scope, &id, patch)
+            .await?
+            .to_endpoint(),
+    ))
+}
+
+/// Applies a patch as `PATCH /v1/webhooks/{id}` does: a new URL, or a re-enabled
+/// endpoint's old one, passes the SSRF guard again. The dashboard's enable/disable too.
+pub(crate) async fn patch_endpoint(
+    state: &AppState,
+    scope: &dialtone_domain::tenancy::Scope,
+    id: &str,
+    patch: WebhookPatch,
+) -> Result<EndpointRow> {
+    let store = state.store.scoped(scope);
+    let current = store.get_endpoint(endpoint_id(id)?).await?;
     let url_checked = patch.url.is_some();
     let url = match patch.url {
         Some(url) => {
@@ -442,9 +467,9 @@ pub async fn update(
         check_url(&url, state.config.webhook_allow_private).await?;
     }
     let row = store
-        .update_endpoint(&id, &url, &events, description.as_deref(), active)
+        .update_endpoint(id, &url, &events, description.as_deref(), active)
         .await?;
-    Ok(axum::Json(row.to_endpoint()))
+    Ok(row)
 }
 
 /// Delete a webhook endpoint

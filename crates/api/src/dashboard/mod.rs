@@ -18,7 +18,8 @@
 //!
 //! Map: [`session`] (sign-in, setup link, sessions, CSRF, throttling), [`keys`] (the
 //! API Keys page), [`webhooks`], [`calls`], [`campaigns`], [`contacts`], [`conversations`],
-//! [`numbers`], [`agents`], [`billing`], [`audit`] (the audit log page), [`pages`]
+//! [`numbers`], [`agents`], [`billing`], [`audit`] (the audit log page),
+//! [`integrations`] (MCP configuration with a new read-only key, REST hooks), [`pages`]
 //! (what those pages share: confirmation pages, form errors, paging links),
 //! [`consent`] (OAuth consent for MCP clients).
 
@@ -30,6 +31,7 @@ mod campaigns;
 mod consent;
 mod contacts;
 mod conversations;
+mod integrations;
 mod keys;
 mod numbers;
 mod pages;
@@ -68,8 +70,19 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         .route("/dashboard/keys/{id}/revoke", post(keys::revoke))
         .route("/dashboard/keys/{id}/rotate", post(keys::rotate))
         .route("/dashboard/keys/{id}/limits", post(keys::limits))
-        .route("/dashboard/webhooks", get(webhooks::page))
+        .route(
+            "/dashboard/webhooks",
+            get(webhooks::page).post(webhooks::create),
+        )
         .route("/dashboard/webhooks/{id}", get(webhooks::endpoint))
+        .route(
+            "/dashboard/webhooks/{id}/active",
+            post(webhooks::set_active),
+        )
+        .route(
+            "/dashboard/integrations",
+            get(integrations::page).post(integrations::create_key),
+        )
         .route("/dashboard/webhooks/{id}/test", post(webhooks::test))
         .route(
             "/dashboard/webhooks/{id}/rotate-secret",
@@ -332,6 +345,15 @@ impl Form {
     /// A text field, trimmed; empty counts as absent.
     pub(crate) fn text(&self, name: &str) -> Option<&str> {
         self.get(name).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of a repeated field (checkboxes), in order.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub(crate) fn checked(&self, name: &str) -> bool {

@@ -1,19 +1,26 @@
 //! Webhooks: the endpoints of the current workspace and mode, their events, recent
 //! deliveries with their attempts, redeliver, test ping and secret rotation (the new
-//! secret shown once). Everything goes through the same store calls as `/v1/webhooks`.
+//! secret shown once), creating an endpoint (the event picker lists
+//! [`EventType::ALL`], the URL passes the API's checks and SSRF guard, the secret is
+//! shown once) and enable/disable. Everything goes through the same functions as
+//! `/v1/webhooks` ([`crate::webhooks::new_endpoint`], [`crate::webhooks::patch_endpoint`]).
 
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use dialtone_domain::Error;
+use dialtone_domain::events::EventType;
+use dialtone_domain::idempotency::Outcome;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::users::Action;
+use dialtone_domain::webhooks::{WebhookInput, WebhookPatch};
 use dialtone_store::EndpointRow;
 use secrecy::ExposeSecret;
 
 use super::session::{Nav, Session, audit};
-use super::{DashResult, Form, render, render_status, see_other, when};
+use super::{DashError, DashResult, Form, render_status, see_other, when};
 use crate::state::AppState;
 use crate::webhooks::endpoint_id;
 
@@ -51,12 +58,54 @@ struct DeliveryView {
     next_attempt: String,
 }
 
+/// One box of the event picker.
+struct EventChoice {
+    name: &'static str,
+    description: &'static str,
+    checked: bool,
+}
+
+/// The new-endpoint form as submitted (kept when it comes back with an error).
+#[derive(Default)]
+struct NewEndpointForm {
+    url: String,
+    description: String,
+    events: Vec<String>,
+}
+
+impl NewEndpointForm {
+    fn from_form(f: &Form) -> Self {
+        NewEndpointForm {
+            url: f.get("url").unwrap_or("").trim().to_owned(),
+            description: f.get("description").unwrap_or("").trim().to_owned(),
+            events: f.all("events"),
+        }
+    }
+
+    /// The picker: every type of the domain's one list, then `*`.
+    fn choices(&self) -> Vec<EventChoice> {
+        EventType::ALL
+            .iter()
+            .map(|e| EventChoice {
+                name: e.as_str(),
+                description: e.description(),
+                checked: self.events.iter().any(|x| x == e.as_str()),
+            })
+            .collect()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "webhooks.html")]
 struct WebhooksPage {
     nav: Nav,
     workspace: String,
     endpoints: Vec<EndpointView>,
+    can_manage: bool,
+    form: NewEndpointForm,
+    choices: Vec<EventChoice>,
+    all_events: bool,
+    form_error: Option<String>,
 }
 
 #[derive(Template)]
@@ -71,6 +120,23 @@ struct EndpointPage {
 }
 
 pub(crate) async fn page(State(state): State<AppState>, session: Session) -> DashResult<Response> {
+    list_page(
+        &state,
+        &session,
+        StatusCode::OK,
+        NewEndpointForm::default(),
+        None,
+    )
+    .await
+}
+
+async fn list_page(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    form: NewEndpointForm,
+    form_error: Option<String>,
+) -> DashResult<Response> {
     let scope = session.scope();
     let page = PageRequest::new(Some(100), None)?;
     let mut endpoints = state
@@ -79,11 +145,149 @@ pub(crate) async fn page(State(state): State<AppState>, session: Session) -> Das
         .list_endpoints("webhook", &page)
         .await?;
     endpoints.truncate(100);
-    Ok(render(&WebhooksPage {
-        nav: session.nav("webhooks", "/dashboard/webhooks"),
-        workspace: session.workspace_name().to_owned(),
-        endpoints: endpoints.iter().map(view).collect(),
-    }))
+    Ok(render_status(
+        status,
+        &WebhooksPage {
+            nav: session.nav("webhooks", "/dashboard/webhooks"),
+            workspace: session.workspace_name().to_owned(),
+            endpoints: endpoints.iter().map(view).collect(),
+            can_manage: session.can(Action::ManageWebhooks),
+            choices: form.choices(),
+            all_events: form.events.iter().any(|e| e == "*"),
+            form,
+            form_error,
+        },
+    ))
+}
+
+/// The words of a refused input, for the form.
+fn form_message(e: &Error) -> String {
+    match e {
+        Error::Validation { details, .. } if !details.is_empty() => details
+            .iter()
+            .map(|d| d.message.clone())
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
+/// `POST /dashboard/webhooks`: a new endpoint, checked and created as
+/// `POST /v1/webhooks` does; its page then shows the signing secret once.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> DashResult<Response> {
+    let f = Form::parse(&body);
+    session.check_csrf(&f)?;
+    session.authorize(Action::ManageWebhooks)?;
+    let form = NewEndpointForm::from_form(&f);
+    let input = WebhookInput {
+        url: form.url.clone(),
+        events: form.events.clone(),
+        secret: None,
+        description: Some(form.description.clone()).filter(|d| !d.is_empty()),
+        active: None,
+    };
+    let (new, secret) = match crate::webhooks::new_endpoint(&state, "webhook", input).await {
+        Ok(v) => v,
+        Err(e @ (Error::Validation { .. } | Error::Unprocessable { .. })) => {
+            let status = crate::error::status_of(&e);
+            return list_page(&state, &session, status, form, Some(form_message(&e))).await;
+        }
+        Err(e) => return Err(DashError(e)),
+    };
+    let scope = session.scope();
+    let row = match state
+        .store
+        .scoped(&scope)
+        .create_endpoint_once(new, None)
+        .await?
+    {
+        Outcome::Done(row) => row,
+        Outcome::Replay(_) => {
+            return Err(DashError(Error::internal(std::io::Error::other(
+                "a replay without an idempotency key",
+            ))));
+        }
+    };
+    audit(
+        &state,
+        &session.org.id,
+        &session.user.id,
+        "webhook.created",
+        &row.id,
+        &format!(
+            "Created endpoint {} for {}",
+            row.url,
+            row.event_list().join(", ")
+        ),
+        &session.ip,
+    )
+    .await;
+    endpoint_page(
+        &state,
+        &session,
+        &row.id,
+        Some(secret.expose_secret().to_owned()),
+        Some(
+            "Endpoint created. Events of the chosen types are delivered to it from now on."
+                .to_owned(),
+        ),
+    )
+    .await
+}
+
+/// `POST /dashboard/webhooks/{id}/active`: enable (`active=1`, the URL checked again
+/// as the API does) or disable (`active=0`).
+pub(crate) async fn set_active(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> DashResult<Response> {
+    let f = Form::parse(&body);
+    session.check_csrf(&f)?;
+    session.authorize(Action::ManageWebhooks)?;
+    let active = match f.get("active") {
+        Some("1") => true,
+        Some("0") => false,
+        _ => {
+            return Err(DashError(Error::validation(
+                "active",
+                "active must be 1 (enable) or 0 (disable)",
+            )));
+        }
+    };
+    let row = crate::webhooks::patch_endpoint(
+        &state,
+        &session.scope(),
+        &id,
+        WebhookPatch {
+            url: None,
+            events: None,
+            description: None,
+            active: Some(active),
+        },
+    )
+    .await?;
+    let (action, detail) = if active {
+        ("webhook.enabled", format!("Enabled endpoint {}", row.url))
+    } else {
+        ("webhook.disabled", format!("Disabled endpoint {}", row.url))
+    };
+    audit(
+        &state,
+        &session.org.id,
+        &session.user.id,
+        action,
+        &row.id,
+        &detail,
+        &session.ip,
+    )
+    .await;
+    Ok(see_other(&format!("/dashboard/webhooks/{}", row.id)))
 }
 
 async fn endpoint_page(

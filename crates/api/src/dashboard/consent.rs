@@ -208,6 +208,8 @@ async fn approve(
             permissions: Some(permissions.to_strings()),
             workspace_id: Some(workspace_id.to_owned()),
             expires_at: None,
+            // A live grant gets the organization's default limits, as any new live key.
+            default_limits: state.store.org_key_limits(&session.org.id).await?,
             ..KeyRequest::default()
         },
         now(),

@@ -765,3 +765,39 @@ async fn the_python_sdk_signs_in_reads_and_is_cut_off_by_revocation_or_refresh_r
     assert_eq!(r["sign_in_asked_again"], true);
     t.finish().await;
 }
+
+/// A live grant is a new live key: it gets the organization's default limits.
+#[tokio::test]
+async fn a_live_grant_gets_the_organizations_default_key_limits() {
+    let t = TestApp::spawn().await;
+    let defaults: dialtone_domain::limits::KeyLimits = serde_json::from_value(
+        json!({"max_concurrent_calls": 2, "allowed_destination_countries": ["US"]}),
+    )
+    .expect("limits");
+    t.store
+        .set_org_key_limits(&t.org.id, &defaults, "cli")
+        .await
+        .expect("set");
+    let _ = approved(&t, &[("access", "full"), ("mode", "live")]).await;
+    let admin = t.admin_key().await;
+    let (_, keys) = t
+        .call(
+            reqwest::Method::GET,
+            "/v1/api-keys?limit=100",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let grant = keys["data"]
+        .as_array()
+        .and_then(|d| d.iter().find(|k| k["name"] == "Claude"))
+        .expect("the grant is listed")
+        .clone();
+    assert_eq!(grant["mode"], "live", "{grant}");
+    assert_eq!(grant["limits"]["max_concurrent_calls"], 2, "{grant}");
+    assert_eq!(
+        grant["limits"]["allowed_destination_countries"],
+        json!(["US"])
+    );
+    t.finish().await;
+}

@@ -169,79 +169,41 @@ pub(crate) async fn page(State(state): State<AppState>, session: Session) -> Das
     campaigns_page(&state, &session, StatusCode::OK, draft, None).await
 }
 
-/// The fields of a `multipart/form-data` body, text and files alike (a file's
-/// content must be UTF-8: the flag says one was not, and it is left out). NUL
-/// characters are dropped, as [`Form::parse`] does.
-fn multipart(headers: &HeaderMap, body: &[u8]) -> Result<(Form, bool)> {
+/// The fields of a `multipart/form-data` body (read by `multer`), text and files
+/// alike (a file's content must be UTF-8: the flag says one was not, and it is left
+/// out). NUL characters are dropped, as [`Form::parse`] does.
+async fn multipart(headers: &HeaderMap, body: Bytes) -> Result<(Form, bool)> {
+    const MAX_FIELDS: usize = 20;
     let not_a_form = || {
         Error::validation(
             "recipients_csv",
             "Send the form as multipart/form-data with the CSV file attached.",
         )
     };
-    let content_type = headers
+    let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
         .ok_or_else(not_a_form)?;
-    let (kind, params) = content_type.split_once(';').ok_or_else(not_a_form)?;
-    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return Err(not_a_form());
-    }
-    let boundary = params
-        .split(';')
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
-        .filter(|b| !b.is_empty() && b.len() <= 200)
-        .ok_or_else(not_a_form)?;
-    let delimiter = format!("--{boundary}");
+    let constraints = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().whole_stream(body.len() as u64));
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::with_constraints(stream, boundary, constraints);
     let mut fields = Vec::new();
     let mut not_utf8 = false;
-    let mut rest = body;
-    // Everything before the first delimiter is preamble.
-    let start = find(rest, delimiter.as_bytes()).ok_or_else(not_a_form)?;
-    rest = &rest[start + delimiter.len()..];
-    loop {
-        if rest.starts_with(b"--") {
-            break;
-        }
-        let rest_after = rest.strip_prefix(b"\r\n").ok_or_else(not_a_form)?;
-        let head_end = find(rest_after, b"\r\n\r\n").ok_or_else(not_a_form)?;
-        let head = std::str::from_utf8(&rest_after[..head_end]).map_err(|_| not_a_form())?;
-        let content = &rest_after[head_end + 4..];
-        let end_marker = format!("\r\n{delimiter}");
-        let end = find(content, end_marker.as_bytes()).ok_or_else(not_a_form)?;
-        let value = &content[..end];
-        rest = &content[end + end_marker.len()..];
-        let name = head
-            .split("\r\n")
-            .find(|l| {
-                l.split_once(':')
-                    .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition"))
-            })
-            .and_then(|l| {
-                l.split(';')
-                    .filter_map(|p| p.trim().split_once('='))
-                    .find(|(k, _)| k.trim() == "name")
-                    .map(|(_, v)| v.trim().trim_matches('"').to_owned())
-            })
-            .ok_or_else(not_a_form)?;
-        match std::str::from_utf8(value) {
-            Ok(value) => fields.push((name.replace('\0', ""), value.replace('\0', ""))),
-            Err(_) => not_utf8 = true,
-        }
-        if fields.len() > 20 {
+    while let Some(field) = parts.next_field().await.map_err(|_| not_a_form())? {
+        if fields.len() >= MAX_FIELDS {
             return Err(not_a_form());
+        }
+        let name = field.name().ok_or_else(not_a_form)?.replace('\0', "");
+        let value = field.bytes().await.map_err(|_| not_a_form())?;
+        match std::str::from_utf8(&value) {
+            Ok(value) => fields.push((name, value.replace('\0', ""))),
+            Err(_) => not_utf8 = true,
         }
     }
     Ok((Form(fields), not_utf8))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The campaign a submitted form describes.
@@ -292,7 +254,7 @@ pub(crate) async fn preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> DashResult<Response> {
-    let (f, not_utf8) = match multipart(&headers, &body) {
+    let (f, not_utf8) = match multipart(&headers, body).await {
         Ok(v) => v,
         Err(e) => {
             // Without the fields the CSRF token cannot be read: refuse like a bad token.

@@ -4,7 +4,7 @@ Usage: oauth_drive.py PLAN_JSON
 
 Plan: {"url": ".../mcp", "base": "http://host:port", "cookie": "dt_session=…",
        "csrf": "…", "admin_key": "…", "redirect_uri": "http://127.0.0.1:9/callback",
-       "client_name": "…", "scenario": "revoke" | "refresh"}
+       "client_name": "…", "scenario": "revoke" | "refresh" | "stepup"}
 
 `mcp.client.auth.OAuthClientProvider` does everything an assistant does: the 401,
 discovery, dynamic registration, PKCE, the token exchange, refresh. The person's part
@@ -12,11 +12,14 @@ discovery, dynamic registration, PKCE, the token exchange, refresh. The person's
 session: the page's own hidden fields, the default access (read-only), "Allow".
 (tests/e2e drives the same page in headless Chromium.)
 
-Scenarios, after a read-only sign-in, `tools/list`, a read and a write attempt:
+Scenarios, after a read-only sign-in, `tools/list` and a read:
 - revoke: the grant is revoked on the dashboard keys page; the next call gets a 401
   (the SDK then asks for a new sign-in, which this script refuses and reports).
 - refresh: the access token is treated as expired, the SDK refreshes (rotation), the
   old refresh token is presented again by hand, and the next call gets a 401.
+- stepup: a write tool the read-only grant lacks is called anyway: dialtone answers
+  403 `insufficient_scope`, the SDK re-enters authorization asking for the missing
+  scope, the person allows what the consent page pre-selects, and the SDK retries.
 Prints one JSON report; the Rust test makes the asserts.
 """
 
@@ -57,12 +60,28 @@ class SignInRefused(Exception):
     pass
 
 
+def preselected(page):
+    """The access choices the consent page starts with: checked radios, selected options."""
+    fields = []
+    for tag in re.findall(r"<input [^>]*>", page):
+        if 'type="radio"' in tag and re.search(r"\bchecked\b", tag):
+            name = re.search(r'name="([^"]+)"', tag).group(1)
+            value = re.search(r'value="([^"]*)"', tag).group(1)
+            fields.append((name, value))
+    for name, body in re.findall(r'<select [^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)"\s*selected', body)
+        if chosen:
+            fields.append((name, chosen.group(1)))
+    return fields
+
+
 async def run(plan):
     seen = []  # (method, path, status) of every request the SDK's HTTP client made
-    consent = {"allowed": True, "result": None, "asked": 0}
+    consent = {"allowed": True, "result": None, "asked": 0, "urls": []}
 
     async def redirect_handler(url):
         consent["asked"] += 1
+        consent["urls"].append(url)
         if not consent["allowed"]:
             raise SignInRefused(url)
         async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
@@ -76,7 +95,13 @@ async def run(plan):
                 (html.unescape(k), html.unescape(v))
                 for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
             ]
-            fields += [("access", "read"), ("decision", "approve")]
+            if consent["asked"] == 1:
+                fields += [("access", "read"), ("decision", "approve")]
+            else:
+                # A step-up: the person allows what the page pre-selects.
+                chosen = preselected(page.text)
+                consent["preselected"] = chosen
+                fields += chosen + [("decision", "approve")]
             posted = await browser.post(
                 urljoin(url, "/dashboard/oauth/authorize"),
                 headers={**cookie, "Content-Type": "application/x-www-form-urlencoded"},
@@ -115,7 +140,7 @@ async def run(plan):
     try:
         await session(plan, provider, storage, consent, seen, http, report)
     except Exception as e:  # the refused second sign-in may surface when the session closes
-        if consent["asked"] < 2:
+        if consent["asked"] < 2 or plan["scenario"] == "stepup":
             raise
         report.setdefault("after", "refused: " + type(e).__name__)
     report["after_statuses"] = [s for _, p, s in seen[report.get("before", len(seen)):] if p.endswith("/mcp")]
@@ -129,10 +154,6 @@ async def session(plan, provider, storage, consent, seen, http, report):
         report["tools"] = [t.name for t in listed.tools]
         read = await client.call_tool("list_contacts", {})
         report["read"] = {"is_error": bool(read.is_error), "text": read.content[0].text if read.content else ""}
-        write = await client.call_tool(
-            "send_message", {"to": "+14155550142", "body": "hello"}
-        )
-        report["write"] = {"is_error": bool(write.is_error), "text": write.content[0].text if write.content else ""}
         report["client_id"] = storage.client.client_id
         report["consent_asked"] = consent["asked"]
         report["page_client_name"] = consent.get("page_client_name")
@@ -140,7 +161,21 @@ async def session(plan, provider, storage, consent, seen, http, report):
         report["scope"] = first.scope
         report["access_token"] = first.access_token
 
-        if plan["scenario"] == "revoke":
+        if plan["scenario"] == "stepup":
+            write = await client.call_tool("send_message", {"to": "+14155550142", "body": "hello"})
+            report["write"] = {
+                "is_error": bool(write.is_error),
+                "text": write.content[0].text if write.content else "",
+            }
+            report["consent_asked_after_write"] = consent["asked"]
+            asked = parse_qs(urlparse(consent["urls"][-1]).query)
+            report["step_up_scope"] = asked.get("scope", [""])[0]
+            report["first_scope"] = parse_qs(urlparse(consent["urls"][0]).query).get("scope", [""])[0]
+            report["preselected"] = consent.get("preselected")
+            report["stepped_scope"] = storage.tokens.scope
+            report["tools_after"] = [t.name for t in (await client.list_tools()).tools]
+            return
+        elif plan["scenario"] == "revoke":
             async with httpx2.AsyncClient(timeout=30) as plain:
                 keys = await plain.get(
                     plan["base"] + "/v1/api-keys",

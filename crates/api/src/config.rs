@@ -79,6 +79,14 @@ pub struct ServerConfig {
     pub mcp_allow_writes: bool,
     /// `Host` values `/mcp` accepts (DNS-rebinding protection); empty: loopback only.
     pub mcp_allowed_hosts: Vec<String>,
+    /// OAuth Dynamic Client Registrations one client address may make per hour (a
+    /// burst of this many, then one every `3600 / n` seconds); shared through Redis
+    /// like the per-key limits.
+    pub oauth_registrations_per_hour: u32,
+    /// Registered OAuth clients nobody has authorized yet that may exist at once;
+    /// past it `/oauth/register` answers 429. Such clients are deleted a day after
+    /// registration.
+    pub oauth_max_unused_clients: u64,
     /// The public keys that sign secret scanning reports (`POST
     /// /v1/secret-scanning/report`); `None`: the route answers 404.
     pub secret_scanning_keys: Option<std::sync::Arc<crate::secret_scanning::ReporterKeys>>,
@@ -125,6 +133,8 @@ impl ServerConfig {
             mcp_enabled: true,
             mcp_allow_writes: false,
             mcp_allowed_hosts: Vec::new(),
+            oauth_registrations_per_hour: 20,
+            oauth_max_unused_clients: 10_000,
             secret_scanning_keys: None,
             secret_scanning_action: crate::secret_scanning::LeakAction::Revoke,
             oauth_metadata_allow_http_loopback: false,

@@ -12,10 +12,13 @@
 //! - [`auth`]: bearer-key authentication, the key cache, usage counting, rate limits;
 //! - [`keys`]: the API-key service (also used by the CLI) and its routes;
 //! - [`mcp`]: `/mcp`, the MCP server over streamable HTTP, calling `/v1` in-process;
+//!   `step_up`: the 403 `insufficient_scope` an OAuth client gets for a tool its
+//!   grant lacks;
 //! - [`contacts`]: contacts and contact notes; [`agents`]: voice agents;
 //!   [`phone_numbers`]: inventory, purchase, routing; [`billing`]: the wallet;
 //!   [`calls`]: calls, transcripts, recordings, conversations; [`messages`]: SMS and
 //!   conversation notes;
+//! - `cors`: CORS for browser-based MCP clients (OAuth endpoints and `/mcp`);
 //! - [`dashboard`]: the server-rendered dashboard (sign-in, API keys, webhooks, calls);
 //! - [`shared`]: page parameters, the delete answer, id checks;
 //! - [`webhooks`]: endpoints, REST hooks, the SSRF guard;
@@ -37,6 +40,7 @@ pub mod campaigns;
 pub mod carrier;
 pub mod config;
 pub mod contacts;
+mod cors;
 pub mod dashboard;
 pub mod error;
 pub mod events;
@@ -54,6 +58,7 @@ pub mod secret_scanning;
 mod server;
 pub mod shared;
 mod state;
+mod step_up;
 mod twilio;
 pub mod webhooks;
 mod workers;

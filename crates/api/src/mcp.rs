@@ -158,7 +158,8 @@ async fn check_key(
     let Some(credential) = auth::bearer(req.headers()) else {
         return crate::oauth::challenge(state, req.headers(), ApiError(Error::Unauthorized));
     };
-    let verified = if oauth::is_token(credential, oauth::TokenKind::Access) {
+    let via_oauth = oauth::is_token(credential, oauth::TokenKind::Access);
+    let verified = if via_oauth {
         auth::verify_oauth(state, credential).await
     } else {
         auth::verify(state, credential).await
@@ -167,6 +168,12 @@ async fn check_key(
         Ok(p) => p,
         Err((_, e)) => return crate::oauth::challenge(state, req.headers(), ApiError(e)),
     };
+    if via_oauth {
+        req = match crate::step_up::check(state, &principal, req).await {
+            Ok(req) => req,
+            Err(refusal) => return refusal,
+        };
+    }
     let session = req
         .headers()
         .get(SESSION_HEADER)

@@ -13,18 +13,19 @@
 //! Errors here use OAuth's shape (`{"error", "error_description"}`, RFC 6749 §5.2),
 //! which OAuth clients parse, not the `/v1` error body.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dialtone_domain::Error;
 use dialtone_domain::id::new_id;
 use dialtone_domain::oauth::{self as rules, OAuthError, TokenKind};
-use dialtone_domain::permissions::Permissions;
+use dialtone_domain::permissions::{Permission, Permissions};
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_store::oauth::{NewTokens, OAuthClient, Redeemed, Refreshed};
 use serde_json::{Value, json};
@@ -41,23 +42,35 @@ const METADATA_DOCUMENT_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 const MAX_REDIRECT_URIS: usize = 10;
 const CLIENT_NAME_MAX: usize = 100;
 
+/// The OAuth routes; all but `/oauth/authorize` (a top-level navigation) with CORS
+/// for browser-based clients ([`crate::cors::oauth`]). Mounted only when `/mcp` is.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    // Each route answers `OPTIONS` itself (the CORS layer answers preflights there):
+    // the server-wide 405 fallback would otherwise take them, outside the layer.
+    let fetched = Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
-            get(resource_metadata),
+            get(resource_metadata).options(preflight),
         )
         .route(
             "/.well-known/oauth-protected-resource/mcp",
-            get(resource_metadata),
+            get(resource_metadata).options(preflight),
         )
         .route(
             "/.well-known/oauth-authorization-server",
-            get(server_metadata),
+            get(server_metadata).options(preflight),
         )
-        .route("/oauth/register", post(register))
+        .route("/oauth/register", post(register).options(preflight))
+        .route("/oauth/token", post(token).options(preflight))
+        .layer(crate::cors::oauth());
+    Router::new()
         .route("/oauth/authorize", get(authorize))
-        .route("/oauth/token", post(token))
+        .merge(fetched)
+}
+
+/// `OPTIONS` without a preflight (no `Origin`): nothing to say.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// This server's public base URL (`public_url`, else from `Host`): the issuer.
@@ -70,28 +83,59 @@ pub(crate) fn resource_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{}/mcp", issuer(state, headers))
 }
 
-/// An `/mcp` refusal with the `WWW-Authenticate` challenge that starts discovery
-/// (401), or asks for the missing scope (403 `insufficient_scope`).
-pub(crate) fn challenge(state: &AppState, headers: &HeaderMap, err: ApiError) -> Response {
-    let metadata = format!(
+/// The protected resource metadata URL a challenge points to.
+fn metadata_url(state: &AppState, headers: &HeaderMap) -> String {
+    format!(
         "{}/.well-known/oauth-protected-resource/mcp",
         issuer(state, headers)
-    );
-    let value = match &err.0 {
-        Error::Unauthorized => Some(format!("Bearer resource_metadata=\"{metadata}\"")),
-        Error::Forbidden {
-            required_permission: Some(p),
-            ..
-        } => Some(format!(
-            "Bearer error=\"insufficient_scope\", scope=\"{p}\", resource_metadata=\"{metadata}\""
-        )),
-        _ => None,
-    };
-    let mut resp = err.into_response();
-    if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+    )
+}
+
+fn with_challenge(mut resp: Response, value: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     resp
+}
+
+/// An `/mcp` refusal; a 401 carries the `WWW-Authenticate` challenge that starts
+/// discovery, naming the first scope a client should ask for (read-only,
+/// [`rules::FIRST_SCOPE`]).
+pub(crate) fn challenge(state: &AppState, headers: &HeaderMap, err: ApiError) -> Response {
+    let unauthorized = matches!(err.0, Error::Unauthorized);
+    let resp = err.into_response();
+    if !unauthorized {
+        return resp;
+    }
+    let value = format!(
+        "Bearer resource_metadata=\"{}\", scope=\"{}\"",
+        metadata_url(state, headers),
+        rules::FIRST_SCOPE
+    );
+    with_challenge(resp, &value)
+}
+
+/// The step-up refusal (MCP authorization, scope challenge handling; RFC 6750 §3.1):
+/// 403 with `error="insufficient_scope"` and the scope to ask for — what the token
+/// holds plus `needed` — so the client re-authorizes for it. `refused` is
+/// [`Principal::require`](dialtone_domain::auth::Principal::require)'s error; the body
+/// is the API's 403.
+pub(crate) fn insufficient_scope(
+    state: &AppState,
+    headers: &HeaderMap,
+    granted: Permissions,
+    needed: Permission,
+    tool: &str,
+    refused: Error,
+) -> Response {
+    let value = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\", \
+         error_description=\"The tool {tool} needs the {needed} permission, which this \
+         authorization does not include\"",
+        rules::step_up_scope(granted, needed),
+        metadata_url(state, headers),
+    );
+    with_challenge(ApiError(refused).into_response(), &value)
 }
 
 fn no_store(mut resp: Response) -> Response {
@@ -200,9 +244,62 @@ fn redirect_uris(v: Option<&Value>) -> Result<Vec<String>, OAuthError> {
         .collect()
 }
 
+/// A registration refused for volume: 429 with `Retry-After`, in OAuth's error shape.
+fn too_many(retry_after_secs: u64, description: String) -> Response {
+    let mut resp = oauth_error(OAuthError::new("temporarily_unavailable", description));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
+}
+
+/// Whether a registration may go ahead: at most `oauth_registrations_per_hour` per
+/// client address (the API's rate limiter, shared through Redis when configured), and
+/// at most `oauth_max_unused_clients` registered clients nobody has authorized yet
+/// (pruned a day after registration).
+async fn admit_registration(state: &AppState, ip: Option<IpAddr>) -> Result<(), Response> {
+    if let Some(ip) = ip {
+        let d = state
+            .registration_limiter
+            .check(&format!("oauth-register:{ip}"))
+            .await;
+        if !d.allowed {
+            return Err(too_many(
+                d.retry_after_secs,
+                format!(
+                    "too many client registrations from this address; at most {} an hour",
+                    state.config.oauth_registrations_per_hour
+                ),
+            ));
+        }
+    }
+    let unused = state
+        .store
+        .count_unused_oauth_clients()
+        .await
+        .map_err(internal)?;
+    if unused >= state.config.oauth_max_unused_clients {
+        return Err(too_many(
+            3600,
+            "too many registered clients are waiting to be authorized; try again later".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /oauth/register` (RFC 7591): a public client (no secret; PKCE protects the
 /// code), whatever authentication method was asked for.
-async fn register(State(state): State<AppState>, body: Bytes) -> Response {
+async fn register(State(state): State<AppState>, req: Request) -> Response {
+    let ip = crate::auth::client_ip(&state, &req);
+    if let Err(refused) = admit_registration(&state, ip).await {
+        return refused;
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), state.config.max_body_bytes).await else {
+        return oauth_error(OAuthError::new(
+            "invalid_client_metadata",
+            "the body could not be read (at most the server's body limit)",
+        ));
+    };
     let Ok(Value::Object(meta)) = serde_json::from_slice::<Value>(&body) else {
         return oauth_error(OAuthError::new(
             "invalid_client_metadata",
@@ -447,6 +544,11 @@ pub(crate) async fn check_request(
     headers: &HeaderMap,
     p: &Form,
 ) -> Result<AuthRequest, Refusal> {
+    if !state.config.mcp_enabled {
+        return Err(Refusal::Page(
+            "This server does not serve MCP over HTTP, so no app can be given access.".into(),
+        ));
+    }
     let client_id = p.get("client_id").ok_or_else(|| {
         Refusal::Page("The request names no client (client_id is missing).".into())
     })?;

@@ -402,6 +402,9 @@ pub fn build(state: AppState) -> Router {
                     },
                 ));
         crate::mcp::routes(&state, in_process)
+            .layer(crate::cors::mcp())
+            // dialtone is the authorization server of `/mcp` only: no `/mcp`, no OAuth.
+            .merge(crate::oauth::routes())
     } else {
         Router::new()
     };
@@ -416,7 +419,6 @@ pub fn build(state: AppState) -> Router {
         .merge(api)
         .merge(mcp)
         .merge(crate::dashboard::routes(state.clone()))
-        .merge(crate::oauth::routes())
         .merge(crate::twilio::routes())
         // Signed by the reporter, not by an API key: outside the bearer-auth layer.
         .merge(crate::secret_scanning::routes())

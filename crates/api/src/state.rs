@@ -31,6 +31,8 @@ pub struct Inner {
     pub key_cache: KeyCache,
     pub usage: UsageCounter,
     pub rate_limiter: RateLimiter,
+    /// OAuth client registrations per client address (`/oauth/register`).
+    pub registration_limiter: RateLimiter,
     pub metrics: Metrics,
     /// Seals webhook secrets at rest.
     pub secret_box: dialtone_domain::webhooks::SecretBox,
@@ -44,6 +46,18 @@ pub struct Inner {
     /// deliveries commits (SQLite), or by the `LISTEN` connection (PostgreSQL).
     pub deliveries_queued: Arc<tokio::sync::Notify>,
     workspaces_seen: RwLock<HashSet<(String, String)>>,
+}
+
+/// A limiter shared through Redis when `redis_url` is set (else, or if the URL is
+/// invalid, this node's own).
+fn shared(limiter: impl Fn() -> RateLimiter, redis_url: Option<&str>) -> RateLimiter {
+    match redis_url {
+        Some(url) => limiter().shared_through(url).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "invalid REDIS_URL; rate limits are per node");
+            limiter()
+        }),
+        None => limiter(),
+    }
 }
 
 impl Deref for AppState {
@@ -61,14 +75,14 @@ impl AppState {
             carrier_ready: std::sync::atomic::AtomicBool::new(false),
             deliveries_queued: store.deliveries_signal().unwrap_or_default(),
             digester: KeyDigester::new(&config.server_secret),
-            rate_limiter: match &config.redis_url {
-                Some(url) => RateLimiter::with_redis(config.rate_limit_per_key, url)
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "invalid REDIS_URL; rate limits are per node");
-                        RateLimiter::new(config.rate_limit_per_key)
-                    }),
-                None => RateLimiter::new(config.rate_limit_per_key),
-            },
+            rate_limiter: shared(
+                || RateLimiter::new(config.rate_limit_per_key),
+                config.redis_url.as_deref(),
+            ),
+            registration_limiter: shared(
+                || RateLimiter::per_hour(config.oauth_registrations_per_hour),
+                config.redis_url.as_deref(),
+            ),
             secret_box: dialtone_domain::webhooks::SecretBox::new(&config.server_secret),
             webhook_client: crate::webhooks::client(
                 config.webhook_timeout,

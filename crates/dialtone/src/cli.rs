@@ -289,6 +289,22 @@ struct ServeArgs {
     /// public host name when serving behind a proxy.
     #[arg(long, env = "DIALTONE_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     mcp_allowed_hosts: Vec<String>,
+    /// OAuth client registrations (POST /oauth/register) one address may make per
+    /// hour (at once, then one every 3600/n seconds).
+    #[arg(
+        long,
+        env = "DIALTONE_OAUTH_REGISTRATIONS_PER_HOUR",
+        default_value_t = 20
+    )]
+    oauth_registrations_per_hour: u32,
+    /// Registered OAuth clients not yet authorized by anyone that may exist at once
+    /// (each is deleted a day after registration); past it registration answers 429.
+    #[arg(
+        long,
+        env = "DIALTONE_OAUTH_MAX_UNUSED_CLIENTS",
+        default_value_t = 10_000
+    )]
+    oauth_max_unused_clients: u64,
     /// Accept leaked-key reports from GitHub secret scanning at
     /// POST /v1/secret-scanning/report, signed with these public keys (a file in the
     /// JSON of GitHub's public-keys endpoint). Without it the route answers 404.
@@ -1081,6 +1097,8 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<(), AnyError> {
     config.mcp_enabled = !args.mcp_disabled;
     config.mcp_allow_writes = args.mcp_allow_writes;
     config.mcp_allowed_hosts = args.mcp_allowed_hosts;
+    config.oauth_registrations_per_hour = args.oauth_registrations_per_hour.max(1);
+    config.oauth_max_unused_clients = args.oauth_max_unused_clients;
     if let Some(path) = &args.secret_scanning_keys {
         let keys = dialtone_api::secret_scanning::ReporterKeys::load(path)
             .map_err(|e| format!("--secret-scanning-keys: {e}"))?;

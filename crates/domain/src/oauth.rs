@@ -184,6 +184,20 @@ pub fn scope_string(p: Permissions) -> String {
     }
 }
 
+/// The scope the first challenge (`401` from `/mcp`) names: a client that follows the
+/// MCP scope selection strategy asks for this, so a first sign-in is read-only and a
+/// write later steps up for exactly what it needs ([`step_up_scope`]).
+pub const FIRST_SCOPE: &str = "read";
+
+/// The scope a step-up challenge names (`403` with `error="insufficient_scope"`,
+/// RFC 6750 §3.1): everything the token holds plus the permission the refused request
+/// needs, each by name, so the re-authorization keeps what was granted.
+pub fn step_up_scope(granted: Permissions, needed: Permission) -> String {
+    let mut all = granted;
+    all.insert(needed);
+    all.to_strings().join(" ")
+}
+
 /// What the person chose on the consent page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessChoice {
@@ -205,6 +219,18 @@ pub fn consented(
         AccessChoice::Custom => custom.iter().copied().collect(),
     };
     chosen.iter().filter(|p| requested.allows(*p)).collect()
+}
+
+/// What the consent page selects before the person chooses: read-only, unless the
+/// client asked for a set with writes that is not simply everything (a step-up, or a
+/// client that knows what it needs), which is then selected resource by resource.
+/// Asking for everything (`write`, or every scope listed) still starts at read-only.
+pub fn preselected(requested: Permissions) -> AccessChoice {
+    if requested.has_any_write() && !requested.is_full() {
+        AccessChoice::Custom
+    } else {
+        AccessChoice::ReadOnly
+    }
 }
 
 /// The parts of a URL this module compares.
@@ -413,6 +439,42 @@ mod tests {
         for s in scopes_supported() {
             assert!(parse_scope(Some(&s)).is_ok(), "{s}");
         }
+    }
+
+    #[test]
+    fn a_step_up_asks_for_what_is_held_plus_what_is_missing() {
+        let ro = Permissions::read_only();
+        let scope = step_up_scope(ro, Permission::write(Resource::Messages));
+        let asked = parse_scope(Some(&scope)).expect("valid");
+        let mut expected = ro;
+        expected.insert(Permission::write(Resource::Messages));
+        assert_eq!(asked, expected);
+        assert!(scope.contains("messages:write"));
+        assert!(scope.contains("contacts:read"));
+        assert!(!scope.contains("contacts:write"));
+        let some = Permissions::parse_list(["contacts:read"]).expect("valid");
+        assert_eq!(
+            step_up_scope(some, Permission::read(Resource::Calls)),
+            "contacts:read calls:read"
+        );
+        assert_eq!(
+            parse_scope(Some(FIRST_SCOPE)).expect("valid"),
+            Permissions::read_only()
+        );
+    }
+
+    #[test]
+    fn the_consent_page_preselects_a_narrow_write_request_and_nothing_broader() {
+        let mut stepped = Permissions::read_only();
+        stepped.insert(Permission::write(Resource::Messages));
+        assert_eq!(preselected(stepped), AccessChoice::Custom);
+        assert_eq!(
+            preselected(Permissions::read_only()),
+            AccessChoice::ReadOnly
+        );
+        assert_eq!(preselected(Permissions::full()), AccessChoice::ReadOnly);
+        let reads = Permissions::parse_list(["contacts:read", "calls:read"]).expect("valid");
+        assert_eq!(preselected(reads), AccessChoice::ReadOnly);
     }
 
     #[test]

@@ -353,6 +353,36 @@ impl Store {
         }
     }
 
+    /// Dynamically registered clients no grant names (nobody has authorized them):
+    /// what the registration cap counts.
+    pub async fn count_unused_oauth_clients(&self) -> Result<u64> {
+        let n: Option<Scalar<i64>> = self
+            .db
+            .fetch_optional(query(concat!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM oauth_clients ",
+                "WHERE registration = 'dynamic' AND id NOT IN ",
+                "(SELECT oauth_client_id FROM api_keys WHERE oauth_client_id IS NOT NULL)"
+            )))
+            .await?;
+        Ok(n.map_or(0, |Scalar(n)| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Deletes clients created before `before` that no grant names: registrations
+    /// nobody authorized, and metadata documents fetched for a consent never given
+    /// (fetched again if they come back). A client with a grant, even a revoked
+    /// one, stays.
+    pub async fn prune_unused_oauth_clients(&self, before: Timestamp) -> Result<u64> {
+        self.db
+            .execute(
+                query(concat!(
+                    "DELETE FROM oauth_clients WHERE created_at < $1 AND id NOT IN ",
+                    "(SELECT oauth_client_id FROM api_keys WHERE oauth_client_id IS NOT NULL)"
+                ))
+                .bind(before),
+            )
+            .await
+    }
+
     /// Forgets codes and tokens expired before `before` (they can never work again).
     pub async fn prune_oauth(&self, before: Timestamp) -> Result<u64> {
         let codes = self

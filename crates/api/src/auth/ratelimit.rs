@@ -1,6 +1,8 @@
-//! Per-key rate limiting: GCRA (a token bucket without a timer).
+//! Rate limiting: GCRA (a token bucket without a timer).
 //!
 //! A key may make `rate` requests per second on average with bursts of `2 × rate`.
+//! The same limiter, counted per hour ([`RateLimiter::per_hour`]), limits OAuth client
+//! registrations per client address.
 //! Every answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`;
 //! a refusal also carries `Retry-After`.
 //!
@@ -78,16 +80,15 @@ impl Decision {
 }
 
 impl RateLimiter {
-    /// A limiter shared through Redis at `url` (falling back to this node's own).
-    pub fn with_redis(per_second: u32, url: &str) -> Result<Self, redis::RedisError> {
-        let mut limiter = Self::new(per_second);
-        limiter.shared = Some(Shared {
+    /// This limiter, shared through Redis at `url` (falling back to this node's own).
+    pub fn shared_through(mut self, url: &str) -> Result<Self, redis::RedisError> {
+        self.shared = Some(Shared {
             client: redis::Client::open(url)?,
             conn: std::sync::RwLock::new(None),
             down_until: Mutex::new(None),
             script: redis::Script::new(GCRA),
         });
-        Ok(limiter)
+        Ok(self)
     }
 
     /// Keeps a connection to Redis (when configured); run as a background task.
@@ -172,12 +173,26 @@ impl RateLimiter {
 
     pub fn new(per_second: u32) -> Self {
         let per_second = per_second.max(1);
-        let burst = u64::from(per_second) * 2;
-        let interval = Duration::from_secs(1) / per_second;
+        Self::with_rate(
+            Duration::from_secs(1) / per_second,
+            u64::from(per_second) * 2,
+        )
+    }
+
+    /// `count` requests an hour per key: a burst of `count`, then one every
+    /// `3600 / count` seconds (OAuth client registrations per client address).
+    pub fn per_hour(count: u32) -> Self {
+        let count = count.max(1);
+        Self::with_rate(Duration::from_secs(3600) / count, u64::from(count))
+    }
+
+    /// One request every `interval` on average, bursts of `burst` (at least 1).
+    fn with_rate(interval: Duration, burst: u64) -> Self {
+        let burst = burst.max(1);
         RateLimiter {
             shared: None,
             interval,
-            tolerance: interval * (burst as u32 - 1),
+            tolerance: interval * u32::try_from(burst - 1).unwrap_or(u32::MAX),
             burst,
             tat: Mutex::new(HashMap::new()),
         }
@@ -238,6 +253,21 @@ mod tests {
         // Another key is not affected, and time refills the bucket.
         assert!(rl.check_at("other", t).allowed);
         assert!(rl.check_at("k", t + Duration::from_millis(250)).allowed);
+    }
+
+    #[test]
+    fn an_hourly_limit_allows_its_burst_then_one_per_slot() {
+        let rl = RateLimiter::per_hour(3);
+        let t = Instant::now();
+        assert_eq!((0..5).filter(|_| rl.check_at("ip", t).allowed).count(), 3);
+        let refused = rl.check_at("ip", t);
+        assert!(!refused.allowed);
+        assert!(
+            (1199..=1200).contains(&refused.retry_after_secs),
+            "{refused:?}"
+        );
+        assert!(rl.check_at("ip", t + Duration::from_secs(1200)).allowed);
+        assert!(!rl.check_at("ip", t + Duration::from_secs(1200)).allowed);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The OAuth consent page (`/dashboard/oauth/authorize`): the person signs in (the
 //! dashboard session; the sign-in page returns here), sees the client's name and where
 //! it redirects, picks the workspace, Live or Test, and the access — read-only by
-//! default, full, or resource by resource — then allows or denies. Allowing creates
+//! default, full, or resource by resource (pre-selected when the client asked for a
+//! narrow set with writes, as a step-up does: `dialtone_domain::oauth::preselected`)
+//! — then allows or denies. Allowing creates
 //! the grant (an API key row of the client, through `plan_new_key` and the key cap;
 //! only roles that may manage keys can allow) and redirects with a one-time code.
 
@@ -50,7 +52,10 @@ struct ConsentPage {
     workspaces: Vec<(String, String, bool)>,
     test: bool,
     write_requested: bool,
-    perms: Vec<(&'static str, String, bool)>,
+    /// `read` or `custom`: which access choice starts selected.
+    preselected: &'static str,
+    /// Resource, label, whether write may be chosen, whether write starts selected.
+    perms: Vec<(&'static str, String, bool, bool)>,
     can_approve: bool,
     error: Option<String>,
 }
@@ -73,6 +78,7 @@ fn refused(r: Refusal) -> Response {
 }
 
 fn page(s: &Session, req: &AuthRequest, form: &Form, error: Option<String>) -> ConsentPage {
+    let custom = rules::preselected(req.requested) == AccessChoice::Custom;
     ConsentPage {
         client_name: req.client.name.clone(),
         redirect_host: rules::redirect_host(&req.redirect_uri),
@@ -90,14 +96,17 @@ fn page(s: &Session, req: &AuthRequest, form: &Form, error: Option<String>) -> C
             .collect(),
         test: s.mode == Mode::Test,
         write_requested: req.requested.has_any_write(),
+        preselected: if custom { "custom" } else { "read" },
         perms: Resource::ALL
             .iter()
             .filter(|r| req.requested.allows(Permission::read(**r)))
             .map(|r| {
+                let write = r.writable() && req.requested.allows(Permission::write(*r));
                 (
                     r.as_str(),
                     rules::resource_label(*r),
-                    r.writable() && req.requested.allows(Permission::write(*r)),
+                    write,
+                    write && custom,
                 )
             })
             .collect(),

@@ -42,6 +42,15 @@ pub(super) async fn poll(state: AppState, mut stop: watch::Receiver<bool>) {
             {
                 tracing::warn!(error = %e, "pruning OAuth codes and tokens failed");
             }
+            // Registered OAuth clients nobody authorized within a day (the cap on
+            // `/oauth/register` counts them).
+            if let Err(e) = state
+                .store
+                .prune_unused_oauth_clients(now() - chrono::TimeDelta::days(1))
+                .await
+            {
+                tracing::warn!(error = %e, "pruning unused OAuth clients failed");
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Keeps the shared rate limiter's Redis connection up (rate limits degrade to the
+//! Keeps the shared rate limiters' Redis connections up (rate limits degrade to the
 //! node's own limiter while it is down).
 
 use tokio::sync::watch;
@@ -7,7 +7,12 @@ use crate::state::AppState;
 
 pub(super) async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     tokio::select! {
-        _ = state.rate_limiter.connect_loop() => {}
+        _ = async {
+            tokio::join!(
+                state.rate_limiter.connect_loop(),
+                state.registration_limiter.connect_loop()
+            )
+        } => {}
         _ = stop.wait_for(|s| *s) => {}
     }
 }

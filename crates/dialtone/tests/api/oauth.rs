@@ -204,7 +204,11 @@ async fn a_401_from_mcp_leads_to_the_metadata() {
         .expect("ascii")
         .to_owned();
     let prm_url = format!("{}/.well-known/oauth-protected-resource/mcp", t.url);
-    assert_eq!(challenge, format!("Bearer resource_metadata=\"{prm_url}\""));
+    // It names the first scope to ask for: read-only (a write steps up later).
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{prm_url}\", scope=\"read\"")
+    );
     // A wrong token is challenged the same way.
     let resp = reqwest::Client::new()
         .post(format!("{}/mcp", t.url))
@@ -681,8 +685,8 @@ async fn sdk(plan: Value) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-/// What both scenarios check: discovery from the 401, dynamic registration, a
-/// read-only consent, only read tools, a read that works, a write refused.
+/// What every scenario checks: discovery from the 401, dynamic registration, a
+/// read-only consent, only read tools, a read that works.
 fn assert_signed_in_read_only(r: &Value) {
     let seen: Vec<(String, String, u64)> = r["seen"]
         .as_array()
@@ -728,11 +732,10 @@ fn assert_signed_in_read_only(r: &Value) {
             .expect("t")
             .contains("untrusted-data")
     );
-    assert_eq!(r["write"]["is_error"], true, "{r}");
 }
 
 #[tokio::test]
-async fn the_python_sdk_signs_in_reads_and_is_cut_off_by_revocation_or_refresh_reuse() {
+async fn the_python_sdk_signs_in_reads_steps_up_and_is_cut_off_by_revocation_or_refresh_reuse() {
     let t = TestApp::spawn_with(|c| c.mcp_allow_writes = true).await;
     user(&t, "owner@example.com", Role::Owner).await;
     let s = sign_in(&t, "owner@example.com").await;
@@ -763,6 +766,62 @@ async fn the_python_sdk_signs_in_reads_and_is_cut_off_by_revocation_or_refresh_r
     assert_eq!(r["reuse"]["body"]["error"], "invalid_grant");
     assert_eq!(r["after_statuses"][0], 401, "{r}");
     assert_eq!(r["sign_in_asked_again"], true);
+
+    // A write the read-only grant lacks: 403 insufficient_scope, the SDK asks the
+    // person again for exactly the missing scope, and the retried write works.
+    let r = sdk(plan("stepup", "SDK stepup")).await;
+    assert_signed_in_read_only(&r);
+    // The first sign-in asked for what the 401 named: read.
+    assert_eq!(r["first_scope"], "read", "{r}");
+    assert_eq!(r["consent_asked_after_write"], 2, "{r}");
+    let asked: Vec<&str> = r["step_up_scope"].as_str().expect("s").split(' ').collect();
+    assert!(asked.contains(&"messages:write"), "{r}");
+    assert!(!asked.contains(&"calls:write"), "{r}");
+    assert!(!asked.contains(&"write"), "{r}");
+    let chosen = &r["preselected"];
+    assert!(
+        chosen
+            .as_array()
+            .expect("fields")
+            .contains(&json!(["access", "custom"])),
+        "{r}"
+    );
+    assert!(
+        chosen
+            .as_array()
+            .expect("fields")
+            .contains(&json!(["perm_messages", "write"])),
+        "{r}"
+    );
+    let seen = r["seen"].as_array().expect("seen");
+    let refused = seen
+        .iter()
+        .position(|s| s[1] == "/mcp" && s[2] == 403)
+        .unwrap_or_else(|| panic!("no 403 from /mcp: {r}"));
+    assert!(
+        seen[refused..]
+            .iter()
+            .any(|s| s[1] == "/oauth/token" && s[2] == 200),
+        "{r}"
+    );
+    assert_eq!(r["write"]["is_error"], false, "{r}");
+    assert!(
+        r["write"]["text"]
+            .as_str()
+            .expect("t")
+            .contains("confirmation_token")
+    );
+    assert!(
+        r["stepped_scope"]
+            .as_str()
+            .expect("scope")
+            .split(' ')
+            .any(|s| s == "messages:write"),
+        "{r}"
+    );
+    let tools = r["tools_after"].as_array().expect("tools");
+    assert!(tools.contains(&json!("send_message")), "{r}");
+    assert!(!tools.contains(&json!("place_call")), "{r}");
     t.finish().await;
 }
 
@@ -799,5 +858,495 @@ async fn a_live_grant_gets_the_organizations_default_key_limits() {
         grant["limits"]["allowed_destination_countries"],
         json!(["US"])
     );
+    t.finish().await;
+}
+
+/// An MCP session over raw HTTP with `bearer`: `initialize`, `notifications/initialized`,
+/// then `call` posts one `tools/call` and returns the whole answer.
+struct RawSession<'a> {
+    t: &'a TestApp,
+    bearer: String,
+    session: Option<String>,
+}
+
+impl<'a> RawSession<'a> {
+    async fn open(t: &'a TestApp, bearer: &str) -> RawSession<'a> {
+        let mut s = RawSession {
+            t,
+            bearer: bearer.to_owned(),
+            session: None,
+        };
+        let init = s
+            .post(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "by-hand", "version": "1"}}}),
+            )
+            .await;
+        assert_eq!(init.status(), StatusCode::OK);
+        s.session = init
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let ready = s
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(ready.status(), StatusCode::ACCEPTED);
+        s
+    }
+
+    async fn post(&self, body: Value) -> reqwest::Response {
+        let mut rb = reqwest::Client::new()
+            .post(format!("{}/mcp", self.t.url))
+            .bearer_auth(&self.bearer)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if let Some(id) = &self.session {
+            rb = rb.header("mcp-session-id", id);
+        }
+        rb.send().await.expect("mcp")
+    }
+
+    async fn call(&self, tool: &str, arguments: Value) -> reqwest::Response {
+        self.post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                         "params": {"name": tool, "arguments": arguments}}))
+            .await
+    }
+}
+
+/// The JSON-RPC result of a tool call answered 200 (JSON or a one-event SSE stream).
+async fn tool_result(resp: reqwest::Response) -> Value {
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.expect("body");
+    let json = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .rfind(|d| !d.trim().is_empty())
+        .unwrap_or(&text)
+        .trim()
+        .to_owned();
+    let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {text}"));
+    v["result"].clone()
+}
+
+/// The parameters of a `Bearer` challenge, each quoted value unquoted (RFC 7235
+/// auth-params; dialtone never puts `"` or `\` inside one).
+fn challenge_params(header: &str) -> Vec<(String, String)> {
+    let rest = header.strip_prefix("Bearer ").expect("a Bearer challenge");
+    let mut out = Vec::new();
+    let mut s = rest;
+    while !s.is_empty() {
+        let (name, after) = s.split_once("=\"").expect("name=\"value\"");
+        let (value, after) = after.split_once('"').expect("closing quote");
+        out.push((name.trim().to_owned(), value.to_owned()));
+        s = after.trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+const SEND: &str = "send_message";
+
+fn send_args() -> Value {
+    json!({"to": "+14155550142", "body": "hello"})
+}
+
+#[tokio::test]
+async fn a_grant_without_the_tools_permission_gets_403_insufficient_scope_and_steps_up() {
+    let t = TestApp::spawn_with(|c| c.mcp_allow_writes = true).await;
+    let a = approved(&t, &[("mode", "test")]).await;
+    let (_, tokens) = exchange(&t, &a.client_id, &a.code).await;
+    assert_eq!(tokens["scope"], "read");
+    let read_only = tokens["access_token"].as_str().expect("access").to_owned();
+
+    let s = RawSession::open(&t, &read_only).await;
+    // A read works as before.
+    let listed = tool_result(s.call("list_contacts", json!({})).await).await;
+    assert_eq!(listed["isError"], false, "{listed}");
+    // The write tool (not offered to this grant) is refused before it runs: 403 with
+    // the scope to ask for, the grant's own plus messages:write.
+    let resp = s.call(SEND, send_args()).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let header = resp.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let wanted = "contacts:read conversations:read messages:read messages:write notes:read \
+                  calls:read agents:read campaigns:read phone_numbers:read webhooks:read \
+                  api_keys:read analytics:read billing:read";
+    let prm = format!("{}/.well-known/oauth-protected-resource/mcp", t.url);
+    assert_eq!(
+        challenge_params(&header),
+        [
+            ("error", "insufficient_scope"),
+            ("scope", wanted),
+            ("resource_metadata", prm.as_str()),
+            (
+                "error_description",
+                "The tool send_message needs the messages:write permission, which this \
+                 authorization does not include"
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["statusCode"], 403);
+    assert_eq!(body["error"], "INSUFFICIENT_PERMISSIONS");
+    assert_eq!(body["required_permission"], "messages:write");
+    // An unknown tool is no step-up: the MCP server answers it.
+    let unknown = s.call("no_such_tool", json!({})).await;
+    assert_eq!(unknown.status(), StatusCode::OK);
+
+    // The re-authorization the client makes with that scope: the consent page
+    // pre-selects exactly it, resource by resource.
+    let p = params(&t, &a.client_id, &[("scope", wanted)]);
+    let to = format!("/dashboard/oauth/authorize?{}", query(&p));
+    let (status, html) = page(&t, &a.signed.cookie, &to).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"access-custom\" name=\"access\" value=\"custom\" checked"));
+    assert!(!html.contains("id=\"access-read\" name=\"access\" value=\"read\" checked"));
+    assert!(html.contains("<option value=\"write\" selected>"), "{html}");
+    assert_eq!(html.matches("<option value=\"write\"").count(), 1, "{html}");
+    // The person allows what is pre-selected.
+    let mut fields = vec![
+        ("decision", "approve"),
+        ("mode", "test"),
+        ("access", "custom"),
+    ];
+    let perms: Vec<String> = wanted
+        .split(' ')
+        .filter(|p| *p != "messages:read")
+        .map(|p| p.replace(':', "="))
+        .collect();
+    let pairs: Vec<(String, String)> = perms
+        .iter()
+        .map(|p| {
+            let (r, a) = p.split_once('=').expect("=");
+            (format!("perm_{r}"), a.to_owned())
+        })
+        .collect();
+    fields.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let resp = consent(&t, &a.signed, &p, &fields).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let code = get(&location(&resp), "code").expect("code").to_owned();
+    let (status, stepped) = exchange(&t, &a.client_id, &code).await;
+    assert_eq!(status, StatusCode::OK, "{stepped}");
+    let scope = stepped["scope"].as_str().expect("scope");
+    assert!(scope.split(' ').any(|s| s == "messages:write"), "{scope}");
+    assert!(!scope.split(' ').any(|s| s == "calls:write"), "{scope}");
+    let s = RawSession::open(&t, stepped["access_token"].as_str().expect("a")).await;
+    let preview = tool_result(s.call(SEND, send_args()).await).await;
+    assert_eq!(preview["isError"], false, "{preview}");
+    assert!(
+        preview.to_string().contains("confirmation_token"),
+        "{preview}"
+    );
+    // Another write the new grant lacks steps up again, from the new scope.
+    let resp = s.call("place_call", json!({"to": "+14155550142"})).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let params = challenge_params(resp.headers()[WWW_AUTHENTICATE].to_str().expect("a"));
+    let scope = &params[1].1;
+    assert!(scope.contains("messages:write") && scope.contains("calls:write"));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn api_keys_and_disabled_write_tools_keep_the_tool_error_and_full_grants_pass() {
+    let t = TestApp::spawn_with(|c| c.mcp_allow_writes = true).await;
+    // A pasted read-only API key: nobody to ask, SPEC §6's tool error.
+    let key = t
+        .key(dialtone_domain::auth::KeyRequest {
+            name: "assistant".into(),
+            read_only: true,
+            mode: Some(dialtone_domain::tenancy::Mode::Test),
+            ..Default::default()
+        })
+        .await;
+    let s = RawSession::open(&t, &key).await;
+    let refused = tool_result(s.call(SEND, send_args()).await).await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    let text = refused.to_string();
+    assert!(text.contains("INSUFFICIENT_PERMISSIONS"), "{text}");
+    assert!(text.contains("403"), "{text}");
+    // A full-access grant is not stepped up: its preview runs.
+    let a = approved(&t, &[("access", "full"), ("mode", "test")]).await;
+    let (_, tokens) = exchange(&t, &a.client_id, &a.code).await;
+    assert_eq!(tokens["scope"], "write");
+    let s = RawSession::open(&t, tokens["access_token"].as_str().expect("a")).await;
+    let preview = tool_result(s.call(SEND, send_args()).await).await;
+    assert_eq!(preview["isError"], false, "{preview}");
+    t.finish().await;
+
+    // Write tools the operator did not enable: a grant asking for more could not
+    // use them either, so it gets the tool error (200), not a step-up.
+    let t = TestApp::spawn().await;
+    let a = approved(&t, &[("mode", "test")]).await;
+    let (_, tokens) = exchange(&t, &a.client_id, &a.code).await;
+    let s = RawSession::open(&t, tokens["access_token"].as_str().expect("a")).await;
+    let refused = tool_result(s.call(SEND, send_args()).await).await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(refused.to_string().contains("INSUFFICIENT_PERMISSIONS"));
+    // And with full access, the operator's switch is what refuses.
+    let p = params(&t, &a.client_id, &[]);
+    let fields = [
+        ("decision", "approve"),
+        ("access", "full"),
+        ("mode", "test"),
+    ];
+    let resp = consent(&t, &a.signed, &p, &fields).await;
+    let code = get(&location(&resp), "code").expect("code").to_owned();
+    let (_, tokens) = exchange(&t, &a.client_id, &code).await;
+    assert_eq!(tokens["scope"], "write");
+    let s = RawSession::open(&t, tokens["access_token"].as_str().expect("a")).await;
+    let refused = tool_result(s.call(SEND, send_args()).await).await;
+    assert!(
+        refused.to_string().contains("WRITE_TOOLS_DISABLED"),
+        "{refused}"
+    );
+    t.finish().await;
+}
+
+async fn register_status(t: &TestApp) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/oauth/register", t.url))
+        .json(&json!({"client_name": "Bulk", "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .expect("register")
+}
+
+#[tokio::test]
+async fn registration_is_rate_limited_per_address() {
+    let t = TestApp::spawn_with(|c| c.oauth_registrations_per_hour = 3).await;
+    for _ in 0..3 {
+        assert_eq!(register_status(&t).await.status(), StatusCode::CREATED);
+    }
+    let resp = register_status(&t).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    // One registration every 20 minutes after the burst.
+    assert!((1..=1200).contains(&retry), "{retry}");
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("d")
+            .contains("at most 3 an hour")
+    );
+    // A malformed registration counts too (it is refused by the limit first).
+    let resp = reqwest::Client::new()
+        .post(format!("{}/oauth/register", t.url))
+        .body("not json")
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn unused_registrations_are_capped_and_pruned_after_a_day() {
+    let t = TestApp::spawn_with(|c| c.oauth_max_unused_clients = 3).await;
+    // One client is authorized (its grant exists): it never counts and is never pruned.
+    let a = approved(&t, &[("mode", "test")]).await;
+    for _ in 0..3 {
+        assert_eq!(register_status(&t).await.status(), StatusCode::CREATED);
+    }
+    let resp = register_status(&t).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "3600");
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // The hourly sweep deletes registrations nobody authorized within a day.
+    let day_later = dialtone_domain::time::now() + chrono::TimeDelta::days(1);
+    assert_eq!(
+        t.store
+            .prune_unused_oauth_clients(day_later)
+            .await
+            .expect("prune"),
+        3
+    );
+    assert!(
+        t.store
+            .get_oauth_client(&a.client_id)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    let fresh = register(&t, "After the sweep", REDIRECT).await;
+    // Younger than a day: kept.
+    assert_eq!(
+        t.store
+            .prune_unused_oauth_clients(dialtone_domain::time::now() - chrono::TimeDelta::days(1))
+            .await
+            .expect("prune"),
+        0
+    );
+    assert!(
+        t.store
+            .get_oauth_client(&fresh)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    t.finish().await;
+}
+
+/// A browser's preflight for `method` with `headers` from another origin.
+async fn preflight(t: &TestApp, path: &str, method: &str, headers: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}{path}", t.url))
+        .header("origin", "https://inspector.example")
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", headers)
+        .send()
+        .await
+        .expect("preflight")
+}
+
+fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn browser_clients_may_fetch_the_oauth_endpoints_and_mcp_but_not_the_dashboard() {
+    let t = TestApp::spawn().await;
+    for (path, method, headers) in [
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            "GET",
+            "mcp-protocol-version",
+        ),
+        (
+            "/.well-known/oauth-protected-resource",
+            "GET",
+            "mcp-protocol-version",
+        ),
+        (
+            "/.well-known/oauth-authorization-server",
+            "GET",
+            "mcp-protocol-version",
+        ),
+        ("/oauth/register", "POST", "content-type"),
+        ("/oauth/token", "POST", "content-type"),
+        (
+            "/mcp",
+            "POST",
+            "authorization,content-type,mcp-protocol-version,mcp-session-id",
+        ),
+    ] {
+        let resp = preflight(&t, path, method, headers).await;
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        assert_eq!(
+            header(&resp, "access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+        assert!(
+            header(&resp, "access-control-allow-methods").is_some_and(|m| m.contains(method)),
+            "{path}"
+        );
+        let allowed = header(&resp, "access-control-allow-headers")
+            .expect("allow-headers")
+            .to_ascii_lowercase();
+        for h in headers.split(',') {
+            assert!(allowed.contains(h), "{path}: {h} not in {allowed}");
+        }
+        assert!(header(&resp, "access-control-allow-credentials").is_none());
+    }
+    // The answers themselves carry the origin grant.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/.well-known/oauth-authorization-server", t.url))
+        .header("origin", "https://inspector.example")
+        .send()
+        .await
+        .expect("metadata");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "access-control-allow-origin"), Some("*"));
+    let resp = reqwest::Client::new()
+        .post(format!("{}/oauth/register", t.url))
+        .header("origin", "https://inspector.example")
+        .json(&json!({"client_name": "Inspector", "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(header(&resp, "access-control-allow-origin"), Some("*"));
+    // /mcp's 401: the page may read the challenge that starts discovery.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/mcp", t.url))
+        .header("origin", "https://inspector.example")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .expect("mcp");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&resp, "access-control-allow-origin"), Some("*"));
+    let exposed = header(&resp, "access-control-expose-headers")
+        .expect("expose")
+        .to_ascii_lowercase();
+    assert!(exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"));
+    // Not the authorization endpoint (a navigation), not the dashboard (cookies).
+    for path in ["/oauth/authorize", "/dashboard/oauth/authorize", "/login"] {
+        let resp = preflight(&t, path, "POST", "content-type").await;
+        assert!(
+            header(&resp, "access-control-allow-origin").is_none(),
+            "{path}"
+        );
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(format!("{}{path}", t.url))
+            .header("origin", "https://inspector.example")
+            .send()
+            .await
+            .expect("get");
+        assert!(
+            header(&resp, "access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn without_mcp_over_http_there_is_no_oauth() {
+    let t = TestApp::spawn_with(|c| c.mcp_enabled = false).await;
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let resp = reqwest::get(format!("{}{path}", t.url)).await.expect("get");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in ["/oauth/register", "/oauth/token", "/mcp"] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", t.url))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // The consent page refuses to give access that could not be used.
+    user(&t, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&t, "owner@example.com").await;
+    let p = params(&t, "oacl_whatever", &[]);
+    let (status, html) = page(
+        &t,
+        &s.cookie,
+        &format!("/dashboard/oauth/authorize?{}", query(&p)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("does not serve MCP over HTTP"), "{html}");
     t.finish().await;
 }

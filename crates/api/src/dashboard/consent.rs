@@ -54,6 +54,8 @@ struct ConsentPage {
     write_requested: bool,
     /// `read` or `custom`: which access choice starts selected.
     preselected: &'static str,
+    /// What the app asks to change, when that is pre-selected (`Messages, Calls`).
+    asked_writes: String,
     /// Resource, label, whether write may be chosen, whether write starts selected.
     perms: Vec<(&'static str, String, bool, bool)>,
     can_approve: bool,
@@ -97,6 +99,12 @@ fn page(s: &Session, req: &AuthRequest, form: &Form, error: Option<String>) -> C
         test: s.mode == Mode::Test,
         write_requested: req.requested.has_any_write(),
         preselected: if custom { "custom" } else { "read" },
+        asked_writes: Resource::ALL
+            .iter()
+            .filter(|r| custom && req.requested.allows(Permission::write(**r)))
+            .map(|r| rules::resource_label(*r))
+            .collect::<Vec<_>>()
+            .join(", "),
         perms: Resource::ALL
             .iter()
             .filter(|r| req.requested.allows(Permission::read(**r)))

@@ -242,6 +242,19 @@ async fn a_401_from_mcp_leads_to_the_metadata() {
         .expect("json");
     assert_eq!(asm["issuer"], t.url);
     assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
+    // Every scope a step-up may ask for is listed, in both documents.
+    for doc in [&asm, &prm] {
+        let scopes = doc["scopes_supported"].as_array().expect("scopes");
+        for s in [
+            "read",
+            "write",
+            "contacts:read",
+            "messages:write",
+            "calls:write",
+        ] {
+            assert!(scopes.contains(&json!(s)), "{s} missing from {doc}");
+        }
+    }
     assert_eq!(asm["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         asm["registration_endpoint"],
@@ -284,6 +297,7 @@ async fn read_only_consent_gives_read_tools_on_mcp_and_nothing_on_v1() {
     assert!(html.contains("id=\"client-name\">Claude<"), "{html}");
     assert!(html.contains("id=\"redirect-host\">127.0.0.1<"));
     assert!(html.contains("id=\"access-read\" name=\"access\" value=\"read\" checked"));
+    assert!(!html.contains("asked-writes"));
 
     let resp = consent(&t, &s, &p, &[("decision", "approve")]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -1007,6 +1021,10 @@ async fn a_grant_without_the_tools_permission_gets_403_insufficient_scope_and_st
     assert!(html.contains("id=\"access-custom\" name=\"access\" value=\"custom\" checked"));
     assert!(!html.contains("id=\"access-read\" name=\"access\" value=\"read\" checked"));
     assert!(html.contains("<option value=\"write\" selected>"), "{html}");
+    assert!(
+        html.contains("This app asks to change: <strong>Messages</strong>"),
+        "{html}"
+    );
     assert_eq!(html.matches("<option value=\"write\"").count(), 1, "{html}");
     // The person allows what is pre-selected.
     let mut fields = vec![

@@ -452,7 +452,7 @@ test("least privilege: a key's row says what it used, and restricting it makes a
   await page.context().close();
 });
 
-test("OAuth consent: sign in on the way, read-only by default, Allow redirects with a code", async (t) => {
+test("OAuth consent: sign in on the way, read-only by default, Allow redirects with a code, a step-up pre-selected", async (t) => {
   const { createHash, randomBytes } = await import("node:crypto");
   const arrived = [];
   // Only the redirect counts (the browser may also ask this server for a favicon).
@@ -517,6 +517,33 @@ test("OAuth consent: sign in on the way, read-only by default, Allow redirects w
   const row = page.locator("#active-keys tr", { hasText: "Browser Assistant" });
   await row.locator(".badge-oauth").waitFor();
   await shot(page, "31-keys-with-oauth-app");
+
+  // A step-up: the app asks again for what it holds plus messages:write (the scope of
+  // a 403 insufficient_scope); the page pre-selects exactly that.
+  const stepVerifier = randomBytes(32).toString("base64url");
+  const stepUp = new URLSearchParams({ response_type: "code", client_id: reg.client_id, redirect_uri: redirect,
+    state: "e2e-step-up", code_challenge: createHash("sha256").update(stepVerifier).digest("base64url"),
+    code_challenge_method: "S256", scope: "read messages:write", resource: `${base}/mcp` });
+  await page.goto(`${base}/oauth/authorize?${stepUp}`);
+  await page.waitForURL(/\/dashboard\/oauth\/authorize\?/);
+  assert.equal(await page.getByLabel(/Choose resource by resource/).isChecked(), true, "the request is pre-selected");
+  assert.equal(await page.getByLabel(/Read-only/).isChecked(), false);
+  assert.equal(await page.locator("#perm-messages").inputValue(), "write");
+  assert.equal(await page.locator("#perm-calls").inputValue(), "read");
+  assert.match(await page.locator("#asked-writes").textContent(), /Messages/);
+  assert.deepEqual(await axeProblems(page), [], "axe on the step-up consent");
+  await shot(page, "32-oauth-step-up-consent");
+  await page.getByRole("button", { name: "Allow" }).click();
+  for (let i = 0; i < 100 && arrived.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(arrived.length, 2, "the browser went back to the client again");
+  const stepped = await (await fetch(`${base}/oauth/token`, {
+    method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "authorization_code",
+      code: new URL(arrived[1], redirect).searchParams.get("code"), redirect_uri: redirect,
+      client_id: reg.client_id, code_verifier: stepVerifier, resource: `${base}/mcp` }),
+  })).json();
+  assert.ok(stepped.scope.split(" ").includes("messages:write"), stepped.scope);
+  assert.ok(!stepped.scope.split(" ").includes("calls:write"), stepped.scope);
   assert.deepEqual(page.problems, [], "no console errors");
   await page.context().close();
 });

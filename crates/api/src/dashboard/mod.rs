@@ -20,13 +20,15 @@
 //! API Keys page), [`webhooks`], [`calls`], [`campaigns`], [`contacts`], [`conversations`],
 //! [`numbers`], [`agents`], [`billing`], [`audit`] (the audit log page),
 //! [`integrations`] (MCP configuration with a new read-only key, REST hooks), [`pages`]
-//! (what those pages share: confirmation pages, form errors, paging links),
+//! (what those pages share: confirmation pages, form errors, paging links), [`chart`]
+//! (server-rendered SVG bar charts),
 //! [`consent`] (OAuth consent for MCP clients).
 
 mod agents;
 mod audit;
 mod billing;
 mod calls;
+mod chart;
 mod campaigns;
 mod consent;
 mod contacts;

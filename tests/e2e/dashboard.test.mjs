@@ -4,7 +4,8 @@
 // read and refuses a write with 403; reload and find only the last four and the badge;
 // revoke it and see the API answer 401. Then every other page: contacts (create, search,
 // note; the same with JavaScript off), conversations (send), phone numbers (buy, route,
-// release), agents (create, edit, delete), billing, the audit log; axe-core on every
+// release), agents (create, edit, delete), billing, the audit log, analytics (charts and
+// their table); axe-core on every
 // page (zero serious or critical violations) and a phone-sized screen. Screenshots of
 // every page go to tests/e2e/screenshots/ (committed; each run rewrites them).
 //
@@ -759,6 +760,74 @@ test("campaigns: a CSV with a BOM and quoted fields, previewed, started, progres
   await page.context().close();
 });
 
+test("analytics: charts named for screen readers, the table of the same numbers, a GET form", async () => {
+  const key = cli(["keys", "create", "--org", orgId, "--name", "Charts", "--test"]).trim();
+  for (const to of ["+14155550181", "+14155550182"]) {
+    const placed = await (await api("/v1/calls", key, { method: "POST", body: JSON.stringify({ to }) })).json();
+    for (let i = 0; i < 100; i++) {
+      const c = await (await api(`/v1/calls/${placed.id}`, key)).json();
+      if (!["queued", "ringing", "in_progress"].includes(c.status)) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+  const page = await newPage();
+  await signIn(page);
+  await page.goto(`${base}/dashboard/analytics`);
+  await submitting(page, page.getByRole("button", { name: "Test mode" }));
+  await page.waitForURL(`${base}/dashboard/analytics`);
+  // Four charts, each an image with a name that sums it up, 30 days each.
+  const calls = page.getByRole("img", { name: /^Calls per day, .*: \d+ calls? in total, peak \d+ on / });
+  await calls.waitFor();
+  assert.equal(await page.locator("svg.chart-large[role=img]").count(), 4);
+  for (const svg of await page.locator("svg.chart-large").all()) {
+    assert.equal(await svg.locator("rect.bar").count(), 30);
+    const box = await svg.boundingBox();
+    assert.ok(box.width > 200 && box.height > 50, `a chart is drawn at ${JSON.stringify(box)}`);
+  }
+  const today = await calls.locator("g.slot").last().locator("title").textContent();
+  const count = (text) => Number(text.replaceAll(",", ""));
+  assert.ok(count(today.match(/: ([\d,]+) calls?$/)[1]) >= 2, `today's bar holds the calls just placed: ${today}`);
+  const tallest = await calls.locator("rect.bar").evaluateAll((bars) => Math.max(...bars.map((b) => b.getBBox().height)));
+  assert.equal(tallest, 100, "the busiest day fills the chart");
+  // The table beneath: its totals are the API's (every call of this workspace's test
+  // mode is from today, so the API's default range holds the same ones).
+  const totals = await page.locator("#usage tfoot td").allTextContents();
+  const apiReport = await (await api("/v1/analytics/usage", key)).json();
+  assert.ok(apiReport.totals.calls >= 2);
+  assert.deepEqual(totals.slice(0, 4).map(count),
+    [apiReport.totals.calls, apiReport.totals.answered, apiReport.totals.missed, apiReport.totals.minutes]);
+  assert.deepEqual(await axeProblems(page), [], "axe on the analytics page");
+  await shot(page, "45-analytics");
+  // The form is a GET: a range of 7 days draws 7 slots; grouped by direction adds a column.
+  const end = new Date().toISOString().slice(0, 10);
+  const start = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10);
+  await page.getByLabel("From").fill(start);
+  await page.getByLabel("To (inclusive)").fill(end);
+  await page.getByLabel("Group by").selectOption("direction");
+  await submitting(page, page.getByRole("button", { name: "Apply" }));
+  assert.match(page.url(), new RegExp(`from=${start}&to=${end}&group_by=direction`));
+  assert.equal(await calls.locator("rect.bar").count(), 7);
+  assert.match(await page.locator("#usage tbody").innerText(), /outbound/);
+  assert.deepEqual(await axeProblems(page), [], "axe on the grouped analytics page");
+  // A backwards range is explained, with a 400, not drawn.
+  const resp = await page.goto(`${base}/dashboard/analytics?from=${end}&to=${start}`);
+  assert.equal(resp.status(), 400);
+  assert.match(await page.locator("#form-error").innerText(), /from must be before to/);
+  // (Chromium logs that 400 as a console error: the one expected.)
+  assert.equal(page.problems.length, 1);
+  assert.match(page.problems.pop(), /status of 400/);
+  // The calls page and the keys page draw their own charts.
+  await page.goto(`${base}/dashboard/calls`);
+  await page.getByRole("img", { name: /^Calls per day, last 30 days: / }).waitFor();
+  await page.getByRole("img", { name: /^Billable minutes per day, last 30 days: / }).waitFor();
+  await new Promise((res) => setTimeout(res, 400)); // let usage flush (200 ms)
+  await page.goto(`${base}/dashboard/keys`);
+  const spark = page.locator("tr", { hasText: "Charts" }).getByRole("img", { name: /^Requests per day, last 30 days: / });
+  assert.equal(await spark.locator("rect.bar").count(), 30);
+  assert.deepEqual(page.problems, [], "no console errors (a CSP refusal would be one)");
+  await page.context().close();
+});
+
 test("axe-core: zero serious or critical violations on every page; a phone-sized screen", async () => {
   const key = cli(["keys", "create", "--org", orgId, "--name", "Axe", "--test"]).trim();
   const post = async (path, body) => {
@@ -793,6 +862,7 @@ test("axe-core: zero serious or critical violations on every page; a phone-sized
     `/dashboard/agents/${agent.id}`, `/dashboard/agents/${agent.id}/delete`, "/dashboard/billing",
     "/dashboard/audit", "/dashboard/contacts/ct_01jd5x7c2m8n4p6q8r0s2t4v6w", "/dashboard/integrations",
     "/dashboard/campaigns", `/dashboard/campaigns/${campaign.id}`, `/dashboard/campaigns/${campaign.id}/cancel`,
+    "/dashboard/analytics", "/dashboard/analytics?group_by=direction", "/dashboard/analytics?from=x",
   ];
   for (const path of pages) {
     await page.goto(`${base}${path}`);
@@ -821,6 +891,8 @@ test("axe-core: zero serious or critical violations on every page; a phone-sized
     [`/dashboard/campaigns/${campaign.id}`, "44-campaign-phone"],
     ["/dashboard/webhooks", "37-webhooks-phone"],
     ["/dashboard/integrations", "38-integrations-phone"],
+    ["/dashboard/analytics", "46-analytics-phone"],
+    ["/dashboard/calls", "47-calls-phone"],
   ]) {
     await phone.goto(`${base}${path}`);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -1,10 +1,12 @@
-//! `/v1/analytics/usage`.
+//! `/v1/analytics/usage`, and [`report`], the operation behind it (the dashboard's
+//! calls and analytics pages call it too).
 
 use axum::extract::State;
 use axum::response::IntoResponse;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dialtone_domain::analytics::{UsageReport, UsageRequest};
 use dialtone_domain::billing::CURRENCY;
+use dialtone_domain::tenancy::Scope;
 use dialtone_domain::time::{now, truncate};
 use serde::Deserialize;
 
@@ -48,9 +50,19 @@ pub async fn usage(
         q.group_by.as_deref(),
         now(),
     )?;
-    let (mut totals, data) = state.store.scoped(&t.scope).usage(&req).await?;
+    Ok(axum::Json(report(&state, &t.scope, &req).await?))
+}
+
+/// The usage report of `scope` for a validated request: what `GET /v1/analytics/usage`
+/// answers, and what the dashboard's calls and analytics pages draw and list.
+pub(crate) async fn report(
+    state: &AppState,
+    scope: &Scope,
+    req: &UsageRequest,
+) -> dialtone_domain::Result<UsageReport> {
+    let (mut totals, data) = state.store.scoped(scope).usage(req).await?;
     totals.period_start = req.from.to_rfc3339_opts(SecondsFormat::Secs, true);
-    Ok(axum::Json(UsageReport {
+    Ok(UsageReport {
         object: "usage_report",
         from: req.from,
         to: req.to,
@@ -59,5 +71,5 @@ pub async fn usage(
         currency: CURRENCY,
         totals,
         data,
-    }))
+    })
 }

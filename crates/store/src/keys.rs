@@ -816,6 +816,40 @@ impl Store {
         Ok(by_key)
     }
 
+    /// Stored requests per day of every key of an organization from the day
+    /// `since_day` on (summed over nodes), by key id: `(day, count)`, oldest first.
+    /// One query for the whole keys page.
+    pub async fn daily_requests_of_org(
+        &self,
+        org_id: &str,
+        since_day: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<(i64, i64)>>> {
+        struct DayRow {
+            key_id: String,
+            day: i64,
+            count: i64,
+        }
+        from_row!(DayRow { key_id, day, count });
+        let rows: Vec<DayRow> = self
+            .db
+            .fetch_all(
+                query(
+                    "SELECT u.key_id, u.day, u.count FROM api_key_usage u \
+                     JOIN api_keys k ON k.id = u.key_id \
+                     WHERE k.org_id = $1 AND u.day >= $2 ORDER BY u.key_id, u.day",
+                )
+                .bind(org_id)
+                .bind(since_day),
+            )
+            .await?;
+        let mut by_key: std::collections::HashMap<String, Vec<(i64, i64)>> =
+            std::collections::HashMap::new();
+        for r in rows {
+            by_key.entry(r.key_id).or_default().push((r.day, r.count));
+        }
+        Ok(by_key)
+    }
+
     /// A key's stored requests per permission exercised since the day `since_day`
     /// (summed over days and nodes), in no particular order.
     pub async fn permission_usage(

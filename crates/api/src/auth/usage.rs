@@ -149,6 +149,19 @@ impl UsageCounter {
         }
     }
 
+    /// Adds this node's unflushed requests of `key_id` per day, from the day
+    /// `since_day` on, to `days` (`(day, count)` read from the database; a day may then
+    /// appear twice: readers sum by day).
+    pub fn merge_daily(&self, key_id: &str, since_day: i64, days: &mut Vec<(i64, i64)>) {
+        let map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let pending = map.get(key_id).into_iter().flat_map(|days| days.iter());
+        days.extend(
+            pending
+                .filter(|(day, p)| **day >= since_day && p.count > 0)
+                .map(|(day, p)| (*day, p.count)),
+        );
+    }
+
     /// Adds this node's unflushed requests per permission of `key_id`, from the day
     /// `since_day` on, to `uses` (read from the database).
     pub fn merge_permissions(&self, key_id: &str, since_day: i64, uses: &mut Vec<PermissionUse>) {

@@ -1,17 +1,22 @@
 //! The call log of the current workspace and mode, filtered by status, direction and
-//! date range, and one call with its transcript and a recording player. Reads go
-//! through the same scoped store calls as `/v1/calls`.
+//! date range, under charts of calls and minutes per day over the last 30 days (the
+//! usage report of [`crate::analytics::report`], unfiltered), and one call with its
+//! transcript and a recording player. Reads go through the same scoped store calls as
+//! `/v1/calls`.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::{NaiveDate, TimeZone, Utc};
 use dialtone_domain::Error;
+use dialtone_domain::analytics::UsageRequest;
 use dialtone_domain::calls::{Call, CallStatus, Direction};
 use dialtone_domain::page::{PageRequest, encode_cursor};
 use dialtone_store::CallFilter;
 use serde::Deserialize;
 
+use super::analytics::{daily_chart, midnight};
+use super::chart::{BarChart, Noun};
 use super::session::{Nav, Session};
 use super::{DashResult, render, when};
 use crate::state::AppState;
@@ -69,6 +74,8 @@ struct CallsPage {
     to_date: String,
     error: Option<String>,
     next: Option<String>,
+    /// Calls and minutes per day, the last 30 days.
+    charts: Vec<BarChart>,
 }
 
 fn day(s: Option<&str>, field: &str, end: bool) -> Result<Option<chrono::DateTime<Utc>>, Error> {
@@ -132,7 +139,9 @@ pub(crate) async fn page(
         }
         Err(e) => (Vec::new(), Some(e.to_string()), None),
     };
+    let charts = last_30_days(&state, &session).await?;
     Ok(render(&CallsPage {
+        charts,
         nav: session.nav("calls", "/dashboard/calls"),
         workspace: session.workspace_name().to_owned(),
         test_mode: session.mode == dialtone_domain::tenancy::Mode::Test,
@@ -145,6 +154,33 @@ pub(crate) async fn page(
         error,
         next,
     }))
+}
+
+/// Calls and billable minutes per day (UTC), today and the 29 days before it.
+async fn last_30_days(state: &AppState, session: &Session) -> DashResult<Vec<BarChart>> {
+    const DAYS: u32 = 30;
+    let at = dialtone_domain::time::now();
+    let first = at.date_naive() - chrono::TimeDelta::days(i64::from(DAYS) - 1);
+    let req = UsageRequest::new(Some(midnight(first)), None, Some("day"), None, at)?;
+    let report = crate::analytics::report(state, &session.scope(), &req).await?;
+    Ok(vec![
+        daily_chart(
+            "Calls per day, last 30 days",
+            Noun("call", "calls"),
+            first,
+            DAYS,
+            &report,
+            |b| b.calls,
+        ),
+        daily_chart(
+            "Billable minutes per day, last 30 days",
+            Noun("minute", "minutes"),
+            first,
+            DAYS,
+            &report,
+            |b| b.minutes,
+        ),
+    ])
 }
 
 struct SegmentView {

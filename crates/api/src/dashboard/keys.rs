@@ -27,6 +27,7 @@ use dialtone_domain::{Error, Result};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+use super::chart::{BarChart, Noun, Size};
 use super::session::{Nav, Session};
 use super::{DashError, DashResult, Form, render_status, see_other, when};
 use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key, rotate_key_narrowed, update_key};
@@ -46,6 +47,8 @@ struct KeyRow {
     created_by: String,
     last_used: String,
     requests_30d: i64,
+    /// Requests per day over the same 30 days (active keys only).
+    requests_chart: Option<BarChart>,
     last_ip: String,
     status: &'static str,
     ended: String,
@@ -320,6 +323,7 @@ fn row(
             .last_used_at
             .map_or_else(|| "Never".to_owned(), |t| when(Some(t))),
         requests_30d: k.requests_30d,
+        requests_chart: None,
         last_ip: k.last_ip.clone().unwrap_or_else(|| "—".to_owned()),
         status: k.status(at),
         ended: when(k.revoked_at.or(k.expires_at)),
@@ -329,6 +333,27 @@ fn row(
         usage_summary: String::new(),
         narrow_to: None,
     }
+}
+
+/// A key's requests per day over the 30-day window that starts on the day `since`
+/// (days since the epoch, as `api_key_usage` counts them: UTC).
+fn requests_chart(since: i64, days: &[(i64, i64)]) -> BarChart {
+    let date = |day: i64| {
+        chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+            .unwrap_or_default()
+            .date_naive()
+    };
+    BarChart::daily(
+        &format!(
+            "Requests per day, last {} days",
+            least_privilege::WINDOW_DAYS
+        ),
+        Noun("request", "requests"),
+        date(since),
+        u32::try_from(least_privilege::WINDOW_DAYS).unwrap_or(30),
+        days.iter().map(|&(day, n)| (date(day), n)),
+        Size::Spark,
+    )
 }
 
 /// What a key's 30 days of use say about its permissions (see
@@ -436,6 +461,10 @@ async fn keys_page(
         state.usage.merge_into(k);
     }
     let since = least_privilege::window_start_day(at);
+    let mut daily = state
+        .store
+        .daily_requests_of_org(&session.org.id, since)
+        .await?;
     let mut used = state
         .store
         .permission_usage_of_org(&session.org.id, since)
@@ -493,6 +522,9 @@ async fn keys_page(
         let uses = used.get(&k.id).map_or(&[][..], Vec::as_slice);
         let mut r = with_usage(row(k, at, &who, &ws), k, uses);
         r.today = today_text(&state.store.key_consumption(&k.id).await?);
+        let mut days = daily.remove(&k.id).unwrap_or_default();
+        state.usage.merge_daily(&k.id, since, &mut days);
+        r.requests_chart = Some(requests_chart(since, &days));
         active_rows.push(r);
     }
     let cap = state.config.key_cap;

@@ -18,16 +18,20 @@
 //!
 //! Map: [`session`] (sign-in, setup link, sessions, CSRF, throttling), [`keys`] (the
 //! API Keys page), [`webhooks`], [`calls`], [`campaigns`], [`contacts`], [`conversations`],
-//! [`numbers`], [`agents`], [`billing`], [`audit`] (the audit log page),
+//! [`numbers`], [`agents`], [`billing`], [`analytics`] (the usage report as charts and
+//! a table), [`audit`] (the audit log page),
 //! [`integrations`] (MCP configuration with a new read-only key, REST hooks), [`pages`]
-//! (what those pages share: confirmation pages, form errors, paging links),
+//! (what those pages share: confirmation pages, form errors, paging links), [`chart`]
+//! (server-rendered SVG bar charts),
 //! [`consent`] (OAuth consent for MCP clients).
 
 mod agents;
+mod analytics;
 mod audit;
 mod billing;
 mod calls;
 mod campaigns;
+mod chart;
 mod consent;
 mod contacts;
 mod conversations;
@@ -97,6 +101,7 @@ pub fn routes(_state: AppState) -> Router<AppState> {
             get(consent::show).post(consent::decide),
         )
         .route("/dashboard/calls", get(calls::page))
+        .route("/dashboard/analytics", get(analytics::page))
         .route("/dashboard/calls/{id}", get(calls::call))
         .route(
             "/dashboard/contacts",

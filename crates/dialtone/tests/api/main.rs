@@ -15,6 +15,7 @@ mod contacts;
 mod contract;
 mod dashboard;
 mod dashboard_campaigns;
+mod dashboard_charts;
 mod dashboard_integrations;
 mod dashboard_pages;
 mod event_log;

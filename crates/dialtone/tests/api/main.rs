@@ -17,6 +17,7 @@ mod dashboard;
 mod dashboard_campaigns;
 mod dashboard_integrations;
 mod dashboard_pages;
+mod dashboard_paging;
 mod event_log;
 mod events;
 mod idempotency;

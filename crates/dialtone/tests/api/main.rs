@@ -16,6 +16,7 @@ mod contract;
 mod dashboard;
 mod dashboard_campaigns;
 mod dashboard_integrations;
+mod dashboard_no_script;
 mod dashboard_pages;
 mod dashboard_paging;
 mod event_log;

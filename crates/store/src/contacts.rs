@@ -405,7 +405,7 @@ impl Scoped<'_> {
                     " AND (contact_id = $4 OR conversation_id IN (SELECT id FROM conversations WHERE ",
                     in_scope!(),
                     " AND contact_id = $4)) \
-                     AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+                     AND ($5 IS NULL OR (created_at <= $5 AND (created_at < $5 OR id < $6))) \
                      ORDER BY created_at DESC, id DESC LIMIT $7"
                 ))
                 .bind(contact_id)

@@ -138,6 +138,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         20261128000018,
         include_str!("../migrations/sqlite/20261128000018_oauth.sql"),
     ),
+    (
+        20261128000024,
+        include_str!("../migrations/sqlite/20261128000024_timeline_indexes.sql"),
+    ),
 ];
 
 /// Which database a [`Store`] talks to.

@@ -1,8 +1,8 @@
 //! Contacts of the current workspace and mode: the list with search and paging, a
 //! contact's page with its timeline (calls, messages and notes merged newest first,
 //! paged by an "older" link), create, edit, delete (confirmed on a page of its own)
-//! and notes. Every change goes through
-//! the store calls and domain checks `/v1/contacts` uses, and is audited.
+//! and notes. Every change goes through the store calls and domain checks
+//! `/v1/contacts` uses, and is audited.
 
 use std::collections::HashMap;
 

@@ -2,8 +2,10 @@
 //
 // Sign in; create a read-only key in the modal; read it once; the API accepts it for a
 // read and refuses a write with 403; reload and find only the last four and the badge;
-// revoke it and see the API answer 401. Then every other page: contacts (create, search,
-// note; the same with JavaScript off), conversations (send), phone numbers (buy, route,
+// revoke it and see the API answer 401 (the same with JavaScript off, through the
+// pages that stand in for the dialogs). Then every other page: contacts (create,
+// search, note; the same with JavaScript off), paging of campaigns and a contact's
+// timeline without JavaScript, conversations (send), phone numbers (buy, route,
 // release), agents (create, edit, delete), billing, the audit log, analytics (charts and
 // their table); axe-core on every
 // page (zero serious or critical violations) and a phone-sized screen. Screenshots of
@@ -616,6 +618,39 @@ test("without JavaScript: create a contact and find it by search", async () => {
   await page.context().close();
 });
 
+test("without JavaScript: create a key, revoke it on a confirmation page, the API then answers 401", async () => {
+  const page = await newPage({ width: 1360, height: 900 }, { javaScriptEnabled: false });
+  await signIn(page);
+  // The button submits a form: the new-key form opens on the page.
+  await submitting(page, page.getByRole("button", { name: "+ New API Key" }));
+  assert.match(page.url(), /\/dashboard\/keys\?new=1#new-key$/);
+  await page.locator("dialog#new-key[open]").waitFor();
+  await page.locator("#key-name").fill("No-script key");
+  await shot(page, "49-new-key-no-js");
+  await submitting(page, page.getByRole("button", { name: "Create key" }));
+  const secret = await page.locator("#new-secret").inputValue();
+  assert.match(secret, /^dt_live_[0-9A-Za-z]{36}$/);
+  assert.match(await page.locator("dialog#created-key").innerText(), /cannot be shown again/);
+  let r = await api("/v1/contacts", secret);
+  assert.equal(r.status, 200);
+  // Revoke: the dialog's question on a page of its own.
+  await page.goto(`${base}/dashboard/keys`);
+  await submitting(page, page.getByRole("button", { name: "Revoke No-script key" }));
+  assert.match(page.url(), /\/dashboard\/keys\/key_[0-9A-Za-z]+\/revoke\??$/);
+  await page.locator("h1", { hasText: "Revoke “No-script key”?" }).waitFor();
+  assert.match(await page.locator(".confirm-card").innerText(), /immediate and permanent/);
+  await shot(page, "50-revoke-confirm-no-js");
+  r = await api("/v1/contacts", secret);
+  assert.equal(r.status, 200, "asking revokes nothing");
+  await submitting(page, page.getByRole("button", { name: "Revoke key" }));
+  assert.match(page.url(), /\/dashboard\/keys\?revoked=key_/);
+  await page.locator("#notice", { hasText: "is revoked" }).waitFor();
+  r = await api("/v1/contacts", secret);
+  assert.equal(r.status, 401);
+  assert.deepEqual(await r.json(), { statusCode: 401, message: "Unauthorized", error: "Unauthorized" });
+  await page.context().close();
+});
+
 test("conversations, agents, phone numbers and billing in test mode", async () => {
   const page = await newPage();
   await signIn(page);
@@ -826,6 +861,63 @@ test("analytics: charts named for screen readers, the table of the same numbers,
   assert.equal(await spark.locator("rect.bar").count(), 30);
   assert.deepEqual(page.problems, [], "no console errors (a CSP refusal would be one)");
   await page.context().close();
+
+test("without JavaScript: the campaigns list and a contact's timeline page by Older links", async () => {
+  const key = cli(["keys", "create", "--org", orgId, "--name", "Paging", "--test"]).trim();
+  const post = async (path, body) => {
+    const r = await api(path, key, { method: "POST", body: JSON.stringify(body) });
+    const text = await r.text();
+    assert.equal(r.status, 201, `${path}: ${text}`);
+    return JSON.parse(text);
+  };
+  const agent = await post("/v1/agents", { name: "Pager" });
+  for (let i = 1; i <= 26; i++) {
+    await post("/v1/campaigns", { name: `Batch ${String(i).padStart(2, "0")}`, agent_id: agent.id, recipients: ["+14155550165"] });
+  }
+  const contact = await post("/v1/contacts", { first_name: "Paige", last_name: "Turner", phone_number: "+14155550166" });
+  for (let i = 1; i <= 27; i++) {
+    await post(`/v1/contacts/${contact.id}/notes`, { content: `Note ${String(i).padStart(2, "0")}` });
+  }
+  const page = await newPage({ width: 1360, height: 900 }, { javaScriptEnabled: false });
+  await signIn(page);
+  await page.goto(`${base}/dashboard/campaigns`);
+  if (!(await page.locator(".test-banner").count())) {
+    await submitting(page, page.getByRole("button", { name: "Test mode" }));
+  }
+  const firstPage = await page.locator("#campaigns tbody tr").allInnerTexts();
+  assert.equal(firstPage.length, 25);
+  assert.match(firstPage[0], /Batch 26/, "newest first");
+  await submitting(page, page.getByRole("link", { name: "Older campaigns →" }));
+  assert.match(page.url(), /\/dashboard\/campaigns\?cursor=/);
+  const older = await page.locator("#campaigns tbody tr").allInnerTexts();
+  assert.match(older[0], /Batch 01/, "the next older one");
+  assert.ok(older.every((row) => !firstPage.includes(row)), "no repeats");
+  const campaignsOlder = page.url();
+  await shot(page, "51-campaigns-older");
+  // The timeline: 27 notes, the newest 25 first, then the two oldest.
+  await page.goto(`${base}/dashboard/contacts/${contact.id}`);
+  const texts = () => page.locator("ol.timeline .tl-text").allInnerTexts();
+  const newest = await texts();
+  assert.equal(newest.length, 25);
+  assert.deepEqual([newest[0], newest[24]], ["Note 27", "Note 03"]);
+  await submitting(page, page.getByRole("link", { name: "Older activity →" }));
+  assert.match(page.url(), /\/dashboard\/contacts\/ct_[0-9A-Za-z]+\?cursor=[^#]+#timeline$/);
+  assert.deepEqual(await texts(), ["Note 02", "Note 01"]);
+  assert.equal(await page.getByRole("link", { name: "Older activity →" }).count(), 0);
+  const timelineOlder = page.url();
+  await shot(page, "52-contact-timeline-older");
+  await page.getByRole("link", { name: "← Newest" }).waitFor();
+  await page.context().close();
+  // The older pages pass axe too.
+  const js = await newPage();
+  await signIn(js);
+  const problems = {};
+  for (const url of [campaignsOlder, timelineOlder]) {
+    await js.goto(url);
+    problems[url] = await axeProblems(js);
+  }
+  assert.deepEqual(Object.entries(problems).filter(([, p]) => p.length > 0), []);
+  await js.context().close();
 });
 
 test("axe-core: zero serious or critical violations on every page; a phone-sized screen", async () => {

@@ -11,10 +11,14 @@
   }
 
   function init(root) {
-    // Buttons that open a <dialog>: data-open="dialog-id".
+    // Buttons that open a <dialog>: data-open="dialog-id". A button that submits a
+    // form (the page standing in for the dialog without scripts) stays here.
     root.querySelectorAll("[data-open]").forEach(function (b) {
-      b.addEventListener("click", function () {
-        openDialog(document.getElementById(b.getAttribute("data-open")));
+      b.addEventListener("click", function (e) {
+        var d = document.getElementById(b.getAttribute("data-open"));
+        if (!d) return;
+        e.preventDefault();
+        openDialog(d);
       });
     });
     // Buttons that close their dialog.

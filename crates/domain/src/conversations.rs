@@ -34,16 +34,7 @@ impl Conversation {
 
 /// Splits an activity cursor back into its time and id.
 pub fn parse_activity_key(key: &str) -> crate::Result<(Timestamp, String)> {
-    let invalid = || {
-        crate::Error::validation(
-            "cursor",
-            "cursor is invalid; pass meta.next_cursor as given",
-        )
-    };
-    let (millis, id) = key.split_once('_').ok_or_else(invalid)?;
-    let millis: i64 = millis.parse().map_err(|_| invalid())?;
-    let at = chrono::DateTime::from_timestamp_millis(millis).ok_or_else(invalid)?;
-    Ok((at, id.to_owned()))
+    crate::timeline::Position::parse(key).map(|p| (p.at, p.id))
 }
 
 #[cfg(test)]

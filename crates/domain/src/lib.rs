@@ -31,6 +31,7 @@ pub mod permissions;
 pub mod phone_numbers;
 pub mod tenancy;
 pub mod time;
+pub mod timeline;
 pub mod users;
 pub mod webhooks;
 

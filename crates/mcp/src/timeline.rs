@@ -2,6 +2,8 @@
 //! segment, and `get_contact_timeline`.
 
 use dialtone_domain::permissions::{Permission, Resource};
+use dialtone_domain::time::Timestamp;
+use dialtone_domain::timeline::{Position, newest_first};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value, json};
 
@@ -99,9 +101,32 @@ struct Entry {
 }
 
 impl Entry {
-    fn position(&self) -> String {
+    /// The cursor of this entry: `{created_at}|{id}`.
+    fn cursor(&self) -> String {
         format!("{}|{}", self.at, self.id)
     }
+
+    /// Where it stands in the timeline (an unreadable time sorts as the oldest).
+    fn position(&self) -> Position {
+        Position::new(parse_at(&self.at).unwrap_or_default(), &self.id)
+    }
+}
+
+fn parse_at(at: &str) -> Option<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// A cursor this tool gave (`{created_at}|{id}`) as a timeline position.
+fn parse_cursor(c: &str) -> Result<Position, Failure> {
+    let invalid = || Failure::validation("cursor", "cursor is not one this tool gave.");
+    let (at, id) = c.split_once('|').ok_or_else(invalid)?;
+    let at = parse_at(at).ok_or_else(invalid)?;
+    if id.is_empty() {
+        return Err(invalid());
+    }
+    Ok(Position::new(at, id))
 }
 
 /// Reads every page of `path` (up to [`SOURCE_CAP`] items); says whether it stopped early.
@@ -174,13 +199,9 @@ pub(crate) async fn timeline<B: Backend>(
     let after = args
         .get("cursor")
         .and_then(Value::as_str)
-        .filter(|c| !c.is_empty());
-    if after.is_some_and(|c| !c.contains('|')) {
-        return Err(Failure::validation(
-            "cursor",
-            "cursor is not one this tool gave.",
-        ));
-    }
+        .filter(|c| !c.is_empty())
+        .map(parse_cursor)
+        .transpose()?;
     let contact = mcp.get(caller, contact_path.clone()).await?.body;
     let may = |r| me.permissions.allows(Permission::read(r));
     let mut entries = Vec::new();
@@ -291,9 +312,8 @@ pub(crate) async fn timeline<B: Backend>(
         not_included.push("messages and conversation notes (the key lacks conversations:read)");
     }
 
-    // Newest first; the cursor is the position of the last item shown.
-    entries.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
-    entries.retain(|e| after.is_none_or(|c| e.position().as_str() < c));
+    // Newest first, as every timeline; the cursor is the position of the last item shown.
+    newest_first(&mut entries, after.as_ref(), Entry::position);
 
     let mut items = Vec::new();
     let mut used = 0;
@@ -330,7 +350,7 @@ pub(crate) async fn timeline<B: Backend>(
         let shown = items.len();
         let rest = &entries[shown..];
         let count = |k| rest.iter().filter(|e| e.kind == k).count();
-        let next = (!rest.is_empty() && shown > 0).then(|| entries[shown - 1].position());
+        let next = (!rest.is_empty() && shown > 0).then(|| entries[shown - 1].cursor());
         json!({
             "object": "timeline",
             "contact": contact,

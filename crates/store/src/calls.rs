@@ -19,6 +19,7 @@ use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::timeline::Position;
 use dialtone_domain::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -991,6 +992,39 @@ impl Scoped<'_> {
         } else {
             self.store.db.fetch_all(query).await?
         };
+        rows.iter().map(CallRow::to_call).collect()
+    }
+
+    /// A contact's calls for its timeline: the first `limit` after `cursor`, by
+    /// creation time then id, both descending (see [`dialtone_domain::timeline`]).
+    pub async fn contact_calls_after(
+        &self,
+        contact_id: &str,
+        cursor: Option<&Position>,
+        limit: i64,
+    ) -> Result<Vec<Call>> {
+        let s = self.scope;
+        let rows: Vec<CallRow> = self
+            .store
+            .db
+            .fetch_all(
+                scope_query(
+                    s,
+                    concat!(
+                        call_columns!(),
+                        "WHERE ",
+                        in_scope!(),
+                        " AND contact_id = $4 \
+                     AND ($5 IS NULL OR (created_at <= $5 AND (created_at < $5 OR id < $6))) \
+                     ORDER BY created_at DESC, id DESC LIMIT $7"
+                    ),
+                )
+                .bind(contact_id)
+                .bind(cursor.map(|c| c.at))
+                .bind(cursor.map(|c| c.id.clone()))
+                .bind(limit),
+            )
+            .await?;
         rows.iter().map(CallRow::to_call).collect()
     }
 

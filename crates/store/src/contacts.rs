@@ -1,12 +1,15 @@
 //! Contacts and their notes, always inside one [`Scoped`] tenant.
 
+use dialtone_domain::calls::Call;
 use dialtone_domain::contacts::{Contact, ContactInput};
 use dialtone_domain::events::EventType;
 use dialtone_domain::id::new_id;
 use dialtone_domain::idempotency::{IdempotencyKey, Outcome};
+use dialtone_domain::messages::Message;
 use dialtone_domain::notes::Note;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::timeline::Position;
 use dialtone_domain::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -75,6 +78,18 @@ impl From<ContactRow> for Contact {
             updated_at: r.updated_at,
         }
     }
+}
+
+/// One page's worth of each source of a contact's timeline: each holds its first
+/// `limit + 1` items after the cursor, newest first, for
+/// [`dialtone_domain::timeline::merge`].
+#[derive(Debug, Default)]
+pub struct ContactTimeline {
+    pub calls: Vec<Call>,
+    /// Messages of the contact's conversations.
+    pub messages: Vec<Message>,
+    /// Notes on the contact and on its conversations.
+    pub notes: Vec<Note>,
 }
 
 pub(crate) struct NoteRow {
@@ -347,6 +362,56 @@ impl Scoped<'_> {
                 .bind(contact_id)
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
+            )
+            .await?;
+        Ok(rows.into_iter().map(Note::from).collect())
+    }
+
+    /// The sources of a contact's timeline after `cursor` (see [`ContactTimeline`]);
+    /// not found when the contact is not in this scope.
+    pub async fn contact_timeline(
+        &self,
+        contact_id: &str,
+        cursor: Option<&Position>,
+        limit: u32,
+    ) -> Result<ContactTimeline> {
+        self.get_contact(contact_id).await?;
+        let fetch = i64::from(limit) + 1;
+        Ok(ContactTimeline {
+            calls: self.contact_calls_after(contact_id, cursor, fetch).await?,
+            messages: self
+                .contact_messages_after(contact_id, cursor, fetch)
+                .await?,
+            notes: self.contact_notes_after(contact_id, cursor, fetch).await?,
+        })
+    }
+
+    /// Notes on a contact and on its conversations: the first `limit` after
+    /// `cursor`, by creation time then id, both descending.
+    async fn contact_notes_after(
+        &self,
+        contact_id: &str,
+        cursor: Option<&Position>,
+        limit: i64,
+    ) -> Result<Vec<Note>> {
+        let s = self.scope;
+        let rows: Vec<NoteRow> = self
+            .store
+            .db
+            .fetch_all(
+                scope_query(s, concat!(
+                    "SELECT id, contact_id, conversation_id, content, created_by, livemode, created_at FROM notes WHERE ",
+                    in_scope!(),
+                    " AND (contact_id = $4 OR conversation_id IN (SELECT id FROM conversations WHERE ",
+                    in_scope!(),
+                    " AND contact_id = $4)) \
+                     AND ($5 IS NULL OR (created_at <= $5 AND (created_at < $5 OR id < $6))) \
+                     ORDER BY created_at DESC, id DESC LIMIT $7"
+                ))
+                .bind(contact_id)
+                .bind(cursor.map(|c| c.at))
+                .bind(cursor.map(|c| c.id.clone()))
+                .bind(limit),
             )
             .await?;
         Ok(rows.into_iter().map(Note::from).collect())

@@ -53,7 +53,7 @@ use crate::db::{Db, FromRow, Query, Scalar, Sqlite, pg_error, query};
 pub use billing::LedgerEntry;
 pub use calls::{Apply, CallFilter, CarrierCall, DueCall, NewCall, SIMULATOR};
 pub use campaigns::{NextRecipient, RunningCampaign};
-pub use contacts::ContactFilter;
+pub use contacts::{ContactFilter, ContactTimeline};
 pub use demo::DemoSummary;
 pub use keys::{Heard, KeyChange, KeyChangeListener, NewKeyRow, UsageDelta};
 pub use messages::{DueMessage, MessageReport, NewMessage};
@@ -137,6 +137,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
         20261128000018,
         include_str!("../migrations/sqlite/20261128000018_oauth.sql"),
+    ),
+    (
+        20261128000024,
+        include_str!("../migrations/sqlite/20261128000024_timeline_indexes.sql"),
     ),
 ];
 

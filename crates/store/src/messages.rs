@@ -12,6 +12,7 @@ use dialtone_domain::notes::Note;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::tenancy::{Mode, Scope};
 use dialtone_domain::time::{Timestamp, now};
+use dialtone_domain::timeline::Position;
 use dialtone_domain::{Error, Result};
 
 use crate::billing::{debit, idempotency_claim, idempotency_finish, refund};
@@ -509,6 +510,41 @@ impl Scoped<'_> {
                 .bind(direction.map(Direction::as_str))
                 .bind(&page.before_id)
                 .bind(page.fetch_limit()),
+            )
+            .await?;
+        rows.iter().map(MessageRow::to_message).collect()
+    }
+
+    /// The messages of a contact's conversations for its timeline: the first `limit`
+    /// after `cursor`, by creation time then id, both descending.
+    pub async fn contact_messages_after(
+        &self,
+        contact_id: &str,
+        cursor: Option<&Position>,
+        limit: i64,
+    ) -> Result<Vec<Message>> {
+        let s = self.scope;
+        let rows: Vec<MessageRow> = self
+            .store
+            .db
+            .fetch_all(
+                scope_query(
+                    s,
+                    concat!(
+                        message_columns!(),
+                        "WHERE ",
+                        in_scope!(),
+                        " AND conversation_id IN (SELECT id FROM conversations WHERE ",
+                        in_scope!(),
+                        " AND contact_id = $4) \
+                     AND ($5 IS NULL OR (created_at <= $5 AND (created_at < $5 OR id < $6))) \
+                     ORDER BY created_at DESC, id DESC LIMIT $7"
+                    ),
+                )
+                .bind(contact_id)
+                .bind(cursor.map(|c| c.at))
+                .bind(cursor.map(|c| c.id.clone()))
+                .bind(limit),
             )
             .await?;
         rows.iter().map(MessageRow::to_message).collect()

@@ -1,15 +1,15 @@
-//! Campaigns of the current workspace and mode: start one from a CSV upload (a
-//! `multipart/form-data` form; the file read by the domain's
-//! [`RecipientsCsv`](dialtone_domain::campaigns::RecipientsCsv), its column of numbers
-//! and first rows shown on a preview page before anything is created), follow its
-//! progress (a small fragment htmx polls; a refresh link without scripts), pause,
-//! resume, cancel (confirmed on a page of its own) and list its calls. Creation is
-//! `POST /v1/campaigns`' own [`crate::campaigns::start_campaign`], status changes the
-//! store's `set_campaign_status`; every change is audited.
+//! Campaigns of the current workspace and mode, newest first and paged by an
+//! "older" link: start one from a CSV upload (a `multipart/form-data` form; the file
+//! read by the domain's [`RecipientsCsv`](dialtone_domain::campaigns::RecipientsCsv),
+//! its column of numbers and first rows shown on a preview page before anything is
+//! created), follow its progress (a small fragment htmx polls; a refresh link without
+//! scripts), pause, resume, cancel (confirmed on a page of its own) and list its calls.
+//! Creation is `POST /v1/campaigns`' own [`crate::campaigns::start_campaign`], status
+//! changes the store's `set_campaign_status`; every change is audited.
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use dialtone_domain::calls::TEST_FROM_NUMBER;
@@ -19,9 +19,10 @@ use dialtone_domain::tenancy::Mode;
 use dialtone_domain::users::Action;
 use dialtone_domain::{Error, Result};
 use dialtone_store::CallFilter;
+use serde::Deserialize;
 
 use super::numbers::agent_names;
-use super::pages::{PAGE, confirm, done, explain, form_error, render_with};
+use super::pages::{PAGE, confirm, done, explain, form_error, older_link, render_with};
 use super::session::{Nav, Session, audit};
 use super::{DashResult, Form, render, see_other, when};
 use crate::campaigns::{campaign_id, start_campaign};
@@ -112,6 +113,12 @@ struct CampaignsPage {
     workspace: String,
     test_mode: bool,
     campaigns: Vec<CampaignView>,
+    /// The link to the next, older page.
+    next: Option<String>,
+    /// Showing an older page: a link back to the newest.
+    paged: bool,
+    /// A bad cursor, explained.
+    error: Option<String>,
     agents: Vec<(String, String)>,
     numbers: Vec<String>,
     name: String,
@@ -127,28 +134,55 @@ struct Draft {
     from: String,
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    cursor: Option<String>,
+}
+
 async fn campaigns_page(
     state: &AppState,
     session: &Session,
+    cursor: Option<&str>,
     status: StatusCode,
     draft: Draft,
     form_error: Option<String>,
 ) -> DashResult<Response> {
     let agents = agent_names(state, session).await?;
-    let page = PageRequest::new(Some(PAGE), None)?;
-    let mut rows = state
-        .store
-        .scoped(&session.scope())
-        .list_campaigns(&page)
-        .await?;
-    rows.truncate(PAGE as usize);
+    let (campaigns, next, error, status) = match PageRequest::new(Some(PAGE), cursor) {
+        Ok(page) => {
+            let mut rows = state
+                .store
+                .scoped(&session.scope())
+                .list_campaigns(&page)
+                .await?;
+            let more = rows.len() > PAGE as usize;
+            rows.truncate(PAGE as usize);
+            let next = older_link(
+                "/dashboard/campaigns",
+                &[],
+                more,
+                rows.last().map(|c| c.id.as_str()),
+            );
+            (
+                rows.iter().map(|c| view(c, &agents)).collect(),
+                next,
+                None,
+                status,
+            )
+        }
+        // A cursor that is not one the page gave: said on the page, as a 400.
+        Err(e) => (Vec::new(), None, Some(explain(&e)), StatusCode::BAD_REQUEST),
+    };
     Ok(render_with(
         status,
         &CampaignsPage {
             nav: session.nav("campaigns", "/dashboard/campaigns"),
             workspace: session.workspace_name().to_owned(),
             test_mode: session.mode == Mode::Test,
-            campaigns: rows.iter().map(|c| view(c, &agents)).collect(),
+            campaigns,
+            next,
+            paged: cursor.is_some_and(|c| !c.is_empty()),
+            error,
             numbers: from_numbers(state, session).await?,
             agents,
             name: draft.name,
@@ -160,13 +194,25 @@ async fn campaigns_page(
     ))
 }
 
-pub(crate) async fn page(State(state): State<AppState>, session: Session) -> DashResult<Response> {
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<ListQuery>,
+) -> DashResult<Response> {
     let draft = Draft {
         name: String::new(),
         agent_id: String::new(),
         from: String::new(),
     };
-    campaigns_page(&state, &session, StatusCode::OK, draft, None).await
+    campaigns_page(
+        &state,
+        &session,
+        q.cursor.as_deref(),
+        StatusCode::OK,
+        draft,
+        None,
+    )
+    .await
 }
 
 /// The fields of a `multipart/form-data` body (read by `multer`), text and files
@@ -295,7 +341,7 @@ pub(crate) async fn preview(
         Ok(v) => v,
         Err(e) => {
             let (status, message) = form_error(e)?;
-            return campaigns_page(&state, &session, status, draft(&f), Some(message)).await;
+            return campaigns_page(&state, &session, None, status, draft(&f), Some(message)).await;
         }
     };
     let columns = match &file.headers {
@@ -364,7 +410,7 @@ pub(crate) async fn create(
         }
         Err(e) => {
             let (status, message) = form_error(e)?;
-            campaigns_page(&state, &session, status, draft(&f), Some(message)).await
+            campaigns_page(&state, &session, None, status, draft(&f), Some(message)).await
         }
     }
 }

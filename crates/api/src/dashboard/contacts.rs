@@ -1,7 +1,8 @@
 //! Contacts of the current workspace and mode: the list with search and paging, a
-//! contact's page with its timeline (calls, messages and notes, newest first), create,
-//! edit, delete (confirmed on a page of its own) and notes. Every change goes through
-//! the store calls and domain checks `/v1/contacts` uses, and is audited.
+//! contact's page with its timeline (calls, messages and notes merged newest first,
+//! paged by an "older" link), create, edit, delete (confirmed on a page of its own)
+//! and notes. Every change goes through the store calls and domain checks
+//! `/v1/contacts` uses, and is audited.
 
 use std::collections::HashMap;
 
@@ -13,9 +14,10 @@ use axum::response::Response;
 use dialtone_domain::contacts::{Contact, ContactInput, ContactPatch};
 use dialtone_domain::notes::NoteInput;
 use dialtone_domain::page::PageRequest;
+use dialtone_domain::timeline::{Position, merge};
 use dialtone_domain::users::Action;
 use dialtone_domain::{Error, Result};
-use dialtone_store::{CallFilter, ContactFilter};
+use dialtone_store::ContactFilter;
 use serde::Deserialize;
 
 use super::pages::{PAGE, confirm, done, form_error, older_link, render_with};
@@ -278,7 +280,7 @@ pub(crate) async fn create(
 
 /// One line of a contact's timeline.
 struct Entry {
-    at: dialtone_domain::time::Timestamp,
+    position: Position,
     when: String,
     kind: &'static str,
     title: String,
@@ -296,19 +298,37 @@ struct ContactPage {
     note: String,
     note_error: Option<String>,
     timeline: Vec<Entry>,
+    /// The link to the next, older page of the timeline.
+    older: Option<String>,
+    /// Showing an older page: a link back to the newest.
+    paged: bool,
+    timeline_error: Option<String>,
     can_manage: bool,
 }
 
-/// How many of each source the timeline reads (it shows the newest of them all).
-const TIMELINE: u32 = 50;
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TimelineQuery {
+    cursor: Option<String>,
+}
 
-/// A contact's calls, messages and notes (its own and its conversations'), newest
-/// first: the store queries `/v1/calls?contact_id=`, `/v1/conversations?contact_id=`,
-/// their messages and notes, and `/v1/contacts/{id}/notes` answer from.
-async fn timeline(state: &AppState, session: &Session, id: &str) -> Result<Vec<Entry>> {
+/// One page of a contact's timeline: its calls, the messages and notes of its
+/// conversations and its own notes, merged newest first by
+/// [`dialtone_domain::timeline::merge`] from what the store reads of each after the
+/// cursor; and the link to the older page when there is one.
+async fn timeline(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    cursor: Option<&str>,
+) -> Result<(Vec<Entry>, Option<String>)> {
+    let page = PageRequest::new(Some(PAGE), cursor)?;
+    let after = page.before_id.as_deref().map(Position::parse).transpose()?;
     let scope = session.scope();
-    let store = state.store.scoped(&scope);
-    let page = PageRequest::new(Some(TIMELINE), None)?;
+    let sources = state
+        .store
+        .scoped(&scope)
+        .contact_timeline(id, after.as_ref(), PAGE)
+        .await?;
     let users: HashMap<String, String> = state
         .store
         .list_users(&session.org.id)
@@ -317,14 +337,11 @@ async fn timeline(state: &AppState, session: &Session, id: &str) -> Result<Vec<E
         .map(|u| (u.id, u.email))
         .collect();
     let author = |by: &str| users.get(by).cloned().unwrap_or_else(|| by.to_owned());
-    let mut out = Vec::new();
-    let filter = CallFilter {
-        contact_id: Some(id.to_owned()),
-        ..CallFilter::default()
-    };
-    for c in store.list_calls(&filter, &page).await? {
-        out.push(Entry {
-            at: c.created_at,
+    let calls = sources
+        .calls
+        .into_iter()
+        .map(|c| Entry {
+            position: Position::new(c.created_at, &c.id),
             when: when(Some(c.created_at)),
             kind: "call",
             title: format!(
@@ -334,50 +351,59 @@ async fn timeline(state: &AppState, session: &Session, id: &str) -> Result<Vec<E
             ),
             text: format!("{} → {}", c.from, c.to),
             link: Some(format!("/dashboard/calls/{}", c.id)),
-        });
-    }
-    let conv_page = PageRequest::new(Some(20), None)?;
-    for conv in store.list_conversations(&conv_page, Some(id)).await? {
-        for m in store.list_messages(Some(&conv.id), None, &page).await? {
-            out.push(Entry {
-                at: m.created_at,
-                when: when(Some(m.created_at)),
-                kind: "message",
-                title: format!("{} message, {}", m.direction.as_str(), m.status),
-                text: m.body,
-                link: Some(format!("/dashboard/conversations/{}", conv.id)),
-            });
-        }
-        for n in store.list_conversation_notes(&conv.id, &page).await? {
-            out.push(Entry {
-                at: n.created_at,
-                when: when(Some(n.created_at)),
-                kind: "note",
-                title: format!("Note on a conversation by {}", author(&n.created_by)),
-                text: n.content,
-                link: Some(format!("/dashboard/conversations/{}", conv.id)),
-            });
-        }
-    }
-    for n in store.list_contact_notes(id, &page).await? {
-        out.push(Entry {
-            at: n.created_at,
+        })
+        .collect();
+    let messages = sources
+        .messages
+        .into_iter()
+        .map(|m| Entry {
+            position: Position::new(m.created_at, &m.id),
+            when: when(Some(m.created_at)),
+            kind: "message",
+            title: format!("{} message, {}", m.direction.as_str(), m.status),
+            link: Some(format!("/dashboard/conversations/{}", m.conversation_id)),
+            text: m.body,
+        })
+        .collect();
+    let notes = sources
+        .notes
+        .into_iter()
+        .map(|n| Entry {
+            position: Position::new(n.created_at, &n.id),
             when: when(Some(n.created_at)),
             kind: "note",
-            title: format!("Note by {}", author(&n.created_by)),
+            title: match &n.conversation_id {
+                Some(_) => format!("Note on a conversation by {}", author(&n.created_by)),
+                None => format!("Note by {}", author(&n.created_by)),
+            },
+            link: n
+                .conversation_id
+                .map(|conv| format!("/dashboard/conversations/{conv}")),
             text: n.content,
-            link: None,
-        });
-    }
-    out.sort_by_key(|e| std::cmp::Reverse(e.at));
-    out.truncate(TIMELINE as usize);
-    Ok(out)
+        })
+        .collect();
+    let (entries, next) = merge(
+        vec![calls, messages, notes],
+        after.as_ref(),
+        PAGE as usize,
+        |e: &Entry| e.position.clone(),
+    );
+    let older = next.and_then(|p| {
+        older_link(
+            &format!("/dashboard/contacts/{id}"),
+            &[],
+            true,
+            Some(&p.key()),
+        )
+    });
+    Ok((entries, older.map(|l| format!("{l}#timeline"))))
 }
 
 async fn contact_page(
     state: &AppState,
     session: &Session,
     id: &str,
+    cursor: Option<&str>,
     status: StatusCode,
     form: Option<(ContactForm, String)>,
     note: Option<(String, String)>,
@@ -388,7 +414,18 @@ async fn contact_page(
         .scoped(&scope)
         .get_contact(contact_id(id)?)
         .await?;
-    let timeline = timeline(state, session, &contact.id).await?;
+    let (timeline, older, timeline_error, status) =
+        match timeline(state, session, &contact.id, cursor).await {
+            Ok((entries, older)) => (entries, older, None, status),
+            // A cursor that is not one the page gave: said on the page, as a 400.
+            Err(e @ Error::Validation { .. }) => (
+                Vec::new(),
+                None,
+                Some(super::pages::explain(&e)),
+                StatusCode::BAD_REQUEST,
+            ),
+            Err(e) => return Err(e.into()),
+        };
     let (form, form_error) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (ContactForm::of(&contact), None),
@@ -407,6 +444,9 @@ async fn contact_page(
             note,
             note_error,
             timeline,
+            older,
+            paged: cursor.is_some_and(|c| !c.is_empty()),
+            timeline_error,
             can_manage: session.can(Action::ManageContacts),
         },
     ))
@@ -416,8 +456,18 @@ pub(crate) async fn contact(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
+    Query(q): Query<TimelineQuery>,
 ) -> DashResult<Response> {
-    contact_page(&state, &session, &id, StatusCode::OK, None, None).await
+    contact_page(
+        &state,
+        &session,
+        &id,
+        q.cursor.as_deref(),
+        StatusCode::OK,
+        None,
+        None,
+    )
+    .await
 }
 
 pub(crate) async fn update(
@@ -453,7 +503,16 @@ pub(crate) async fn update(
         }
         Err(e) => {
             let (status, message) = form_error(e)?;
-            contact_page(&state, &session, &id, status, Some((form, message)), None).await
+            contact_page(
+                &state,
+                &session,
+                &id,
+                None,
+                status,
+                Some((form, message)),
+                None,
+            )
+            .await
         }
     }
 }
@@ -501,6 +560,7 @@ pub(crate) async fn add_note(
                 &state,
                 &session,
                 &id,
+                None,
                 status,
                 None,
                 Some((content, message)),

@@ -1,7 +1,8 @@
 //! Settings → API Keys: the list (active keys, then revoked and expired ones), the
 //! `+ New API Key` dialog, the one-time reveal, revoke and rotate, each key's limits
 //! and today's consumption (owners and admins set limits through
-//! [`crate::keys::update_key`]), and the audit log.
+//! [`crate::keys::update_key`]), and the audit log. Without scripts the new-key
+//! button opens the form on the page (`?new=1`) and Revoke asks on a page of its own.
 //!
 //! Keys are created and rotated by [`crate::keys::KeyIssuer`] with
 //! [`Actor::User`], revoked by [`crate::keys::revoke_key`]: the API's rules, cap and
@@ -28,6 +29,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::chart::{BarChart, Noun, Size};
+use super::pages::confirm;
 use super::session::{Nav, Session};
 use super::{DashError, DashResult, Form, render_status, see_other, when};
 use crate::keys::{CreatedKey, issuer, revoke_key, rotate_key, rotate_key_narrowed, update_key};
@@ -563,6 +565,9 @@ pub(crate) struct Notice {
     /// The id of a key just revoked here (shown only if it is this
     /// organization's and revoked: the URL cannot put words on the page).
     revoked: Option<String>,
+    /// `?new=1`: the new-key form rendered open (what the button does without
+    /// scripts).
+    new: Option<String>,
 }
 
 pub(crate) async fn page(
@@ -580,13 +585,15 @@ pub(crate) async fn page(
             key.name
         ));
     }
+    let form =
+        (q.new.is_some() && session.can(Action::ManageKeys)).then(|| NewKeyForm::blank(&session));
     keys_page(
         &state,
         &session,
         StatusCode::OK,
         PageState {
             created: None,
-            form: None,
+            form,
             form_error: None,
             notice,
             page_error: None,
@@ -674,6 +681,34 @@ async fn org_key(state: &AppState, session: &Session, id: &str) -> Result<ApiKey
         });
     }
     state.store.get_key(&session.org.id, id).await
+}
+
+/// The revocation asked as a page of its own: what the Revoke button leads to without
+/// scripts (with them, the same words in a dialog).
+pub(crate) async fn revoke_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> DashResult<Response> {
+    session.authorize(Action::ManageKeys)?;
+    let key = org_key(&state, &session, &id).await?;
+    if key.revoked_at.is_some() {
+        return Ok(see_other(&format!("/dashboard/keys?revoked={}", key.id)));
+    }
+    Ok(confirm(
+        &session,
+        "keys",
+        &format!("/dashboard/keys/{}/revoke", key.id),
+        format!("Revoke “{}”?", key.name),
+        format!(
+            "Revocation is immediate and permanent. Every application using {} gets \
+             401 Unauthorized on its next request. There is no grace period and it cannot \
+             be undone.",
+            key.masked()
+        ),
+        "Revoke key",
+        "/dashboard/keys",
+    ))
 }
 
 pub(crate) async fn revoke(

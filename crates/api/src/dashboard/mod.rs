@@ -71,7 +71,10 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         )
         .route("/dashboard/context", post(session::switch_context))
         .route("/dashboard/keys", get(keys::page).post(keys::create))
-        .route("/dashboard/keys/{id}/revoke", post(keys::revoke))
+        .route(
+            "/dashboard/keys/{id}/revoke",
+            get(keys::revoke_page).post(keys::revoke),
+        )
         .route("/dashboard/keys/{id}/rotate", post(keys::rotate))
         .route("/dashboard/keys/{id}/limits", post(keys::limits))
         .route(

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, TimeZone, Utc};
 use dialtone_domain::page::PageRequest;
@@ -14,7 +15,7 @@ use serde::Deserialize;
 
 use super::pages::{PAGE, older_link};
 use super::session::{Nav, Session};
-use super::{DashResult, render, when};
+use super::{DashResult, render_status, when};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,16 +141,25 @@ pub(crate) async fn page(
         }
         Err(e) => (Vec::new(), Some(super::pages::explain(&e)), None),
     };
-    Ok(render(&AuditPage {
-        nav: session.nav("audit", "/dashboard/audit"),
-        rows,
-        actors: users.into_iter().map(|u| (u.id, u.email)).collect(),
-        actions: ACTIONS.to_vec(),
-        actor,
-        action,
-        from_date,
-        to_date,
-        error,
-        next,
-    }))
+    // A bad filter or cursor: said on the page, as a 400 (as the API answers it).
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(render_status(
+        status,
+        &AuditPage {
+            nav: session.nav("audit", "/dashboard/audit"),
+            rows,
+            actors: users.into_iter().map(|u| (u.id, u.email)).collect(),
+            actions: ACTIONS.to_vec(),
+            actor,
+            action,
+            from_date,
+            to_date,
+            error,
+            next,
+        },
+    ))
 }

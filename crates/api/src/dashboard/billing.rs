@@ -5,6 +5,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use dialtone_domain::page::PageRequest;
 use dialtone_domain::tenancy::Mode;
@@ -12,7 +13,7 @@ use serde::Deserialize;
 
 use super::pages::{PAGE, dollars, older_link};
 use super::session::{Nav, Session};
-use super::{DashResult, render, when};
+use super::{DashResult, render_status, when};
 use crate::state::AppState;
 
 struct LineView {
@@ -113,15 +114,24 @@ pub(crate) async fn page(
         }
         Err(e) => (Vec::new(), Some(e.to_string()), None),
     };
-    Ok(render(&BillingPage {
-        nav: session.nav("billing", "/dashboard/billing"),
-        workspace: session.workspace_name().to_owned(),
-        test_mode: session.mode == Mode::Test,
-        balance: dollars(wallet.balance),
-        updated: when(wallet.updated_at),
-        invoices,
-        ledger,
-        error,
-        next,
-    }))
+    // A cursor that is not one the page gave: said on the page, as a 400.
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(render_status(
+        status,
+        &BillingPage {
+            nav: session.nav("billing", "/dashboard/billing"),
+            workspace: session.workspace_name().to_owned(),
+            test_mode: session.mode == Mode::Test,
+            balance: dollars(wallet.balance),
+            updated: when(wallet.updated_at),
+            invoices,
+            ledger,
+            error,
+            next,
+        },
+    ))
 }

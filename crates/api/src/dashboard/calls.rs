@@ -6,6 +6,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, TimeZone, Utc};
 use dialtone_domain::Error;
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use super::analytics::{daily_chart, midnight};
 use super::chart::{BarChart, Noun};
 use super::session::{Nav, Session};
-use super::{DashResult, render, when};
+use super::{DashResult, render, render_status, when};
 use crate::state::AppState;
 
 const PAGE: u32 = 50;
@@ -139,21 +140,30 @@ pub(crate) async fn page(
         }
         Err(e) => (Vec::new(), Some(e.to_string()), None),
     };
+    // A bad filter or cursor: said on the page, as a 400 (as the API answers it).
+    let code = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let charts = last_30_days(&state, &session).await?;
-    Ok(render(&CallsPage {
-        charts,
-        nav: session.nav("calls", "/dashboard/calls"),
-        workspace: session.workspace_name().to_owned(),
-        test_mode: session.mode == dialtone_domain::tenancy::Mode::Test,
-        calls,
-        statuses: CallStatus::ALL.iter().map(|s| s.as_str()).collect(),
-        status: status.unwrap_or_default(),
-        direction: direction.unwrap_or_default(),
-        from_date: q.from_date.unwrap_or_default(),
-        to_date: q.to_date.unwrap_or_default(),
-        error,
-        next,
-    }))
+    Ok(render_status(
+        code,
+        &CallsPage {
+            charts,
+            nav: session.nav("calls", "/dashboard/calls"),
+            workspace: session.workspace_name().to_owned(),
+            test_mode: session.mode == dialtone_domain::tenancy::Mode::Test,
+            calls,
+            statuses: CallStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            status: status.unwrap_or_default(),
+            direction: direction.unwrap_or_default(),
+            from_date: q.from_date.unwrap_or_default(),
+            to_date: q.to_date.unwrap_or_default(),
+            error,
+            next,
+        },
+    ))
 }
 
 /// Calls and billable minutes per day (UTC), today and the 29 days before it.

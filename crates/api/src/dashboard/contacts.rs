@@ -202,6 +202,12 @@ async fn list_page(
         }
         Err(e) => (Vec::new(), Some(super::pages::explain(&e)), None),
     };
+    // A bad search or cursor: said on the page, as a 400 (as the API answers it).
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
     Ok(render_with(
         status,
         &ContactsPage {

@@ -106,6 +106,12 @@ async fn list_page(
         }
         Err(e) => (Vec::new(), Some(e.to_string()), None),
     };
+    // A cursor that is not one the page gave: said on the page, as a 400.
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
     Ok(render_with(
         status,
         &ConversationsPage {

@@ -161,12 +161,19 @@ async fn numbers_page(
                 None,
             ),
             Err(e) => {
-                let (_, message) = form_error(e)?;
-                (Vec::new(), Some(message))
+                let (refused, message) = form_error(e)?;
+                (Vec::new(), Some((refused, message)))
             }
         }
     } else {
         (Vec::new(), None)
+    };
+    // A refused search: said on the page, with the API's status (400 for bad input)
+    // unless the page already answers a refusal of its own.
+    let (status, search_error) = match search_error {
+        Some((refused, message)) if status.is_success() => (refused, Some(message)),
+        Some((_, message)) => (status, Some(message)),
+        None => (status, None),
     };
     Ok(render_with(
         status,

@@ -661,7 +661,7 @@ async fn dashboard_answers_bad_input_without_a_500() {
     for (path, want) in [
         (
             "/dashboard/calls?from_date=yesterday&status=bogus",
-            StatusCode::OK,
+            StatusCode::BAD_REQUEST,
         ),
         ("/dashboard/calls/nonsense", StatusCode::NOT_FOUND),
         ("/dashboard/webhooks/whk_nope", StatusCode::NOT_FOUND),

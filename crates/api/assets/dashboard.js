@@ -21,11 +21,14 @@
         openDialog(d);
       });
     });
-    // Buttons that close their dialog.
+    // Buttons that close their dialog. A link (the page to go back to without
+    // scripts) stays here.
     root.querySelectorAll("[data-close]").forEach(function (b) {
-      b.addEventListener("click", function () {
+      b.addEventListener("click", function (e) {
         var d = b.closest("dialog");
-        if (d) d.close();
+        if (!d) return;
+        e.preventDefault();
+        d.close();
       });
     });
     // Dialogs rendered open by the server become modal (focus trapped, Esc closes).

@@ -2,7 +2,9 @@
 //! `+ New API Key` dialog, the one-time reveal, revoke and rotate, each key's limits
 //! and today's consumption (owners and admins set limits through
 //! [`crate::keys::update_key`]), and the audit log. Without scripts the new-key
-//! button opens the form on the page (`?new=1`) and Revoke asks on a page of its own.
+//! button opens the form on the page (`?new=1`), and Revoke, Rotate, Restrict and
+//! Set limits each open a page of their own holding the dialog's form (`GET
+//! /dashboard/keys/{id}/revoke|rotate|restrict|limits`), which posts to the same route.
 //!
 //! Keys are created and rotated by [`crate::keys::KeyIssuer`] with
 //! [`Actor::User`], revoked by [`crate::keys::revoke_key`]: the API's rules, cap and
@@ -15,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use dialtone_domain::auth::{Actor, ApiKey, KeyRequest, KeyUpdate};
+use dialtone_domain::auth::{Actor, ApiKey, KeyRequest, KeyUpdate, plan_rotation};
 use dialtone_domain::id::looks_like;
 use dialtone_domain::least_privilege::{self, PermissionUse};
 use dialtone_domain::limits::{Consumption, KeyLimits};
@@ -116,6 +118,27 @@ struct LeakRow {
     by: String,
     /// The key, where it was found and what was done (the audit entry's words).
     detail: String,
+}
+
+/// Which dialog of a key's row a page stands in for (without scripts).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyDialog {
+    Rotate,
+    Restrict,
+    Limits,
+}
+
+/// One key's dialog as a page of its own: the same fields, posted to the same route.
+#[derive(Template)]
+#[template(path = "key_dialog.html")]
+struct KeyDialogPage {
+    nav: Nav,
+    k: KeyRow,
+    /// `rotate`, `restrict` or `limits`: which fields the page holds.
+    kind: &'static str,
+    title: String,
+    action: String,
+    button: &'static str,
 }
 
 #[derive(Template)]
@@ -709,6 +732,145 @@ pub(crate) async fn revoke_page(
         "Revoke key",
         "/dashboard/keys",
     ))
+}
+
+/// The refusal of a rotation the POST would refuse (the key revoked or expired, an
+/// OAuth grant, nothing left to restrict): said on the keys page, as a 409.
+async fn not_rotatable(
+    state: &AppState,
+    session: &Session,
+    message: String,
+) -> DashResult<Response> {
+    keys_page(
+        state,
+        session,
+        StatusCode::CONFLICT,
+        PageState {
+            page_error: Some(message),
+            ..PageState::default()
+        },
+    )
+    .await
+}
+
+/// Rotate, Restrict and Set limits without scripts: the dialog's form on a page of
+/// its own, for owners and admins (the POST's role check), refused as its POST would
+/// refuse it.
+async fn key_dialog(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    dialog: KeyDialog,
+) -> DashResult<Response> {
+    session.authorize(Action::ManageKeys)?;
+    let mut key = org_key(state, session, id).await?;
+    state.usage.merge_into(&mut key);
+    let at = now();
+    let ws: HashMap<String, String> = session
+        .workspaces
+        .iter()
+        .map(|w| (w.id.clone(), w.name.clone()))
+        .collect();
+    let mut k = row(&key, at, &HashMap::new(), &ws);
+    if dialog != KeyDialog::Limits {
+        // The checks of the rotation itself, before anything is asked.
+        if !key.is_active(at) {
+            let message = format!(
+                "API key {} is {} and cannot be rotated.",
+                key.id,
+                key.status(at)
+            );
+            return not_rotatable(state, session, message).await;
+        }
+        match plan_rotation(Actor::User(&session.user.id), &key, at) {
+            Ok(_) => {}
+            Err(Error::Conflict { message, .. }) => {
+                return not_rotatable(state, session, message).await;
+            }
+            Err(e) => return Err(DashError(e)),
+        }
+    }
+    let (kind, title, action, button) = match dialog {
+        KeyDialog::Rotate => (
+            "rotate",
+            format!("Rotate “{}”", key.name),
+            "rotate",
+            "Rotate key",
+        ),
+        KeyDialog::Restrict => {
+            let since = least_privilege::window_start_day(at);
+            let mut used = state
+                .store
+                .permission_usage_of_org(&session.org.id, since)
+                .await?
+                .remove(&key.id)
+                .unwrap_or_default();
+            state.usage.merge_permissions(&key.id, since, &mut used);
+            k = with_usage(k, &key, &used);
+            if k.narrow_to.is_none() {
+                let message = format!(
+                    "“{}” {}: there is nothing to restrict.",
+                    key.name, k.usage_summary
+                );
+                return not_rotatable(state, session, message).await;
+            }
+            (
+                "restrict",
+                format!("Restrict “{}” to what it uses", key.name),
+                "rotate",
+                "Rotate into a restricted key",
+            )
+        }
+        KeyDialog::Limits => {
+            k.today = today_text(&state.store.key_consumption(&key.id).await?);
+            (
+                "limits",
+                format!("Limits of “{}”", key.name),
+                "limits",
+                "Save limits",
+            )
+        }
+    };
+    let here = format!("/dashboard/keys/{}/{}", key.id, kind);
+    Ok(render_status(
+        StatusCode::OK,
+        &KeyDialogPage {
+            nav: session.nav("keys", &here),
+            k,
+            kind,
+            title,
+            action: format!("/dashboard/keys/{}/{action}", key.id),
+            button,
+        },
+    ))
+}
+
+/// `GET /dashboard/keys/{id}/rotate`: what Rotate opens without scripts.
+pub(crate) async fn rotate_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> DashResult<Response> {
+    key_dialog(&state, &session, &id, KeyDialog::Rotate).await
+}
+
+/// `GET /dashboard/keys/{id}/restrict`: what Restrict opens without scripts (it posts
+/// to the rotation with the suggested permissions).
+pub(crate) async fn restrict_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> DashResult<Response> {
+    key_dialog(&state, &session, &id, KeyDialog::Restrict).await
+}
+
+/// `GET /dashboard/keys/{id}/limits`: what Set limits opens without scripts.
+pub(crate) async fn limits_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> DashResult<Response> {
+    key_dialog(&state, &session, &id, KeyDialog::Limits).await
 }
 
 pub(crate) async fn revoke(

@@ -75,8 +75,15 @@ pub fn routes(_state: AppState) -> Router<AppState> {
             "/dashboard/keys/{id}/revoke",
             get(keys::revoke_page).post(keys::revoke),
         )
-        .route("/dashboard/keys/{id}/rotate", post(keys::rotate))
-        .route("/dashboard/keys/{id}/limits", post(keys::limits))
+        .route(
+            "/dashboard/keys/{id}/rotate",
+            get(keys::rotate_page).post(keys::rotate),
+        )
+        .route("/dashboard/keys/{id}/restrict", get(keys::restrict_page))
+        .route(
+            "/dashboard/keys/{id}/limits",
+            get(keys::limits_page).post(keys::limits),
+        )
         .route(
             "/dashboard/webhooks",
             get(webhooks::page).post(webhooks::create),
@@ -93,7 +100,7 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         .route("/dashboard/webhooks/{id}/test", post(webhooks::test))
         .route(
             "/dashboard/webhooks/{id}/rotate-secret",
-            post(webhooks::rotate_secret),
+            get(webhooks::rotate_secret_page).post(webhooks::rotate_secret),
         )
         .route(
             "/dashboard/webhooks/{id}/deliveries/{delivery_id}/redeliver",

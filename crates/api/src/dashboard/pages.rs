@@ -27,6 +27,30 @@ pub(crate) struct ConfirmPage {
     pub action: String,
     pub button: String,
     pub cancel: String,
+    /// A destructive action (a red button) rather than a change to confirm.
+    pub danger: bool,
+}
+
+/// A change asked once more as a page of its own (the button not red): what a
+/// dialog's question becomes without scripts.
+pub(crate) fn ask(
+    session: &Session,
+    active: &'static str,
+    here: &str,
+    title: String,
+    message: String,
+    button: &str,
+    cancel: &str,
+) -> Response {
+    render(&ConfirmPage {
+        nav: session.nav(active, here),
+        title,
+        message,
+        action: here.to_owned(),
+        button: button.to_owned(),
+        cancel: cancel.to_owned(),
+        danger: false,
+    })
 }
 
 pub(crate) fn confirm(
@@ -45,6 +69,7 @@ pub(crate) fn confirm(
         action: here.to_owned(),
         button: button.to_owned(),
         cancel: cancel.to_owned(),
+        danger: true,
     })
 }
 

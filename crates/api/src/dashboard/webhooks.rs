@@ -4,6 +4,7 @@
 //! [`EventType::ALL`], the URL passes the API's checks and SSRF guard, the secret is
 //! shown once) and enable/disable. Everything goes through the same functions as
 //! `/v1/webhooks` ([`crate::webhooks::new_endpoint`], [`crate::webhooks::patch_endpoint`]).
+//! Without scripts, Rotate secret asks on a page of its own that posts to the same route.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -19,6 +20,7 @@ use dialtone_domain::webhooks::{WebhookInput, WebhookPatch};
 use dialtone_store::EndpointRow;
 use secrecy::ExposeSecret;
 
+use super::pages::ask;
 use super::session::{Nav, Session, audit};
 use super::{DashError, DashResult, Form, render_status, see_other, when};
 use crate::state::AppState;
@@ -117,6 +119,8 @@ struct EndpointPage {
     can_manage: bool,
     secret: Option<String>,
     notice: Option<String>,
+    /// What rotating the signing secret does (the dialog's words).
+    rotate_words: &'static str,
 }
 
 pub(crate) async fn page(State(state): State<AppState>, session: Session) -> DashResult<Response> {
@@ -335,6 +339,7 @@ async fn endpoint_page(
             can_manage: session.can(Action::ManageWebhooks),
             secret,
             notice,
+            rotate_words: ROTATE_SECRET_WORDS,
         },
     ))
 }
@@ -400,6 +405,37 @@ pub(crate) async fn redeliver(
     .await;
     Ok(see_other(&format!("/dashboard/webhooks/{id}")))
 }
+
+/// `GET /dashboard/webhooks/{id}/rotate-secret`: the rotation asked on a page of its
+/// own, what Rotate secret opens without scripts (with them, the same words in a
+/// dialog). Owners and admins, as the POST.
+pub(crate) async fn rotate_secret_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> DashResult<Response> {
+    session.authorize(Action::ManageWebhooks)?;
+    let scope = session.scope();
+    let endpoint = state
+        .store
+        .scoped(&scope)
+        .get_endpoint(endpoint_id(&id)?)
+        .await?;
+    let back = format!("/dashboard/webhooks/{}", endpoint.id);
+    Ok(ask(
+        &session,
+        "webhooks",
+        &format!("{back}/rotate-secret"),
+        format!("Rotate the signing secret of {}?", endpoint.url),
+        ROTATE_SECRET_WORDS.to_owned(),
+        "Rotate secret",
+        &back,
+    ))
+}
+
+/// What a rotation of the signing secret does, in its dialog and on its page.
+const ROTATE_SECRET_WORDS: &str = "A new secret is generated and shown once. For 24 hours \
+     deliveries are signed with both, so your receiver can switch without losing events.";
 
 pub(crate) async fn rotate_secret(
     State(state): State<AppState>,

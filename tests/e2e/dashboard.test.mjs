@@ -3,7 +3,8 @@
 // Sign in; create a read-only key in the modal; read it once; the API accepts it for a
 // read and refuses a write with 403; reload and find only the last four and the badge;
 // revoke it and see the API answer 401 (the same with JavaScript off, through the
-// pages that stand in for the dialogs). Then every other page: contacts (create,
+// pages that stand in for the dialogs; so too rotating a key, setting its limits and
+// rotating a webhook's secret). Then every other page: contacts (create,
 // search, note; the same with JavaScript off), paging of campaigns and a contact's
 // timeline without JavaScript, conversations (send), phone numbers (buy, route,
 // release), agents (create, edit, delete), billing, the audit log, analytics (charts and
@@ -651,6 +652,79 @@ test("without JavaScript: create a key, revoke it on a confirmation page, the AP
   await page.context().close();
 });
 
+test("without JavaScript: rotate a key, set its limits, rotate a webhook secret, each on a page of its own", async () => {
+  const old = cli(["keys", "create", "--org", orgId, "--name", "No-script rotate", "--test"]).trim();
+  assert.equal((await api("/v1/contacts", old)).status, 200);
+  const page = await newPage({ width: 1360, height: 900 }, { javaScriptEnabled: false });
+  await signIn(page);
+  // Rotate: the button submits a GET form; the page holds the dialog's choice.
+  await submitting(page, page.getByRole("button", { name: "Rotate No-script rotate" }));
+  assert.match(page.url(), /\/dashboard\/keys\/key_[0-9A-Za-z]+\/rotate\??$/);
+  const keyId = page.url().match(/key_[0-9A-Za-z]+/)[0];
+  await page.locator("h1", { hasText: "Rotate “No-script rotate”" }).waitFor();
+  await page.getByLabel(/The old key/).selectOption("1h");
+  await shot(page, "53-rotate-key-no-js");
+  assert.equal((await api("/v1/contacts", old)).status, 200, "asking rotates nothing");
+  await submitting(page, page.getByRole("button", { name: "Rotate key" }));
+  const fresh = await page.locator("#new-secret").inputValue();
+  assert.match(fresh, /^dt_test_[0-9A-Za-z]{36}$/);
+  assert.notEqual(fresh, old);
+  assert.match(await page.locator("dialog#created-key").innerText(), /cannot be shown again[\s\S]*the old key stops working at/);
+  // Both work for the hour the old key was given.
+  assert.equal((await api("/v1/contacts", old)).status, 200, "the old key until its hour is up");
+  assert.equal((await api("/v1/contacts", fresh)).status, 200, "the new key");
+  await page.goto(`${base}/dashboard/keys`);
+  assert.ok(!(await page.content()).includes(fresh), "the new secret is shown once");
+
+  // Set limits of the new key: only Canada; a call to a US number is then refused.
+  const freshId = (await (await api("/v1/me", fresh)).json()).key_id;
+  assert.match(freshId, /^key_/);
+  assert.notEqual(freshId, keyId);
+  await submitting(page, page.locator(`tr[data-key-id="${freshId}"]`).getByRole("button", { name: "Set limits of No-script rotate" }));
+  assert.match(page.url(), new RegExp(`/dashboard/keys/${freshId}/limits\\??$`));
+  await page.locator("h1", { hasText: "Limits of “No-script rotate”" }).waitFor();
+  await page.getByLabel("Destination countries").fill("CA");
+  await shot(page, "54-key-limits-no-js");
+  await submitting(page, page.getByRole("button", { name: "Save limits" }));
+  await page.locator("#notice", { hasText: "Limits of “No-script rotate” saved: to CA." }).waitFor();
+  const r = await api("/v1/calls", fresh, { method: "POST", body: JSON.stringify({ to: "+14155550123" }) });
+  const body = await r.json();
+  assert.equal(r.status, 403, JSON.stringify(body));
+  assert.equal(body.error, "KEY_LIMIT_EXCEEDED");
+
+  // The webhook's Rotate secret: a page asking, whose form rotates; the secret shown once.
+  const admin = cli(["keys", "create", "--org", orgId, "--name", "No-script hooks"]).trim();
+  const hook = await (await api("/v1/webhooks", admin, {
+    method: "POST",
+    body: JSON.stringify({ url: "http://127.0.0.1:9/no-script", events: ["call.completed"] }),
+  })).json();
+  assert.match(hook.id, /^whk_/);
+  await page.goto(`${base}/dashboard/webhooks/${hook.id}`);
+  await submitting(page, page.getByRole("button", { name: "Rotate secret" }));
+  assert.match(page.url(), new RegExp(`/dashboard/webhooks/${hook.id}/rotate-secret\\??$`));
+  await page.locator("h1", { hasText: "Rotate the signing secret of http://127.0.0.1:9/no-script?" }).waitFor();
+  await shot(page, "55-rotate-webhook-secret-no-js");
+  await submitting(page, page.getByRole("button", { name: "Rotate secret" }));
+  const whsec = await page.locator("#new-secret").inputValue();
+  assert.match(whsec, /^whsec_/);
+  assert.match(await page.locator(".alert-success").innerText(), /previous one keeps signing too until/);
+  await page.goto(`${base}/dashboard/webhooks/${hook.id}`);
+  assert.ok(!(await page.content()).includes(whsec), "the new signing secret is shown once");
+  await page.context().close();
+
+  // The new pages pass axe (with scripts, as the other pages are checked).
+  const js = await newPage();
+  await signIn(js);
+  const problems = {};
+  for (const path of [`/dashboard/keys/${freshId}/rotate`, `/dashboard/keys/${freshId}/limits`,
+    `/dashboard/webhooks/${hook.id}/rotate-secret`]) {
+    await js.goto(`${base}${path}`);
+    problems[path] = await axeProblems(js);
+  }
+  assert.deepEqual(Object.entries(problems).filter(([, p]) => p.length > 0), []);
+  await js.context().close();
+});
+
 test("conversations, agents, phone numbers and billing in test mode", async () => {
   const page = await newPage();
   await signIn(page);
@@ -861,6 +935,7 @@ test("analytics: charts named for screen readers, the table of the same numbers,
   assert.equal(await spark.locator("rect.bar").count(), 30);
   assert.deepEqual(page.problems, [], "no console errors (a CSP refusal would be one)");
   await page.context().close();
+});
 
 test("without JavaScript: the campaigns list and a contact's timeline page by Older links", async () => {
   const key = cli(["keys", "create", "--org", orgId, "--name", "Paging", "--test"]).trim();

@@ -246,6 +246,36 @@ async fn rotate_restrict_limits_and_webhook_secret_have_pages_without_javascript
             .any(|(k, v)| k == "permissions" && v == "contacts:read"),
         "{fields:?}"
     );
+    // Posted as the page holds it: a replacement holding only what was used.
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .filter(|(k, _)| k != "csrf")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let resp = submit(&app, &owner, &format!("/dashboard/keys/{id}/rotate"), &form).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let narrow = crate::dashboard::secret_in(&resp.text().await.expect("html"))
+        .expect("the restricted key, once");
+    let (status, _) = app.get("/v1/contacts", &narrow).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get("/v1/calls", &narrow).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "restricted to contacts:read");
+    // A key that used every permission it holds (here: none used at all) has nothing
+    // to restrict: said on the keys page, as a 409.
+    let unused = app
+        .create_key(KeyRequest {
+            name: "Idle".into(),
+            ..Default::default()
+        })
+        .await;
+    let (status, html) = page(
+        &app,
+        &owner.cookie,
+        &format!("/dashboard/keys/{}/restrict", unused.key.id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("nothing to restrict"));
 
     // Rotate: the page's form rotates; the new secret is shown once, the old key
     // keeps working (the first choice: until revoked).

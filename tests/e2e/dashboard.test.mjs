@@ -670,6 +670,7 @@ test("without JavaScript: rotate a key, set its limits, rotate a webhook secret,
   assert.match(fresh, /^dt_test_[0-9A-Za-z]{36}$/);
   assert.notEqual(fresh, old);
   assert.match(await page.locator("dialog#created-key").innerText(), /cannot be shown again[\s\S]*the old key stops working at/);
+  assert.equal(await page.getByRole("button", { name: "Copy" }).count(), 0, "no Copy button that would do nothing");
   // Both work for the hour the old key was given.
   assert.equal((await api("/v1/contacts", old)).status, 200, "the old key until its hour is up");
   assert.equal((await api("/v1/contacts", fresh)).status, 200, "the new key");

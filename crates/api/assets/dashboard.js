@@ -41,8 +41,10 @@
     root.querySelectorAll("dialog[data-once]").forEach(function (d) {
       d.addEventListener("close", function () { d.remove(); });
     });
-    // Copy buttons: data-copy="input-id".
+    // Copy buttons: data-copy="input-id". Rendered hidden: without scripts the text
+    // is selected and copied by hand, with no button that does nothing.
     root.querySelectorAll("[data-copy]").forEach(function (b) {
+      b.hidden = false;
       b.addEventListener("click", function () {
         var input = document.getElementById(b.getAttribute("data-copy"));
         var status = document.getElementById("copy-status");

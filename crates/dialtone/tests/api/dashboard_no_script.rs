@@ -298,6 +298,8 @@ async fn rotate_restrict_limits_and_webhook_secret_have_pages_without_javascript
     assert_eq!(resp.status(), StatusCode::OK);
     let html = resp.text().await.expect("html");
     let new_secret = crate::dashboard::secret_in(&html).expect("the new secret, once");
+    // Copy needs a script: the button is rendered hidden (the script shows it).
+    assert!(html.contains(r#"data-copy="new-secret" hidden"#));
     assert_ne!(new_secret, secret);
     for s in [&secret, &new_secret] {
         let (status, _) = app.get("/v1/contacts", s).await;

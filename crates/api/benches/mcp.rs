@@ -93,6 +93,42 @@ fn main() {
         let mut stateless = Vec::with_capacity(ROUNDS);
         let mut raw = Vec::with_capacity(ROUNDS);
         let raw_body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_contacts", "arguments": {"limit": 10}, "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string();
+        // `DIALTONE_BENCH_ONLY=rest|mcp`: one kind of request in a long loop and its CPU
+        // time per request, for a profiler (`perf record`) to compare the two paths.
+        if let Ok(only) = std::env::var("DIALTONE_BENCH_ONLY") {
+            let n = 5_000;
+            let cpu = || {
+                let mut t = libc_times();
+                t.0 += t.1;
+                t.0
+            };
+            let (t, c) = (Instant::now(), cpu());
+            for _ in 0..n {
+                let r = if only == "rest" {
+                    http.get(format!("{base}/v1/contacts?limit=10")).bearer_auth(&key).send().await
+                } else {
+                    http.post(format!("{base}/mcp"))
+                        .bearer_auth(&key)
+                        .header("accept", "application/json, text/event-stream")
+                        .header("content-type", "application/json")
+                        .header("mcp-protocol-version", "2026-07-28")
+                        .header("mcp-method", "tools/call")
+                        .header("mcp-name", "list_contacts")
+                        .body(raw_body.clone())
+                        .send()
+                        .await
+                };
+                r.expect("request").bytes().await.expect("body");
+            }
+            println!(
+                "{only}: {:.1} µs wall, {:.1} µs CPU (client and server) per request",
+                t.elapsed().as_secs_f64() * 1e6 / n as f64,
+                (cpu() - c) * 1e6 / n as f64
+            );
+            app.shutdown().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
         // Interleaved, so both see the same machine; the first rounds only warm up.
         for round in 0..WARM_UP + ROUNDS {
             if round == WARM_UP {
@@ -154,4 +190,22 @@ fn main() {
         app.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// This process's (user, system) CPU seconds so far.
+fn libc_times() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    (ticks(11), ticks(12))
 }

@@ -1,13 +1,16 @@
 """Signs in to dialtone's /mcp with the official MCP Python SDK's OAuth client.
 
 Usage: oauth_drive.py PLAN_JSON
+       oauth_drive.py serve-document DOCUMENT_JSON
 
 Plan: {"url": ".../mcp", "base": "http://host:port", "cookie": "dt_session=…",
        "csrf": "…", "admin_key": "…", "redirect_uri": "http://127.0.0.1:9/callback",
-       "client_name": "…", "scenario": "revoke" | "refresh" | "stepup"}
+       "client_name": "…", "scenario": "revoke" | "refresh" | "stepup" | "cimd",
+       "client_metadata_url": "https://127.0.0.1:…/oauth/client.json" (cimd only)}
 
 `mcp.client.auth.OAuthClientProvider` does everything an assistant does: the 401,
-discovery, dynamic registration, PKCE, the token exchange, refresh. The person's part
+discovery, registration (dynamic, or none with a Client ID Metadata Document), PKCE,
+the token exchange, refresh. The person's part
 (the consent page) is played with plain HTTP form posts under a signed-in dashboard
 session: the page's own hidden fields, the default access (read-only), "Allow".
 (tests/e2e drives the same page in headless Chromium.)
@@ -20,14 +23,30 @@ Scenarios, after a read-only sign-in, `tools/list` and a read:
 - stepup: a write tool the read-only grant lacks is called anyway: dialtone answers
   403 `insufficient_scope`, the SDK re-enters authorization asking for the missing
   scope, the person allows what the consent page pre-selects, and the SDK retries.
+- cimd: the SDK is given `client_metadata_url` (the document `serve-document` serves)
+  and, as dialtone's metadata says `client_id_metadata_document_supported`, uses that
+  URL as its client_id instead of registering; dialtone fetches the document. Then a
+  write: 403 `insufficient_scope`, and the person refuses the step-up sign-in.
 Prints one JSON report; the Rust test makes the asserts.
+
+serve-document ({"client_name": "…", "redirect_uri": "…"}) serves a Client ID
+Metadata Document over https on 127.0.0.1 with a self-signed certificate made for the
+occasion, prints {"url": …, "root_pem": …} on one line (the document's `client_id` is
+that URL; the certificate is what the test server is told to trust), and serves until
+it is killed.
 """
 
 import asyncio
+import datetime
 import html
+import http.server
+import ipaddress
 import json
+import os
 import re
+import ssl
 import sys
+import tempfile
 import time
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
@@ -119,10 +138,12 @@ async def run(plan):
         return consent["result"]
 
     storage = Memory()
+    # With a metadata document the name dialtone shows comes from the document only.
+    cimd = plan["scenario"] == "cimd"
     provider = OAuthClientProvider(
         server_url=plan["url"],
         client_metadata=OAuthClientMetadata(
-            client_name=plan["client_name"],
+            client_name=None if cimd else plan["client_name"],
             redirect_uris=[plan["redirect_uri"]],
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
@@ -130,6 +151,7 @@ async def run(plan):
         storage=storage,
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
+        client_metadata_url=plan["client_metadata_url"] if cimd else None,
     )
 
     async def record(response):
@@ -175,6 +197,14 @@ async def session(plan, provider, storage, consent, seen, http, report):
             report["stepped_scope"] = storage.tokens.scope
             report["tools_after"] = [t.name for t in (await client.list_tools()).tools]
             return
+        elif plan["scenario"] == "cimd":
+            # A write the read-only grant lacks; the person refuses the step-up (the
+            # refusal surfaces as the session ends: `after`).
+            consent["allowed"] = False
+            report["before"] = len(seen)
+            write = await client.call_tool("send_message", {"to": "+14155550142", "body": "hello"})
+            report["write"] = {"is_error": bool(write.is_error)}
+            return
         elif plan["scenario"] == "revoke":
             async with httpx2.AsyncClient(timeout=30) as plain:
                 keys = await plain.get(
@@ -217,5 +247,71 @@ async def session(plan, provider, storage, consent, seen, http, report):
             report["after"] = "refused: " + type(e).__name__
 
 
+def self_signed(host):
+    """A key and a self-signed certificate for `host` (an IP address): PEM, PEM."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def serve_document(doc):
+    host = "127.0.0.1"
+    key_pem, cert_pem = self_signed(host)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as d:
+        key_file, cert_file = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+        with open(key_file, "wb") as f:
+            f.write(key_pem)
+        with open(cert_file, "wb") as f:
+            f.write(cert_pem)
+        tls.load_cert_chain(cert_file, key_file)
+    body = {}
+
+    class Document(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            found = self.path == "/oauth/client.json"
+            data = json.dumps(body).encode() if found else b"{}"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((host, 0), Document)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    url = "https://%s:%d/oauth/client.json" % (host, server.server_address[1])
+    body.update(client_id=url, client_name=doc["client_name"], redirect_uris=[doc["redirect_uri"]])
+    print(json.dumps({"url": url, "root_pem": cert_pem.decode()}), flush=True)
+    server.serve_forever()
+
+
 if __name__ == "__main__":
-    asyncio.run(run(json.loads(sys.argv[1])))
+    if sys.argv[1] == "serve-document":
+        serve_document(json.loads(sys.argv[2]))
+    else:
+        asyncio.run(run(json.loads(sys.argv[1])))

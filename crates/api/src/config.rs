@@ -97,6 +97,14 @@ pub struct ServerConfig {
     /// environment variable sets it; only code building a `ServerConfig` can.
     #[doc(hidden)]
     pub oauth_metadata_allow_http_loopback: bool,
+    /// Test-only: a root certificate (PEM) trusted for fetching an OAuth Client ID
+    /// Metadata Document at `https://127.0.0.1:…` or `https://localhost:…`, so a test
+    /// can serve one with a self-signed certificate. Such a fetch trusts this root
+    /// alone and may reach loopback; every other fetch (other metadata documents,
+    /// webhooks) keeps the public roots and the SSRF guard. No command-line flag or
+    /// environment variable sets it; only code building a `ServerConfig` can.
+    #[doc(hidden)]
+    pub oauth_metadata_test_root: Option<String>,
 }
 
 impl ServerConfig {
@@ -138,6 +146,7 @@ impl ServerConfig {
             secret_scanning_keys: None,
             secret_scanning_action: crate::secret_scanning::LeakAction::Revoke,
             oauth_metadata_allow_http_loopback: false,
+            oauth_metadata_test_root: None,
         }
     }
 }

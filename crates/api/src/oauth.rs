@@ -36,6 +36,8 @@ use crate::state::AppState;
 
 /// The longest a client metadata document may be.
 const MAX_METADATA_DOCUMENT: usize = 64 * 1024;
+/// How long fetching a client metadata document may take.
+const METADATA_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a fetched client metadata document is trusted before it is fetched again.
 const METADATA_DOCUMENT_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// Redirect URIs one client may register.
@@ -390,18 +392,24 @@ pub(crate) async fn load_client(
     Ok(client)
 }
 
-/// Fetches and checks a Client ID Metadata Document: https only (plain http only on
-/// loopback when `oauth_metadata_allow_http_loopback`, a test-only setting no flag or
-/// variable sets), public addresses only (unless the operator allows private webhook
-/// targets), no redirects, 64 KiB, its `client_id` equal to its URL.
+/// Fetches and checks a Client ID Metadata Document: https only, public addresses only
+/// (unless the operator allows private webhook targets), no redirects, 64 KiB, its
+/// `client_id` equal to its URL. Two test-only settings no flag or variable sets relax
+/// this for a document on loopback (`127.0.0.1` or `localhost`) and nothing else:
+/// `oauth_metadata_allow_http_loopback` accepts plain http there, and
+/// `oauth_metadata_test_root` accepts https there, verified against that root alone.
 async fn fetch_metadata_document(state: &AppState, url: &str) -> Result<OAuthClient, OAuthError> {
     let refused = |why: String| OAuthError::new("invalid_client", why);
-    let insecure_ok = state.config.oauth_metadata_allow_http_loopback
-        && (url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"));
-    if !insecure_ok {
+    let config = &state.config;
+    let http_loopback = config.oauth_metadata_allow_http_loopback && on_loopback(url, "http");
+    let test_root = config
+        .oauth_metadata_test_root
+        .as_deref()
+        .filter(|_| on_loopback(url, "https"));
+    if !http_loopback {
         rules::check_client_id_url(url)?;
     }
-    let allow_private = state.config.webhook_allow_private || insecure_ok;
+    let allow_private = config.webhook_allow_private || http_loopback || test_root.is_some();
     crate::webhooks::check_url(url, allow_private)
         .await
         .map_err(|e| {
@@ -409,7 +417,11 @@ async fn fetch_metadata_document(state: &AppState, url: &str) -> Result<OAuthCli
                 "the client metadata document cannot be fetched: {e}"
             ))
         })?;
-    let client = crate::webhooks::client(Duration::from_secs(5), allow_private);
+    let client = match test_root {
+        Some(pem) => test_root_client(pem)
+            .map_err(|e| refused(format!("the test root certificate is unusable: {e}")))?,
+        None => crate::webhooks::client(METADATA_FETCH_TIMEOUT, allow_private),
+    };
     let resp = client
         .get(url)
         .header(header::ACCEPT, "application/json")
@@ -457,6 +469,29 @@ async fn fetch_metadata_document(state: &AppState, url: &str) -> Result<OAuthCli
         created_at: at,
         fetched_at: Some(at),
     })
+}
+
+/// Whether `url` is `scheme://127.0.0.1…` or `scheme://localhost…` (no user info).
+fn on_loopback(url: &str, scheme: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        u.scheme() == scheme
+            && u.username().is_empty()
+            && u.password().is_none()
+            && matches!(u.host_str(), Some("127.0.0.1" | "localhost"))
+    })
+}
+
+/// The client of a test's loopback metadata document (`oauth_metadata_test_root`):
+/// as the webhook client, no redirects and a timeout, but trusting `pem` alone.
+fn test_root_client(pem: &str) -> reqwest::Result<reqwest::Client> {
+    crate::webhooks::install_tls_provider();
+    let root = reqwest::Certificate::from_pem(pem.as_bytes())?;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(METADATA_FETCH_TIMEOUT)
+        .no_proxy()
+        .tls_certs_only([root])
+        .build()
 }
 
 // ---- the authorization request ----

@@ -668,8 +668,8 @@ async fn client_metadata_documents_are_fetched_through_the_ssrf_guard() {
     t.finish().await;
 }
 
-/// Runs `tests/mcp/oauth_drive.py` (the Python SDK's OAuth client) with a plan.
-async fn sdk(plan: Value) -> Value {
+/// `tests/mcp/oauth_drive.py` and the Python that runs it (with the MCP SDK).
+async fn oauth_drive() -> (std::path::PathBuf, std::path::PathBuf) {
     let script = crate::common::workspace_root().join("tests/mcp/oauth_drive.py");
     let python = tokio::task::spawn_blocking(|| {
         crate::common::python_venv(
@@ -680,6 +680,12 @@ async fn sdk(plan: Value) -> Value {
     })
     .await
     .expect("python setup");
+    (python, script)
+}
+
+/// Runs `tests/mcp/oauth_drive.py` (the Python SDK's OAuth client) with a plan.
+async fn sdk(plan: Value) -> Value {
+    let (python, script) = oauth_drive().await;
     let run = tokio::process::Command::new(python)
         .arg(script)
         .arg(plan.to_string())
@@ -699,10 +705,57 @@ async fn sdk(plan: Value) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-/// What every scenario checks: discovery from the 401, dynamic registration, a
-/// read-only consent, only read tools, a read that works.
-fn assert_signed_in_read_only(r: &Value) {
-    let seen: Vec<(String, String, u64)> = r["seen"]
+/// A Client ID Metadata Document served over https on 127.0.0.1 by
+/// `oauth_drive.py serve-document`, under a self-signed certificate it makes; the
+/// server stops when this is dropped.
+struct HttpsDocument {
+    url: String,
+    root_pem: String,
+    _server: tokio::process::Child,
+}
+
+async fn https_document(client_name: &str, redirect: &str) -> HttpsDocument {
+    use tokio::io::AsyncBufReadExt;
+    let (python, script) = oauth_drive().await;
+    let doc = json!({"client_name": client_name, "redirect_uri": redirect});
+    let mut server = tokio::process::Command::new(python)
+        .arg(script)
+        .arg("serve-document")
+        .arg(doc.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the metadata document server");
+    let out = server.stdout.take().expect("its stdout");
+    let mut line = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::io::BufReader::new(out).read_line(&mut line),
+    )
+    .await
+    .expect("the metadata document server did not start within 30 s")
+    .expect("read its address");
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    HttpsDocument {
+        url: started["url"].as_str().expect("url").to_owned(),
+        root_pem: started["root_pem"].as_str().expect("root_pem").to_owned(),
+        _server: server,
+    }
+}
+
+/// How the SDK's client came to exist at dialtone.
+#[derive(PartialEq)]
+enum Registration {
+    /// `POST /oauth/register` (RFC 7591).
+    Dynamic,
+    /// None: its client_id is the URL of its metadata document.
+    Document,
+}
+
+/// The SDK's requests as (method, path, status).
+fn seen(r: &Value) -> Vec<(String, String, u64)> {
+    r["seen"]
         .as_array()
         .expect("seen")
         .iter()
@@ -713,7 +766,13 @@ fn assert_signed_in_read_only(r: &Value) {
                 s[2].as_u64().expect("s"),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// What every scenario checks: discovery from the 401, registration (dynamic, or none
+/// with a metadata document), a read-only consent, only read tools, a read that works.
+fn assert_signed_in_read_only(r: &Value, registration: Registration) {
+    let seen = seen(r);
     let step = |path: &str| {
         seen.iter()
             .position(|(_, p, _)| p == path)
@@ -721,12 +780,19 @@ fn assert_signed_in_read_only(r: &Value) {
     };
     assert_eq!(seen[0].1, "/mcp");
     assert_eq!(seen[0].2, 401);
-    let order = [
+    let mut order = vec![
         step("/.well-known/oauth-protected-resource/mcp"),
         step("/.well-known/oauth-authorization-server"),
-        step("/oauth/register"),
-        step("/oauth/token"),
     ];
+    if registration == Registration::Dynamic {
+        order.push(step("/oauth/register"));
+    } else {
+        assert!(
+            seen.iter().all(|(_, p, _)| p != "/oauth/register"),
+            "{seen:?}"
+        );
+    }
+    order.push(step("/oauth/token"));
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     assert_eq!(r["consent_asked"], 1);
     assert_eq!(r["page_client_name"], true);
@@ -761,7 +827,7 @@ async fn the_python_sdk_signs_in_reads_steps_up_and_is_cut_off_by_revocation_or_
     };
 
     let r = sdk(plan("revoke", "SDK revoke")).await;
-    assert_signed_in_read_only(&r);
+    assert_signed_in_read_only(&r, Registration::Dynamic);
     assert_eq!(r["grant"]["read_only"], true);
     assert_eq!(r["revoke_status"], 303);
     assert_eq!(r["after_statuses"][0], 401, "{r}");
@@ -772,7 +838,7 @@ async fn the_python_sdk_signs_in_reads_steps_up_and_is_cut_off_by_revocation_or_
     );
 
     let r = sdk(plan("refresh", "SDK refresh")).await;
-    assert_signed_in_read_only(&r);
+    assert_signed_in_read_only(&r, Registration::Dynamic);
     assert_eq!(r["after_refresh"]["is_error"], false, "{r}");
     assert_eq!(r["refresh_rotated"], true);
     assert_eq!(r["access_rotated"], true);
@@ -784,7 +850,7 @@ async fn the_python_sdk_signs_in_reads_steps_up_and_is_cut_off_by_revocation_or_
     // A write the read-only grant lacks: 403 insufficient_scope, the SDK asks the
     // person again for exactly the missing scope, and the retried write works.
     let r = sdk(plan("stepup", "SDK stepup")).await;
-    assert_signed_in_read_only(&r);
+    assert_signed_in_read_only(&r, Registration::Dynamic);
     // The first sign-in asked for what the 401 named: read.
     assert_eq!(r["first_scope"], "read", "{r}");
     assert_eq!(r["consent_asked_after_write"], 2, "{r}");
@@ -836,6 +902,118 @@ async fn the_python_sdk_signs_in_reads_steps_up_and_is_cut_off_by_revocation_or_
     let tools = r["tools_after"].as_array().expect("tools");
     assert!(tools.contains(&json!("send_message")), "{r}");
     assert!(!tools.contains(&json!("place_call")), "{r}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_python_sdk_signs_in_with_a_client_id_metadata_document_over_https() {
+    let sdk_redirect = "http://127.0.0.1:9/callback";
+    let doc = https_document("Metadata Assistant", sdk_redirect).await;
+    // Without the test's root certificate the same live document is refused: the
+    // guard allows no loopback address, whatever the certificate.
+    let t = TestApp::spawn().await;
+    user(&t, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&t, "owner@example.com").await;
+    let p = params(&t, &doc.url, &[]);
+    let to = format!("/dashboard/oauth/authorize?{}", query(&p));
+    let (status, html) = page(&t, &s.cookie, &to).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("loopback, private or reserved"), "{html}");
+    assert!(
+        t.store
+            .get_oauth_client(&doc.url)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    t.finish().await;
+    // Trusting another certificate: the fetch is made, and fails verification.
+    let other_root = https_document("Another", sdk_redirect).await.root_pem;
+    let t = TestApp::spawn_with(|c| c.oauth_metadata_test_root = Some(other_root)).await;
+    user(&t, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&t, "owner@example.com").await;
+    let p = params(&t, &doc.url, &[]);
+    let to = format!("/dashboard/oauth/authorize?{}", query(&p));
+    let (status, html) = page(&t, &s.cookie, &to).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("could not be fetched"), "{html}");
+    t.finish().await;
+
+    // The test's server trusts the document's certificate for loopback documents.
+    let root = doc.root_pem.clone();
+    let t = TestApp::spawn_with(move |c| {
+        c.mcp_allow_writes = true;
+        c.oauth_metadata_test_root = Some(root);
+    })
+    .await;
+    // The metadata says the SDK may use a document instead of registering.
+    let asm: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", t.url))
+        .await
+        .expect("asm")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(asm["client_id_metadata_document_supported"], true);
+    user(&t, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&t, "owner@example.com").await;
+    let admin = t.admin_key().await;
+    let r = sdk(
+        json!({"url": format!("{}/mcp", t.url), "base": t.url, "cookie": s.cookie,
+                       "csrf": s.csrf, "admin_key": admin, "redirect_uri": sdk_redirect,
+                       "client_name": "Metadata Assistant", "scenario": "cimd",
+                       "client_metadata_url": doc.url}),
+    )
+    .await;
+    // No registration; the document's URL is the client_id, and the consent page
+    // showed the document's name (the SDK sent none).
+    assert_signed_in_read_only(&r, Registration::Document);
+    assert_eq!(r["client_id"], doc.url.as_str());
+    let client = t
+        .store
+        .get_oauth_client(&doc.url)
+        .await
+        .expect("get")
+        .expect("dialtone fetched the document");
+    assert_eq!(client.registration, "metadata_document");
+    assert_eq!(client.name, "Metadata Assistant");
+    assert_eq!(client.redirect_uris, [sdk_redirect]);
+    assert!(client.fetched_at.is_some());
+    assert_eq!(
+        t.store.count_unused_oauth_clients().await.expect("count"),
+        0
+    );
+    // A write: 403 insufficient_scope, the SDK asks the person again, who refuses.
+    assert_eq!(r["after_statuses"], json!([403]), "{r}");
+    assert_eq!(r["sign_in_asked_again"], true, "{r}");
+    // The write never came back: the refused sign-in ended the session.
+    assert!(r["write"].is_null(), "{r}");
+    assert!(
+        r["after"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("refused")),
+        "{r}"
+    );
+    // The grant is on the keys page under the document's name.
+    let (_, keys) = t.get("/v1/api-keys", &admin).await;
+    let grant = keys["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|k| k["name"] == "Metadata Assistant")
+        .unwrap_or_else(|| panic!("the grant is listed: {keys}"))
+        .clone();
+    assert_eq!(grant["read_only"], true);
+    let key = t
+        .store
+        .oauth_grant(grant["id"].as_str().expect("id"))
+        .await
+        .expect("grant")
+        .expect("an OAuth grant");
+    assert_eq!(key.oauth_client_id.as_deref(), Some(doc.url.as_str()));
+    let (status, html) = page(&t, &s.cookie, "/dashboard/keys").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Metadata Assistant"), "{html}");
+    assert!(html.contains("OAuth app"));
     t.finish().await;
 }
 

@@ -876,3 +876,29 @@ async fn refresh_grant(
         Refreshed::Unknown => Err(bad("the refresh token is not valid")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::on_loopback;
+
+    #[test]
+    fn only_a_loopback_host_with_the_scheme_asked_counts_as_loopback() {
+        assert!(on_loopback("https://127.0.0.1:8443/c.json", "https"));
+        assert!(on_loopback("https://localhost:8443/c.json", "https"));
+        assert!(on_loopback("http://127.0.0.1:9/c.json", "http"));
+        assert!(!on_loopback("http://127.0.0.1:9/c.json", "https"));
+        assert!(!on_loopback("https://127.0.0.1:9/c.json", "http"));
+        // The host after user info is what is connected to.
+        assert!(!on_loopback(
+            "https://127.0.0.1:1@evil.example/c.json",
+            "https"
+        ));
+        assert!(!on_loopback("https://u@127.0.0.1:1/c.json", "https"));
+        assert!(!on_loopback("https://10.0.0.1/c.json", "https"));
+        assert!(!on_loopback(
+            "https://localhost.evil.example/c.json",
+            "https"
+        ));
+        assert!(!on_loopback("not a url", "https"));
+    }
+}

@@ -1,9 +1,10 @@
 //! OAuth sign-in for remote MCP clients, over real HTTP: discovery from the 401,
 //! dynamic registration, the consent page (signed-in session, CSRF), the code flow
 //! with PKCE, tokens bound to `/mcp`, refresh rotation, revocation on the keys page,
-//! Client ID Metadata Documents, and the refusals (another resource, a wrong
-//! verifier, plain PKCE, an unregistered redirect, a code used twice or expired, a
-//! metadata document on a private address, a forged consent).
+//! Client ID Metadata Documents (one over https, used by the Python SDK), and the
+//! refusals (another resource, a wrong verifier, plain PKCE, an unregistered
+//! redirect, a code used twice or expired, a metadata document on a private address
+//! or under an untrusted certificate, a forged consent).
 
 use dialtone_domain::users::Role;
 use reqwest::StatusCode;

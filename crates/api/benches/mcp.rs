@@ -124,6 +124,8 @@ fn main() {
                 t.elapsed().as_secs_f64() * 1e6 / n as f64,
                 (cpu() - c) * 1e6 / n as f64
             );
+            let _ = client.cancel().await;
+            let _ = current.cancel().await;
             app.shutdown().await;
             let _ = std::fs::remove_dir_all(&dir);
             return;

@@ -105,6 +105,11 @@ pub struct ServerConfig {
     /// environment variable sets it; only code building a `ServerConfig` can.
     #[doc(hidden)]
     pub oauth_metadata_test_root: Option<String>,
+    /// Whether the current revision's plain `tools/call`s at `/mcp` are answered
+    /// without rmcp's per-request service (`dialtone_mcp::stateless`). Always on;
+    /// tests turn it off to compare the two answers.
+    #[doc(hidden)]
+    pub mcp_plain_calls: bool,
 }
 
 impl ServerConfig {
@@ -146,6 +151,7 @@ impl ServerConfig {
             secret_scanning_keys: None,
             secret_scanning_action: crate::secret_scanning::LeakAction::Revoke,
             oauth_metadata_allow_http_loopback: false,
+            mcp_plain_calls: true,
             oauth_metadata_test_root: None,
         }
     }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use dialtone_domain::{Error, oauth};
 use dialtone_mcp::{
     ApiRequest, ApiResponse, Backend, Caller, ClientAddr, Confirmations, DialtoneMcp, KeySource,
-    Unreachable,
+    PlainCall, Unreachable, bearer_caller,
 };
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -83,7 +83,7 @@ impl Backend for InProcess {
             .map_err(|e| unreachable(&e))?;
         Ok(ApiResponse {
             status,
-            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            bytes: bytes.into(),
             replayed,
         })
     }
@@ -102,6 +102,7 @@ pub fn routes(state: &AppState, api: Router) -> Router<AppState> {
         writes,
         Confirmations::new(secret),
     );
+    let direct = mcp.clone();
     // A tool's answer is one message: sent as `application/json` rather than a
     // one-event SSE stream when the protocol allows it (the current, stateless
     // revision; handshake sessions keep their streams).
@@ -109,6 +110,12 @@ pub fn routes(state: &AppState, api: Router) -> Router<AppState> {
     if !state.config.mcp_allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(state.config.mcp_allowed_hosts.clone());
     }
+    let plain = Arc::new(PlainCalls {
+        mcp: direct,
+        state: state.clone(),
+        allowed_hosts: config.allowed_hosts.clone(),
+        enabled: state.config.mcp_plain_calls,
+    });
     let service = StreamableHttpService::new(
         move || Ok(mcp.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -119,9 +126,68 @@ pub fn routes(state: &AppState, api: Router) -> Router<AppState> {
     Router::new()
         .route_service("/mcp", service)
         .layer(from_fn(move |req: Request, next: Next| {
-            let (state, owners) = (state.clone(), owners.clone());
-            async move { check_key(&state, &owners, req, next).await }
+            let (state, owners, plain) = (state.clone(), owners.clone(), plain.clone());
+            async move { check_key(&state, &owners, &plain, req, next).await }
         }))
+}
+
+/// The current revision's plain `tools/call`s, answered without rmcp's per-request
+/// service ([`dialtone_mcp::stateless`]).
+struct PlainCalls {
+    mcp: DialtoneMcp<InProcess>,
+    state: AppState,
+    /// rmcp's Host allow-list, applied the same way.
+    allowed_hosts: Vec<String>,
+    enabled: bool,
+}
+
+/// The largest body a plain call may have (a tool's arguments are a few hundred bytes).
+const MAX_PLAIN_CALL: u64 = 64 * 1024;
+
+impl PlainCalls {
+    /// The answer to `req` if it is a plain call, else `req` back for rmcp (its body
+    /// read into memory, when that was needed to tell).
+    async fn answer(&self, req: Request) -> Result<Response, Request> {
+        let candidate = self.enabled
+            && req.method() == axum::http::Method::POST
+            && req
+                .headers()
+                .get("mcp-method")
+                .is_some_and(|m| m == "tools/call")
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .is_some_and(|n| n <= MAX_PLAIN_CALL);
+        if !candidate {
+            return Err(req);
+        }
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_PLAIN_CALL as usize).await else {
+            return Ok(ApiError(Error::validation(
+                "body",
+                "the request body could not be read",
+            ))
+            .into_response());
+        };
+        let Some(call) = PlainCall::recognise(&parts.headers, &bytes, &self.allowed_hosts) else {
+            return Err(Request::from_parts(parts, Body::from(bytes)));
+        };
+        self.state.metrics.mcp_plain_call();
+        let addr = parts.extensions.get::<ClientAddr>().map(|a| a.0);
+        let answer = self
+            .mcp
+            .answer(call, bearer_caller(&parts.headers, addr))
+            .await;
+        Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            answer,
+        )
+            .into_response())
+    }
 }
 
 /// Which key opened each handshake-era session on this node: a session id is only
@@ -152,6 +218,7 @@ impl SessionOwners {
 async fn check_key(
     state: &AppState,
     owners: &SessionOwners,
+    plain: &PlainCalls,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -192,6 +259,12 @@ async fn check_key(
     if let Some(ip) = auth::client_ip(state, &req) {
         req.extensions_mut()
             .insert(ClientAddr(SocketAddr::new(ip, 0)));
+    }
+    if session.is_none() {
+        req = match plain.answer(req).await {
+            Ok(answer) => return answer,
+            Err(req) => req,
+        };
     }
     let response = next.run(req).await;
     if session.is_none()

@@ -52,6 +52,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     queue_oldest_seconds: Gauge,
     carrier_callbacks: Family<CallbackLabels, Counter>,
+    mcp_plain_calls: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -122,7 +123,14 @@ impl Metrics {
             "Requests from carriers by outcome (accepted, bad_signature, unknown)",
             carrier_callbacks.clone(),
         );
+        let mcp_plain_calls = Counter::default();
+        registry.register(
+            "mcp_plain_tool_calls",
+            "Stateless MCP tools/call requests answered without rmcp's per-request service",
+            mcp_plain_calls.clone(),
+        );
         Metrics {
+            mcp_plain_calls,
             carrier_callbacks,
             registry,
             requests,
@@ -140,6 +148,11 @@ impl Metrics {
         self.carrier_callbacks
             .get_or_create(&CallbackLabels { carrier, outcome })
             .inc();
+    }
+
+    /// A plain `tools/call` answered by `/mcp` itself (`dialtone_mcp::stateless`).
+    pub fn mcp_plain_call(&self) {
+        self.mcp_plain_calls.inc();
     }
 
     pub fn auth(&self, outcome: AuthOutcome) {

@@ -53,18 +53,34 @@ impl ApiRequest {
     }
 }
 
-/// Its answer: the status and the JSON body.
+/// Its answer: the status and the body's bytes (JSON, from the API) as they came, so
+/// that a read whose answer fits is fenced without being parsed into a tree and
+/// written again ([`crate::output::ApiJson`]).
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
     pub status: u16,
-    pub body: Value,
+    pub bytes: Vec<u8>,
     /// The answer is the replay of an earlier request with the same idempotency key.
     pub replayed: bool,
 }
 
 impl ApiResponse {
+    /// An answer with `body` as its JSON (for API doubles in tests).
+    pub fn json(status: u16, body: &Value) -> Self {
+        ApiResponse {
+            status,
+            bytes: serde_json::to_vec(body).unwrap_or_default(),
+            replayed: false,
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The body as a JSON tree (`null` if it is not JSON).
+    pub fn body(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
     }
 }
 
@@ -137,10 +153,9 @@ impl Backend for HttpBackend {
             .bytes()
             .await
             .map_err(|e| Unreachable(e.without_url().to_string()))?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(ApiResponse {
             status,
-            body,
+            bytes: bytes.into(),
             replayed,
         })
     }

@@ -10,6 +10,8 @@
 //!   request, not two; REST still decides on each);
 //! - [`timeline`]: transcript paging and `get_contact_timeline`;
 //! - [`writes`] and [`confirm`]: preview-then-confirm write tools;
+//! - [`stateless`]: the current revision's plain `tools/call`, answered without
+//!   rmcp's per-request service (everything else goes through rmcp);
 //! - [`output`]: the size cap and the untrusted-data fence on every result (the one
 //!   channel for record data: no `structuredContent` beside it).
 
@@ -19,12 +21,14 @@ pub mod confirm;
 pub mod known;
 pub mod output;
 pub mod server;
+pub mod stateless;
 pub mod timeline;
 pub mod writes;
 
 pub use backend::{ApiRequest, ApiResponse, Backend, Caller, HttpBackend, Unreachable};
 pub use confirm::Confirmations;
-pub use server::{ClientAddr, DialtoneMcp, Failure, KeySource};
+pub use server::{ClientAddr, DialtoneMcp, Failure, KeySource, bearer_caller};
+pub use stateless::PlainCall;
 
 use rmcp::ServiceExt;
 use secrecy::SecretString;

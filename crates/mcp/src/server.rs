@@ -25,7 +25,7 @@ use crate::backend::{ApiRequest, ApiResponse, Backend, Caller};
 use crate::catalog::{self, Action, Kind, ToolSpec};
 use crate::confirm::Confirmations;
 use crate::known::KnownKeys;
-use crate::output::{self, MAX_RESULT_CHARS};
+use crate::output::{self, ApiJson, MAX_RESULT_CHARS};
 
 /// Where the key comes from.
 #[derive(Clone)]
@@ -98,7 +98,7 @@ impl<B: Backend> DialtoneMcp<B> {
                 return Err(e);
             }
         };
-        let me = Arc::new(Me::parse(r.body)?);
+        let me = Arc::new(Me::parse(r.body())?);
         self.shared.known.remember(caller, me.clone());
         Ok(me)
     }
@@ -149,7 +149,7 @@ impl<B: Backend> DialtoneMcp<B> {
         if r.is_success() {
             Ok(r)
         } else {
-            Err(Failure::Api(r.body))
+            Err(Failure::Api(r.body()))
         }
     }
 
@@ -163,29 +163,28 @@ impl<B: Backend> DialtoneMcp<B> {
             }),
             KeySource::Bearer => {
                 let parts = context.extensions.get::<http::request::Parts>();
-                let header = |name| {
+                let empty = http::HeaderMap::new();
+                bearer_caller(
+                    parts.map_or(&empty, |p| &p.headers),
                     parts
-                        .and_then(|p| p.headers.get(name))
-                        .and_then(|v| v.to_str().ok())
-                };
-                let key = header(http::header::AUTHORIZATION)
-                    .and_then(|v| v.split_once(' '))
-                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                    .map(|(_, k)| SecretString::from(k.trim().to_owned()))
-                    .ok_or_else(|| {
-                        Failure::Api(json!({"statusCode": 401, "error": "UNAUTHORIZED", "message": "Send your API key as Authorization: Bearer <key>."}))
-                    })?;
-                Ok(Caller {
-                    key,
-                    client_addr: parts
                         .and_then(|p| p.extensions.get::<ClientAddr>())
                         .map(|a| a.0),
-                    host: header(http::header::HOST).map(str::to_owned),
-                    workspace: header(http::header::HeaderName::from_static("dialtone-workspace"))
-                        .map(str::to_owned),
-                })
+                )
             }
         }
+    }
+
+    /// Runs the tool `spec` for `caller`: its result, or the tool error that says
+    /// why not. The one path of every `tools/call`, through rmcp or not.
+    pub(crate) async fn run_tool(
+        &self,
+        spec: &'static ToolSpec,
+        args: &Map<String, Value>,
+        caller: &Caller,
+    ) -> CallToolResult {
+        self.call(spec, args, caller)
+            .await
+            .unwrap_or_else(Failure::into_result)
     }
 
     async fn instructions(&self, context: &RequestContext<RoleServer>) -> Option<String> {
@@ -223,7 +222,13 @@ impl<B: Backend> DialtoneMcp<B> {
             Action::Get(template) => {
                 let (path, rest) = fill_path(template, args)?;
                 let path = with_query(path, &rest, args, None)?;
-                let mut body = self.get(caller, path).await?.body;
+                let response = self.get(caller, path).await?;
+                if let Some(result) =
+                    ApiJson::parse(&response.bytes).and_then(|json| json.result(spec.name, &[]))
+                {
+                    return Ok(result);
+                }
+                let mut body = response.body();
                 let cut = output::fit(&mut body, MAX_RESULT_CHARS);
                 Ok(output::data(
                     spec.name,
@@ -257,19 +262,31 @@ impl<B: Backend> DialtoneMcp<B> {
             None => 10,
         };
         let mut limit = asked;
-        let mut body = loop {
+        let response = loop {
             let url = with_query(path.clone(), &rest, args, Some(limit))?;
-            let body = self.get(caller, url).await?.body;
+            let response = self.get(caller, url).await?;
             // A page too large to show is fetched again, smaller, so that the cursor
             // still points just after the last item shown.
-            if output::rendered_len(&body) <= MAX_RESULT_CHARS || limit == 1 {
-                break body;
+            let size = match ApiJson::parse(&response.bytes) {
+                Some(json) => json.rendered_len(),
+                None => output::rendered_len(&response.body()),
+            };
+            if size <= MAX_RESULT_CHARS || limit == 1 {
+                break response;
             }
             limit = (limit / 2).max(1);
         };
-        let cut = output::fit(&mut body, MAX_RESULT_CHARS);
         let mut hints = Vec::new();
-        if let Some(next) = body.pointer("/meta/next_cursor").and_then(Value::as_str) {
+        let fast = ApiJson::parse(&response.bytes);
+        let next_cursor = match &fast {
+            Some(json) => json.next_cursor.clone(),
+            None => response
+                .body()
+                .pointer("/meta/next_cursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        if let Some(next) = next_cursor {
             hints.push(format!(
                 "More results: call {} again with the same filters and cursor=\"{next}\".",
                 spec.name
@@ -280,7 +297,11 @@ impl<B: Backend> DialtoneMcp<B> {
                 "The page was shortened to {limit} items to fit the size budget."
             ));
         }
-        if cut {
+        if let Some(result) = fast.and_then(|json| json.result(spec.name, &hints)) {
+            return Ok(result);
+        }
+        let mut body = response.body();
+        if output::fit(&mut body, MAX_RESULT_CHARS) {
             hints.push(CUT_HINT.to_owned());
         }
         Ok(output::data(
@@ -353,11 +374,34 @@ impl<B: Backend> ServerHandler for DialtoneMcp<B> {
         };
         let args = request.arguments.unwrap_or_default();
         let result = match self.caller(&context) {
-            Ok(caller) => self.call(spec, &args, &caller).await,
-            Err(e) => Err(e),
+            Ok(caller) => self.run_tool(spec, &args, &caller).await,
+            Err(e) => e.into_result(),
         };
-        Ok(result.unwrap_or_else(Failure::into_result).into())
+        Ok(result.into())
     }
+}
+
+/// The caller of an HTTP request: its bearer key, the `Host` it used, the workspace
+/// it names (`Dialtone-Workspace`) and its address.
+pub fn bearer_caller(
+    headers: &http::HeaderMap,
+    client_addr: Option<std::net::SocketAddr>,
+) -> Result<Caller, Failure> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let key = header(http::header::AUTHORIZATION)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, k)| SecretString::from(k.trim().to_owned()))
+        .ok_or_else(|| {
+            Failure::Api(json!({"statusCode": 401, "error": "UNAUTHORIZED", "message": "Send your API key as Authorization: Bearer <key>."}))
+        })?;
+    Ok(Caller {
+        key,
+        client_addr,
+        host: header(http::header::HOST).map(str::to_owned),
+        workspace: header(http::header::HeaderName::from_static("dialtone-workspace"))
+            .map(str::to_owned),
+    })
 }
 
 /// Whether this key may run `spec` here: the same permission check as REST, then
@@ -637,11 +681,7 @@ mod tests {
                     json!({"object": "list", "data": [], "meta": {"next_cursor": null}}),
                 )
             };
-            Ok(ApiResponse {
-                status,
-                body,
-                replayed: false,
-            })
+            Ok(ApiResponse::json(status, &body))
         }
     }
 

@@ -42,7 +42,7 @@ pub(crate) async fn transcript<B: Backend>(
 ) -> Result<CallToolResult, Failure> {
     let (path, _) = fill_path("/v1/calls/{call_id}/transcript", args)?;
     let start = offset(args)?;
-    let body = mcp.get(caller, path).await?.body;
+    let body = mcp.get(caller, path).await?.body();
     let segments = body
         .get("segments")
         .and_then(Value::as_array)
@@ -149,7 +149,7 @@ async fn all_pages<B: Backend>(
             url.push_str("&cursor=");
             url.push_str(&form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
         }
-        let body = mcp.get(caller, url).await?.body;
+        let body = mcp.get(caller, url).await?.body();
         let data = body.get("data").and_then(Value::as_array);
         let empty = data.is_none_or(Vec::is_empty);
         if let Some(data) = data {
@@ -202,7 +202,7 @@ pub(crate) async fn timeline<B: Backend>(
         .filter(|c| !c.is_empty())
         .map(parse_cursor)
         .transpose()?;
-    let contact = mcp.get(caller, contact_path.clone()).await?.body;
+    let contact = mcp.get(caller, contact_path.clone()).await?.body();
     let may = |r| me.permissions.allows(Permission::read(r));
     let mut entries = Vec::new();
     let mut requests = REQUEST_BUDGET;
@@ -411,7 +411,8 @@ async fn add_excerpt<B: Backend>(
     else {
         return;
     };
-    let Some(segments) = r.body.get("segments").and_then(Value::as_array) else {
+    let body = r.body();
+    let Some(segments) = body.get("segments").and_then(Value::as_array) else {
         return;
     };
     let excerpt: Vec<Value> = segments
@@ -445,11 +446,7 @@ mod tests {
     impl Backend for LongTranscript {
         async fn send(&self, _: &Caller, r: ApiRequest) -> Result<ApiResponse, Unreachable> {
             assert_eq!(r.path, "/v1/calls/call_1/transcript");
-            Ok(ApiResponse {
-                status: 200,
-                body: self.0.clone(),
-                replayed: false,
-            })
+            Ok(ApiResponse::json(200, &self.0))
         }
     }
 

@@ -133,11 +133,11 @@ confirmation_token=\"{token}\" (valid {TTL_SECONDS} seconds, once).",
         return Err(refused(&Refusal::Used));
     }
     if !response.is_success() {
-        return Err(Failure::Api(response.body));
+        return Err(Failure::Api(response.body()));
     }
     Ok(output::data(
         spec.name,
-        response.body,
+        response.body(),
         Some("Done.".to_owned()),
     ))
 }

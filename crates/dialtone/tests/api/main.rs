@@ -27,6 +27,7 @@ mod key_limits;
 mod keys;
 mod least_privilege;
 mod mcp;
+mod mcp_stateless;
 mod messages;
 mod nodes;
 mod nul;

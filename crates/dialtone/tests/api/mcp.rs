@@ -127,7 +127,7 @@ fn http_plan(t: &TestApp, key: &str, mode: &str, steps: Value) -> Value {
     })
 }
 
-async fn key(t: &TestApp, read_only: bool) -> String {
+pub(crate) async fn key(t: &TestApp, read_only: bool) -> String {
     t.key(KeyRequest {
         name: if read_only { "assistant" } else { "full" }.into(),
         read_only,
@@ -139,14 +139,14 @@ async fn key(t: &TestApp, read_only: bool) -> String {
 
 /// Data for every read tool: a contact with a finished call (transcript, recording),
 /// a message, and notes on the contact and the conversation.
-struct Seeded {
-    contact_id: String,
+pub(crate) struct Seeded {
+    pub(crate) contact_id: String,
     call_id: String,
     conversation_id: String,
     recording_id: String,
 }
 
-async fn seed(t: &TestApp, full: &str) -> Seeded {
+pub(crate) async fn seed(t: &TestApp, full: &str) -> Seeded {
     let (s, contact) = t
         .post(
             "/v1/contacts",
@@ -211,7 +211,7 @@ async fn seed(t: &TestApp, full: &str) -> Seeded {
 }
 
 /// A call of every read tool, with arguments that find the seeded data.
-fn read_steps(s: &Seeded) -> Vec<(&'static str, Value)> {
+pub(crate) fn read_steps(s: &Seeded) -> Vec<(&'static str, Value)> {
     vec![
         ("whoami", json!({})),
         ("list_contacts", json!({"search": "Ada"})),

@@ -52,15 +52,34 @@ pub fn to_fenced_json(value: &Value) -> String {
     }
 }
 
-fn fence(json: &str) -> String {
+/// A result's text: `head` (`"{tool} result."` for data), the JSON fenced (with
+/// every `<` escaped when `escape`), the notice, then each note on its own line.
+/// Written into one buffer: for a page of records, this is the largest string a
+/// tool call makes.
+fn render(head: &str, json: &str, escape: bool, notes: &[String]) -> String {
     let nonce = format!("{:016x}", rand::random::<u64>());
-    format!("<untrusted-data-{nonce}>\n{json}\n</untrusted-data-{nonce}>")
-}
-
-/// A data result's text: the tool's name, the fenced JSON (already `<`-escaped), the
-/// notice, then each note on its own line.
-fn render(tool: &str, fenced_json: &str, notes: &[String]) -> String {
-    let mut text = format!("{tool} result.\n{}\n{NOTICE}", fence(fenced_json));
+    let notes_len: usize = notes.iter().map(|n| n.len() + 1).sum();
+    let mut text = String::with_capacity(
+        head.len() + json.len() + 2 * nonce.len() + NOTICE.len() + notes_len + 64,
+    );
+    text.push_str(head);
+    text.push_str("\n<untrusted-data-");
+    text.push_str(&nonce);
+    text.push_str(">\n");
+    if escape {
+        let mut parts = json.split('<');
+        text.push_str(parts.next().unwrap_or_default());
+        for part in parts {
+            text.push_str("\\u003c");
+            text.push_str(part);
+        }
+    } else {
+        text.push_str(json);
+    }
+    text.push_str("\n</untrusted-data-");
+    text.push_str(&nonce);
+    text.push_str(">\n");
+    text.push_str(NOTICE);
     for n in notes {
         text.push('\n');
         text.push_str(n);
@@ -76,7 +95,8 @@ fn render(tool: &str, fenced_json: &str, notes: &[String]) -> String {
 pub fn data(tool: &str, value: Value, hint: Option<String>) -> CallToolResult {
     let mut value = value;
     let mut notes: Vec<String> = hint.into_iter().collect();
-    let mut text = render(tool, &to_fenced_json(&value), &notes);
+    let head = format!("{tool} result.");
+    let mut text = render(&head, &to_fenced_json(&value), false, &notes);
     if text.len() > MAX_RESULT_CHARS {
         let budget = MAX_RESULT_CHARS.saturating_sub(text.len() - json_len(&value) + 300);
         if shrink_strings(&mut value, budget) {
@@ -88,7 +108,7 @@ pub fn data(tool: &str, value: Value, hint: Option<String>) -> CallToolResult {
                 "{dropped} list items were left out to fit the size budget: narrow the query (a filter, a shorter time range or a smaller limit)."
             ));
         }
-        text = render(tool, &to_fenced_json(&value), &notes);
+        text = render(&head, &to_fenced_json(&value), false, &notes);
     }
     if text.len() > MAX_RESULT_CHARS {
         return error(
@@ -108,10 +128,7 @@ const CUT_NOTE: &str = "Long text was cut to fit the size budget; fetch the sing
 /// `structuredContent`, like [`data`].
 pub fn preview(before: &str, mut value: Value, after: &str) -> CallToolResult {
     shrink_strings(&mut value, MAX_RESULT_CHARS / 2);
-    let text = format!(
-        "{before}\n{}\n{NOTICE}\n{after}",
-        fence(&to_fenced_json(&value))
-    );
+    let text = render(before, &to_fenced_json(&value), false, &[after.to_owned()]);
     CallToolResult::success(vec![ContentBlock::text(text)])
 }
 
@@ -207,15 +224,18 @@ pub fn error_body(body: Value) -> CallToolResult {
 /// UTF-8, and every `<` becomes `\u003c` (in valid JSON a `<` can only be inside a
 /// string, where the escape reads back as the same character).
 #[derive(Debug)]
-pub struct ApiJson<'a> {
-    json: &'a str,
+pub struct ApiJson {
+    json: String,
+    /// How many `<` it holds.
+    angles: usize,
     /// `meta.next_cursor` of a list page.
     pub next_cursor: Option<String>,
 }
 
-impl<'a> ApiJson<'a> {
-    /// `None` unless `bytes` are exactly one JSON object.
-    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+impl ApiJson {
+    /// The answer as is if `bytes` are exactly one JSON object, else as a tree
+    /// (`null` if it is not JSON at all).
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, Value> {
         #[derive(serde::Deserialize)]
         struct Object {
             meta: Option<Meta>,
@@ -224,43 +244,52 @@ impl<'a> ApiJson<'a> {
         struct Meta {
             next_cursor: Option<String>,
         }
-        let json = std::str::from_utf8(bytes).ok()?;
+        let tree = |bytes: &[u8]| serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        let json = match String::from_utf8(bytes) {
+            Ok(json) => json,
+            Err(e) => return Err(tree(e.as_bytes())),
+        };
         // A struct also reads from a JSON array: only an object is accepted.
         if !json.trim_start().starts_with('{') {
-            return None;
+            return Err(tree(json.as_bytes()));
         }
-        let object: Object = serde_json::from_str(json).ok()?;
-        Some(ApiJson {
-            json,
+        let Ok(object) = serde_json::from_str::<Object>(&json) else {
+            return Err(tree(json.as_bytes()));
+        };
+        Ok(ApiJson {
+            angles: json.bytes().filter(|&b| b == b'<').count(),
             next_cursor: object.meta.and_then(|m| m.next_cursor),
+            json,
         })
     }
 
     /// What [`rendered_len`] says of the same object: its escaped JSON and the room
     /// around it.
     pub fn rendered_len(&self) -> usize {
-        self.escaped_len() + NOTICE.len() + ENVELOPE
-    }
-
-    fn escaped_len(&self) -> usize {
         // `<` (1 byte) becomes `\u003c` (6 bytes).
-        self.json.len() + 5 * self.json.bytes().filter(|&b| b == b'<').count()
+        self.json.trim().len() + 5 * self.angles + NOTICE.len() + ENVELOPE
     }
 
     /// The result [`data`] gives for the same object and notes, or `None` when it
-    /// would not fit [`MAX_RESULT_CHARS`] (then the caller cuts it with [`data`]).
+    /// would not fit [`MAX_RESULT_CHARS`] (then the caller cuts the tree, [`Self::tree`],
+    /// with [`data`]).
     pub fn result(&self, tool: &str, notes: &[String]) -> Option<CallToolResult> {
         if self.rendered_len() > MAX_RESULT_CHARS {
             return None;
         }
-        let json = self.json.trim();
-        let text = if json.contains('<') {
-            render(tool, &json.replace('<', "\\u003c"), notes)
-        } else {
-            render(tool, json, notes)
-        };
+        let text = render(
+            &format!("{tool} result."),
+            self.json.trim(),
+            self.angles > 0,
+            notes,
+        );
         (text.len() <= MAX_RESULT_CHARS)
             .then(|| CallToolResult::success(vec![ContentBlock::text(text)]))
+    }
+
+    /// The object as a tree.
+    pub fn tree(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
     }
 }
 
@@ -395,7 +424,8 @@ mod tests {
         let value = json!({"data": [{"a": forged, "b": 1}], "meta": {"next_cursor": "c_1"},
                            "object": "list"});
         let bytes = serde_json::to_vec(&value).expect("json");
-        let json = ApiJson::parse(&bytes).expect("an object");
+        let json = ApiJson::parse(bytes).expect("an object");
+        assert_eq!(json.tree(), value);
         assert_eq!(json.next_cursor.as_deref(), Some("c_1"));
         assert_eq!(json.rendered_len(), rendered_len(&value));
         let hints = vec!["More results.".to_owned(), "Shortened.".to_owned()];
@@ -430,23 +460,25 @@ mod tests {
             b"null",
         ] {
             assert!(
-                ApiJson::parse(bad).is_none(),
+                ApiJson::parse(bad.to_vec()).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
         }
-        assert!(ApiJson::parse(b" {\"meta\": null} ").is_some());
+        assert!(ApiJson::parse(b" {\"meta\": null} ".to_vec()).is_ok());
+        // What is not an object comes back as its tree.
+        assert_eq!(ApiJson::parse(b"[1]".to_vec()).err(), Some(json!([1])));
         // Too large to show: left to the tree path, which cuts.
         let big = serde_json::to_vec(&json!({"note": "x".repeat(MAX_RESULT_CHARS)})).expect("json");
         assert!(
-            ApiJson::parse(&big)
+            ApiJson::parse(big)
                 .expect("object")
                 .result("get_contact", &[])
                 .is_none()
         );
         // `<` counts six times toward the cap, as in the tree path.
         let angles = serde_json::to_vec(&json!({"note": "<".repeat(3_000)})).expect("json");
-        let json = ApiJson::parse(&angles).expect("object");
+        let json = ApiJson::parse(angles).expect("object");
         assert_eq!(
             json.rendered_len(),
             rendered_len(&json!({"note": "<".repeat(3_000)}))

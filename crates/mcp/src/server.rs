@@ -222,13 +222,13 @@ impl<B: Backend> DialtoneMcp<B> {
             Action::Get(template) => {
                 let (path, rest) = fill_path(template, args)?;
                 let path = with_query(path, &rest, args, None)?;
-                let response = self.get(caller, path).await?;
-                if let Some(result) =
-                    ApiJson::parse(&response.bytes).and_then(|json| json.result(spec.name, &[]))
-                {
-                    return Ok(result);
-                }
-                let mut body = response.body();
+                let mut body = match ApiJson::parse(self.get(caller, path).await?.bytes) {
+                    Ok(json) => match json.result(spec.name, &[]) {
+                        Some(result) => return Ok(result),
+                        None => json.tree(),
+                    },
+                    Err(tree) => tree,
+                };
                 let cut = output::fit(&mut body, MAX_RESULT_CHARS);
                 Ok(output::data(
                     spec.name,
@@ -262,26 +262,24 @@ impl<B: Backend> DialtoneMcp<B> {
             None => 10,
         };
         let mut limit = asked;
-        let response = loop {
+        let page = loop {
             let url = with_query(path.clone(), &rest, args, Some(limit))?;
-            let response = self.get(caller, url).await?;
+            let page = ApiJson::parse(self.get(caller, url).await?.bytes);
             // A page too large to show is fetched again, smaller, so that the cursor
             // still points just after the last item shown.
-            let size = match ApiJson::parse(&response.bytes) {
-                Some(json) => json.rendered_len(),
-                None => output::rendered_len(&response.body()),
+            let size = match &page {
+                Ok(json) => json.rendered_len(),
+                Err(tree) => output::rendered_len(tree),
             };
             if size <= MAX_RESULT_CHARS || limit == 1 {
-                break response;
+                break page;
             }
             limit = (limit / 2).max(1);
         };
         let mut hints = Vec::new();
-        let fast = ApiJson::parse(&response.bytes);
-        let next_cursor = match &fast {
-            Some(json) => json.next_cursor.clone(),
-            None => response
-                .body()
+        let next_cursor = match &page {
+            Ok(json) => json.next_cursor.clone(),
+            Err(tree) => tree
                 .pointer("/meta/next_cursor")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
@@ -297,10 +295,13 @@ impl<B: Backend> DialtoneMcp<B> {
                 "The page was shortened to {limit} items to fit the size budget."
             ));
         }
-        if let Some(result) = fast.and_then(|json| json.result(spec.name, &hints)) {
-            return Ok(result);
-        }
-        let mut body = response.body();
+        let mut body = match page {
+            Ok(json) => match json.result(spec.name, &hints) {
+                Some(result) => return Ok(result),
+                None => json.tree(),
+            },
+            Err(tree) => tree,
+        };
         if output::fit(&mut body, MAX_RESULT_CHARS) {
             hints.push(CUT_HINT.to_owned());
         }

@@ -290,6 +290,41 @@ async fn unusual_requests_still_get_rmcps_answers_and_revocation_holds() {
 }
 
 #[tokio::test]
+async fn a_half_sent_plain_call_times_out_with_408_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestApp::spawn_with(|c| c.body_read_timeout = std::time::Duration::from_millis(500))
+        .await;
+    let ro = key(&t, true).await;
+    let body = call_body(json!(1), "list_contacts", &json!({"limit": 2})).to_string();
+    let mut s = tokio::net::TcpStream::connect(t.app().addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ro}\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+         Mcp-Protocol-Version: {REVISION}\r\nMcp-Method: tools/call\r\nMcp-Name: list_contacts\r\n\
+         Content-Length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..20]
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    // Meanwhile a whole call is answered.
+    let (status, _, answer) = post(&t, &ro, &call_body(json!(2), "list_contacts", &json!({})), "application/json", &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut got = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got))
+        .await
+        .expect("the stalled connection was never closed")
+        .expect("read");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 408") && text.contains("REQUEST_TIMEOUT"),
+        "{text}"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn rmcps_own_client_of_the_current_revision_takes_the_plain_path() {
     let t = TestApp::spawn().await;
     let ro = key(&t, true).await;

@@ -292,8 +292,8 @@ async fn unusual_requests_still_get_rmcps_answers_and_revocation_holds() {
 #[tokio::test]
 async fn a_half_sent_plain_call_times_out_with_408_and_others_are_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let t = TestApp::spawn_with(|c| c.body_read_timeout = std::time::Duration::from_millis(500))
-        .await;
+    let t =
+        TestApp::spawn_with(|c| c.body_read_timeout = std::time::Duration::from_millis(500)).await;
     let ro = key(&t, true).await;
     let body = call_body(json!(1), "list_contacts", &json!({"limit": 2})).to_string();
     let mut s = tokio::net::TcpStream::connect(t.app().addr)
@@ -309,7 +309,14 @@ async fn a_half_sent_plain_call_times_out_with_408_and_others_are_served() {
     );
     s.write_all(head.as_bytes()).await.expect("write");
     // Meanwhile a whole call is answered.
-    let (status, _, answer) = post(&t, &ro, &call_body(json!(2), "list_contacts", &json!({})), "application/json", &[]).await;
+    let (status, _, answer) = post(
+        &t,
+        &ro,
+        &call_body(json!(2), "list_contacts", &json!({})),
+        "application/json",
+        &[],
+    )
+    .await;
     assert_eq!(status, 200, "{answer}");
     let mut got = Vec::new();
     tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got))

@@ -22,6 +22,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
+import { createInterface } from "node:readline";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -548,6 +549,68 @@ test("OAuth consent: sign in on the way, read-only by default, Allow redirects w
   })).json();
   assert.ok(stepped.scope.split(" ").includes("messages:write"), stepped.scope);
   assert.ok(!stepped.scope.split(" ").includes("calls:write"), stepped.scope);
+  assert.deepEqual(page.problems, [], "no console errors");
+  await page.context().close();
+});
+
+test("the MCP Python SDK signs in through this browser: read-only by default, reads, no write, revoked on the keys page", async (t) => {
+  const python = process.env.DIALTONE_TEST_MCP_PYTHON;
+  assert.ok(python, "DIALTONE_TEST_MCP_PYTHON names the Python with the MCP SDK (tests/e2e/run sets it)");
+  const arrived = [];
+  const callback = createHttpServer((req, res) => {
+    if (req.url.startsWith("/callback")) arrived.push(req.url);
+    res.end("You can close this window.");
+  });
+  await new Promise((ok) => callback.listen(0, "127.0.0.1", ok));
+  t.after(() => callback.close());
+  const redirect = `http://127.0.0.1:${callback.address().port}/callback`;
+  const page = await newPage();
+  await signIn(page);
+
+  // The SDK's OAuthClientProvider does the assistant's part; at its redirect and at the
+  // revocation it hands over to this browser, one JSON line each way.
+  const plan = { url: `${base}/mcp`, base, redirect_uri: redirect, client_name: "Python Assistant",
+    scenario: "browser", consent: "browser" };
+  const sdk = spawn(python, [join(root, "tests/mcp/oauth_drive.py"), JSON.stringify(plan)],
+    { stdio: ["pipe", "pipe", "pipe"] });
+  t.after(() => sdk.kill("SIGKILL"));
+  let stderr = "";
+  sdk.stderr.on("data", (d) => { stderr += String(d); });
+  const lines = createInterface({ input: sdk.stdout });
+  const reply = (message) => sdk.stdin.write(`${JSON.stringify(message)}\n`);
+  let report;
+  for await (const line of lines) {
+    const message = JSON.parse(line);
+    if (message.authorize) {
+      await page.goto(message.authorize);
+      await page.waitForURL(/\/dashboard\/oauth\/authorize\?/);
+      assert.equal(await page.locator("#client-name").textContent(), "Python Assistant");
+      assert.equal(await page.getByLabel(/Read-only/).isChecked(), true, "read-only is the default");
+      await shot(page, "56-oauth-consent-python-sdk");
+      await page.getByRole("button", { name: "Allow" }).click();
+      for (let i = 0; i < 100 && arrived.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(arrived.length, 1, "the browser went back to the SDK's redirect URI");
+      reply({ callback: new URL(arrived[0], redirect).href });
+    } else if (message.revoke) {
+      await page.goto(`${base}/dashboard/keys`);
+      await page.getByRole("button", { name: `Revoke ${message.revoke}` }).click();
+      await page.locator("dialog[id^=revoke-][open]").getByRole("button", { name: "Revoke key" }).click();
+      await page.locator("#notice").waitFor();
+      reply({ revoked: true });
+    } else {
+      report = message;
+    }
+  }
+  const code = await new Promise((ok) => (sdk.exitCode !== null ? ok(sdk.exitCode) : sdk.on("exit", ok)));
+  assert.equal(code, 0, `the SDK's run failed: ${stderr}`);
+  assert.equal(report.scope, "read", "the grant is read-only");
+  assert.ok(report.tools.includes("list_contacts") && report.tools.length > 5, report.tools.join(","));
+  assert.ok(!report.tools.some((n) => ["send_message", "place_call", "create_contact_note"].includes(n)),
+    `a read-only grant is offered no write tool: ${report.tools}`);
+  assert.equal(report.read.is_error, false, report.read.text);
+  assert.equal(report.write.is_error, true, "the write is refused");
+  assert.deepEqual(report.after_statuses.slice(0, 1), [401], "the revoked grant's next call");
+  assert.match(report.after, /^refused/, "the SDK asked to sign in again; nobody did");
   assert.deepEqual(page.problems, [], "no console errors");
   await page.context().close();
 });

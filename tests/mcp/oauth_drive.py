@@ -5,7 +5,8 @@ Usage: oauth_drive.py PLAN_JSON
 
 Plan: {"url": ".../mcp", "base": "http://host:port", "cookie": "dt_session=…",
        "csrf": "…", "admin_key": "…", "redirect_uri": "http://127.0.0.1:9/callback",
-       "client_name": "…", "scenario": "revoke" | "refresh" | "stepup" | "cimd",
+       "client_name": "…", "scenario": "revoke" | "refresh" | "stepup" | "cimd" | "browser",
+       "consent": "http" (the default) | "browser",
        "client_metadata_url": "https://127.0.0.1:…/oauth/client.json" (cimd only)}
 
 `mcp.client.auth.OAuthClientProvider` does everything an assistant does: the 401,
@@ -15,7 +16,13 @@ the token exchange, refresh. The person's part
 session: the page's own hidden fields, the default access (read-only), "Allow".
 (tests/e2e drives the same page in headless Chromium.)
 
+With `"consent": "browser"` the consent is a person's in a real browser: the script
+prints `{"authorize": url}` and reads `{"callback": url}` back (one JSON line each way;
+tests/e2e/dashboard.test.mjs drives Chromium through it); the report is the last line.
+
 Scenarios, after a read-only sign-in, `tools/list` and a read:
+- browser: a write tool (not offered: refused), then `{"revoke": client_name}` is
+  printed and the driver revokes the grant on the keys page; the next call gets a 401.
 - revoke: the grant is revoked on the dashboard keys page; the next call gets a 401
   (the SDK then asks for a new sign-in, which this script refuses and reports).
 - refresh: the access token is treated as expired, the SDK refreshes (rotation), the
@@ -94,6 +101,13 @@ def preselected(page):
     return fields
 
 
+async def ask(message):
+    """Browser mode: one JSON line to the driver (stdout), its one JSON line back (stdin)."""
+    print(json.dumps(message), flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return json.loads(line)
+
+
 async def run(plan):
     seen = []  # (method, path, status) of every request the SDK's HTTP client made
     consent = {"allowed": True, "result": None, "asked": 0, "urls": []}
@@ -103,6 +117,15 @@ async def run(plan):
         consent["urls"].append(url)
         if not consent["allowed"]:
             raise SignInRefused(url)
+        if plan.get("consent") == "browser":
+            # A person in a real browser: the driver opens the URL, the person
+            # chooses, and the driver hands back where the browser was sent.
+            back = urlparse((await ask({"authorize": url}))["callback"])
+            q = {k: v[0] for k, v in parse_qs(back.query).items()}
+            consent["result"] = AuthorizationCodeResult(
+                code=q.get("code"), state=q.get("state"), iss=q.get("iss")
+            )
+            return
         async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
             cookie = {"Cookie": plan["cookie"]}
             first = await browser.get(url, headers=cookie)
@@ -205,6 +228,15 @@ async def session(plan, provider, storage, consent, seen, http, report):
             write = await client.call_tool("send_message", {"to": "+14155550142", "body": "hello"})
             report["write"] = {"is_error": bool(write.is_error)}
             return
+        elif plan["scenario"] == "browser":
+            # A write this server does not offer, then the person revokes the grant on
+            # the keys page in the browser.
+            write = await client.call_tool("send_message", {"to": "+14155550142", "body": "hello"})
+            report["write"] = {
+                "is_error": bool(write.is_error),
+                "text": write.content[0].text if write.content else "",
+            }
+            await ask({"revoke": plan["client_name"]})
         elif plan["scenario"] == "revoke":
             async with httpx2.AsyncClient(timeout=30) as plain:
                 keys = await plain.get(

@@ -457,8 +457,8 @@ test("least privilege: a key's row says what it used, and restricting it makes a
   await page.context().close();
 });
 
-test("OAuth consent: sign in on the way, read-only by default, Allow redirects with a code, a step-up pre-selected", async (t) => {
-  const { createHash, randomBytes } = await import("node:crypto");
+/** A native app's loopback redirect URI: where the browser is sent, and what arrived. */
+async function oauthCallback(t) {
   const arrived = [];
   // Only the redirect counts (the browser may also ask this server for a favicon).
   const callback = createHttpServer((req, res) => {
@@ -467,7 +467,12 @@ test("OAuth consent: sign in on the way, read-only by default, Allow redirects w
   });
   await new Promise((ok) => callback.listen(0, "127.0.0.1", ok));
   t.after(() => callback.close());
-  const redirect = `http://127.0.0.1:${callback.address().port}/callback`;
+  return { redirect: `http://127.0.0.1:${callback.address().port}/callback`, arrived };
+}
+
+test("OAuth consent: sign in on the way, read-only by default, Allow redirects with a code, a step-up pre-selected", async (t) => {
+  const { createHash, randomBytes } = await import("node:crypto");
+  const { redirect, arrived } = await oauthCallback(t);
   const reg = await (await fetch(`${base}/oauth/register`, {
     method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ client_name: "Browser Assistant", redirect_uris: [redirect] }),
@@ -556,14 +561,7 @@ test("OAuth consent: sign in on the way, read-only by default, Allow redirects w
 test("the MCP Python SDK signs in through this browser: read-only by default, reads, no write, revoked on the keys page", async (t) => {
   const python = process.env.DIALTONE_TEST_MCP_PYTHON;
   assert.ok(python, "DIALTONE_TEST_MCP_PYTHON names the Python with the MCP SDK (tests/e2e/run sets it)");
-  const arrived = [];
-  const callback = createHttpServer((req, res) => {
-    if (req.url.startsWith("/callback")) arrived.push(req.url);
-    res.end("You can close this window.");
-  });
-  await new Promise((ok) => callback.listen(0, "127.0.0.1", ok));
-  t.after(() => callback.close());
-  const redirect = `http://127.0.0.1:${callback.address().port}/callback`;
+  const { redirect, arrived } = await oauthCallback(t);
   const page = await newPage();
   await signIn(page);
 

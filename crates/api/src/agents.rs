@@ -98,11 +98,15 @@ pub async fn update(
 
 /// Delete an agent
 ///
-/// Calls already placed keep their record of the agent. Numbers and campaigns that
-/// name it should be pointed at another agent first.
+/// Calls already placed, and completed or canceled campaigns, keep their record of the
+/// agent. An agent that an active phone number routes to, or that a running or paused
+/// campaign calls with, is not deleted: **409** `CONFLICT` naming them
+/// (`details.phone_numbers`, `details.campaigns`). Route the numbers elsewhere
+/// (`PATCH /v1/phone-numbers/{id}`) and cancel the campaigns first.
 #[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "agt_…")),
-    responses((status = 200, description = "Deleted", body = Deleted)))]
+    responses((status = 200, description = "Deleted", body = Deleted),
+              (status = 409, description = "Still used by active phone numbers or running or paused campaigns (CONFLICT, their ids in `details`)", body = crate::error::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     t: Tenant,

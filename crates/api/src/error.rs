@@ -338,16 +338,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError(Error::Validation {
-                    message: format!("Invalid query string: {}", e.body_text()),
-                    details: vec![],
-                }))
-            }
-            Err(other) => Err(ApiError(Error::Validation {
-                message: other.body_text(),
-                details: vec![],
-            })),
+            Err(e) => Err(ApiError(query_rejected(e))),
         }
+    }
+}
+
+/// A query string that does not deserialize (a repeated or malformed parameter), as
+/// a validation error. The dashboard's query extractor words it the same way.
+pub(crate) fn query_rejected(rejection: QueryRejection) -> Error {
+    match rejection {
+        QueryRejection::FailedToDeserializeQueryString(e) => Error::Validation {
+            message: format!("Invalid query string: {}", e.body_text()),
+            details: vec![],
+        },
+        other => Error::Validation {
+            message: other.body_text(),
+            details: vec![],
+        },
     }
 }

@@ -250,8 +250,12 @@ pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
     b.build().unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// The id of a webhook endpoint (`whk_…`) as every `/v1/webhooks/{id}` route and the
+/// dashboard's webhook pages take it. A REST hook (`hook_…`, kind `hook`, made by
+/// `POST /v1/hooks`) is not a webhook endpoint: those routes answer 404 for it, exactly
+/// as for an id that does not exist; only `DELETE /v1/hooks/{id}` reaches it.
 pub(crate) fn endpoint_id(id: &str) -> Result<&str> {
-    if dialtone_domain::id::looks_like("whk", id) || dialtone_domain::id::looks_like("hook", id) {
+    if dialtone_domain::id::looks_like("whk", id) {
         Ok(id)
     } else {
         Err(Error::NotFound {
@@ -445,6 +449,11 @@ pub(crate) async fn patch_endpoint(
 ) -> Result<EndpointRow> {
     let store = state.store.scoped(scope);
     let current = store.get_endpoint(endpoint_id(id)?).await?;
+    if current.kind != "webhook" {
+        return Err(Error::NotFound {
+            resource: "webhook_endpoint",
+        });
+    }
     let url_checked = patch.url.is_some();
     let url = match patch.url {
         Some(url) => {
@@ -556,7 +565,12 @@ pub async fn unsubscribe(
         .store
         .scoped(&t.scope)
         .delete_endpoint(&id, "hook")
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Said as for an id that is not a hook's at all.
+            Error::NotFound { .. } => Error::NotFound { resource: "hook" },
+            other => other,
+        })?;
     Ok(axum::Json(Deleted::new(id, "hook")))
 }
 

@@ -4,12 +4,13 @@ use dialtone_domain::agents::{Agent, AgentFields};
 use dialtone_domain::id::new_id;
 use dialtone_domain::idempotency::{Idem, Outcome};
 use dialtone_domain::page::PageRequest;
+use dialtone_domain::tenancy::Scope;
 use dialtone_domain::time::{Timestamp, now};
 use dialtone_domain::{Error, Result};
 
 use crate::Scoped;
 use crate::billing::{claim, done, finish};
-use crate::db::{from_row, query, scope_query};
+use crate::db::{Db, Scalar, Tx, from_row, query, scope_query};
 
 struct AgentRow {
     id: String,
@@ -192,22 +193,131 @@ impl Scoped<'_> {
         self.get_agent(id).await
     }
 
+    /// Deletes an agent that nothing routes to, in one transaction: an active phone
+    /// number (`agent_id`) or a running or paused campaign that names it makes this a
+    /// 409 listing them (`details: {phone_numbers, campaigns}`), and nothing changes.
+    /// Calls, and campaigns already completed or canceled, keep their record of it.
+    ///
+    /// The writes that name an agent check it with [`agent_in_tx`] in their own
+    /// transaction; on PostgreSQL this one locks the agent row first (`FOR UPDATE`), so
+    /// either the deletion sees their committed reference or they no longer see the
+    /// agent. SQLite's write transactions are serialized (`BEGIN IMMEDIATE`).
     pub async fn delete_agent(&self, id: &str) -> Result<()> {
         let s = self.scope;
-        let done = self
-            .store
-            .db
-            .execute(
+        let db = &self.store.db;
+        let mut tx = db.begin().await?;
+        let found = tx
+            .fetch_optional::<Scalar<String>>(
                 scope_query(
                     s,
-                    concat!("DELETE FROM agents WHERE ", in_scope!(), " AND id = $4"),
+                    db.dialect(
+                        concat!("SELECT id FROM agents WHERE ", in_scope!(), " AND id = $4"),
+                        concat!(
+                            "SELECT id FROM agents WHERE ",
+                            in_scope!(),
+                            " AND id = $4 FOR UPDATE"
+                        ),
+                    ),
                 )
                 .bind(id),
             )
             .await?;
-        if done == 0 {
+        if found.is_none() {
             return Err(NOT_FOUND);
         }
-        Ok(())
+        let numbers: Vec<Scalar<String>> = tx
+            .fetch_all(
+                scope_query(
+                    s,
+                    concat!(
+                        "SELECT id FROM phone_numbers WHERE ",
+                        in_scope!(),
+                        " AND agent_id = $4 AND status = 'active' ORDER BY id"
+                    ),
+                )
+                .bind(id),
+            )
+            .await?;
+        let campaigns: Vec<Scalar<String>> = tx
+            .fetch_all(
+                scope_query(
+                    s,
+                    concat!(
+                        "SELECT id FROM campaigns WHERE ",
+                        in_scope!(),
+                        " AND agent_id = $4 AND status IN ('running', 'paused') ORDER BY id"
+                    ),
+                )
+                .bind(id),
+            )
+            .await?;
+        if !numbers.is_empty() || !campaigns.is_empty() {
+            let numbers: Vec<String> = numbers.into_iter().map(|n| n.0).collect();
+            let campaigns: Vec<String> = campaigns.into_iter().map(|c| c.0).collect();
+            return Err(still_used(id, numbers, campaigns));
+        }
+        tx.execute(
+            scope_query(
+                s,
+                concat!("DELETE FROM agents WHERE ", in_scope!(), " AND id = $4"),
+            )
+            .bind(id),
+        )
+        .await?;
+        tx.commit().await
     }
+}
+
+/// The 409 of an agent still in use, naming what uses it.
+fn still_used(id: &str, numbers: Vec<String>, campaigns: Vec<String>) -> Error {
+    let mut uses = Vec::new();
+    if !numbers.is_empty() {
+        uses.push(format!("phone numbers {}", numbers.join(", ")));
+    }
+    if !campaigns.is_empty() {
+        uses.push(format!(
+            "running or paused campaigns {}",
+            campaigns.join(", ")
+        ));
+    }
+    Error::Conflict {
+        message: format!(
+            "Agent {id} is still used by {}. Route the numbers to another agent (or none) \
+             and cancel the campaigns, then delete it.",
+            uses.join(" and ")
+        ),
+        details: Some(serde_json::json!({
+            "phone_numbers": numbers,
+            "campaigns": campaigns,
+        })),
+    }
+}
+
+/// Whether agent `id` exists in scope, read inside `tx` by a write that is about to
+/// name it (a phone number's routing, a new campaign). On PostgreSQL the row is
+/// locked `FOR KEY SHARE`: a concurrent [`Scoped::delete_agent`] either waits for
+/// this transaction (and then sees its reference) or has deleted the row first (and
+/// this answers `false`).
+pub(crate) async fn agent_in_tx(tx: &mut Tx, db: &Db, s: &Scope, id: &str) -> Result<bool> {
+    let found = tx
+        .fetch_optional::<Scalar<i64>>(
+            scope_query(
+                s,
+                db.dialect(
+                    concat!(
+                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                        in_scope!(),
+                        " AND id = $4"
+                    ),
+                    concat!(
+                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
+                        in_scope!(),
+                        " AND id = $4 FOR KEY SHARE"
+                    ),
+                ),
+            )
+            .bind(id),
+        )
+        .await?;
+    Ok(found.is_some())
 }

@@ -11,7 +11,7 @@ use dialtone_domain::{Error, Result};
 
 use crate::billing::{idempotency_claim, idempotency_finish};
 use crate::calls::record_event;
-use crate::db::{FromRow, Row, Scalar, from_row, query, scope_query};
+use crate::db::{FromRow, Row, from_row, query, scope_query};
 use crate::{Scoped, Store};
 
 struct CampaignRow {
@@ -245,20 +245,7 @@ impl Scoped<'_> {
             tx.commit().await?;
             return Ok(Outcome::Replay(stored));
         }
-        let agent = tx
-            .fetch_optional::<Scalar<i64>>(
-                scope_query(
-                    s,
-                    concat!(
-                        "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-                        in_scope!(),
-                        " AND id = $4"
-                    ),
-                )
-                .bind(agent_id),
-            )
-            .await?;
-        if agent.is_none() {
+        if !crate::agents::agent_in_tx(&mut tx, &self.store.db, s, agent_id).await? {
             return Err(Error::validation(
                 "agent_id",
                 format!("no such agent: {agent_id}"),

@@ -230,23 +230,10 @@ impl Scoped<'_> {
             &description,
         )
         .await?;
-        if let Some(agent) = &routing.agent_id {
-            let found = tx
-                .fetch_optional::<Scalar<i64>>(
-                    scope_query(
-                        s,
-                        concat!(
-                            "SELECT CAST(1 AS BIGINT) FROM agents WHERE ",
-                            in_scope!(),
-                            " AND id = $4"
-                        ),
-                    )
-                    .bind(agent),
-                )
-                .await?;
-            if found.is_none() {
-                return Err(no_such_agent(agent));
-            }
+        if let Some(agent) = &routing.agent_id
+            && !crate::agents::agent_in_tx(&mut tx, &self.store.db, s, agent).await?
+        {
+            return Err(no_such_agent(agent));
         }
         let mut chosen = None;
         for c in candidates {
@@ -322,16 +309,18 @@ impl Scoped<'_> {
     }
 
     /// Sets a number's name and routing (a checked [`Routing`]).
+    /// The agent is checked in the same transaction as the update (see
+    /// [`crate::agents::agent_in_tx`]), so a number never ends up routed to an agent
+    /// deleted meanwhile.
     pub async fn update_routing(&self, id: &str, routing: &Routing) -> Result<PhoneNumber> {
+        let s = self.scope;
+        let mut tx = self.store.db.begin().await?;
         if let Some(agent) = &routing.agent_id
-            && !self.agent_exists(agent).await?
+            && !crate::agents::agent_in_tx(&mut tx, &self.store.db, s, agent).await?
         {
             return Err(no_such_agent(agent));
         }
-        let s = self.scope;
-        let done = self
-            .store
-            .db
+        let done = tx
             .execute(
                 scope_query(s, concat!(
                     "UPDATE phone_numbers SET name = $5, agent_id = $6, forward_to = $7, updated_at = $8 \
@@ -346,6 +335,7 @@ impl Scoped<'_> {
                 .bind(now()),
             )
             .await?;
+        tx.commit().await?;
         if done == 0 {
             self.get_number(id).await?;
             return Err(Error::Conflict {

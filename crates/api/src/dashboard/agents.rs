@@ -283,8 +283,8 @@ pub(crate) async fn delete_page(
         "agents",
         &format!("/dashboard/agents/{}/delete", a.id),
         format!("Delete the agent {}?", a.name),
-        "Calls already placed keep their record of it. Numbers and campaigns that name it \
-         should be pointed at another agent first."
+        "Calls already placed keep their record of it. Numbers routed to it and running or \
+         paused campaigns that call with it must be pointed elsewhere or canceled first."
             .to_owned(),
         "Delete agent",
         &format!("/dashboard/agents/{}", a.id),

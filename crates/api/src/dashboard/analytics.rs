@@ -6,8 +6,9 @@
 //! answers with, for a request validated by [`UsageRequest::new`] (so the range rules
 //! are the API's). Every member may look; nothing here changes anything.
 
+use super::Query;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};

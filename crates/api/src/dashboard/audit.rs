@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use super::Query;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, TimeZone, Utc};

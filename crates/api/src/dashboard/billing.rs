@@ -3,8 +3,9 @@
 //! reads as `/v1/billing`; invoices here add up the workspace the dashboard looks at,
 //! as a workspace key's do.
 
+use super::Query;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dialtone_domain::page::PageRequest;

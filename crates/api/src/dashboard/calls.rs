@@ -4,8 +4,9 @@
 //! transcript and a recording player. Reads go through the same scoped store calls as
 //! `/v1/calls`.
 
+use super::Query;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, TimeZone, Utc};

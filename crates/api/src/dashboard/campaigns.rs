@@ -7,9 +7,10 @@
 //! Creation is `POST /v1/campaigns`' own [`crate::campaigns::start_campaign`], status
 //! changes the store's `set_campaign_status`; every change is audited.
 
+use super::Query;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use dialtone_domain::calls::TEST_FROM_NUMBER;

@@ -3,9 +3,10 @@
 //! that cannot pay or a missing carrier is explained on the page) and notes. Sending
 //! is `POST /v1/messages`'s own operation ([`crate::messages::send_checked`]).
 
+use super::Query;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use dialtone_domain::conversations::Conversation;

@@ -12,9 +12,10 @@
 
 use std::collections::HashMap;
 
+use super::Query;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use dialtone_domain::auth::{Actor, ApiKey, KeyRequest, KeyUpdate, plan_rotation};

@@ -325,6 +325,29 @@ pub(crate) fn render_status(status: StatusCode, t: &impl Template) -> Response {
     }
 }
 
+/// The query string of a dashboard page. A query that does not deserialize (a repeated
+/// or malformed parameter) is worded as the API words it
+/// ([`crate::error::query_rejected`]: a validation error) and shown as the dashboard's
+/// 400 page rather than axum's plain-text rejection. Values that deserialize (a NUL
+/// included) are the page's to check, as it does its filters and cursors.
+pub(crate) struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Query<T>
+{
+    type Rejection = DashError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| DashError(crate::error::query_rejected(e)))
+    }
+}
+
 /// A submitted `application/x-www-form-urlencoded` body. Repeated fields (checkboxes)
 /// keep every value.
 #[derive(Default)]

@@ -5,9 +5,10 @@
 //! ([`crate::phone_numbers::buy`], [`crate::phone_numbers::search_available`],
 //! [`crate::phone_numbers::release_number`]); every change is audited.
 
+use super::Query;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use dialtone_domain::Result;

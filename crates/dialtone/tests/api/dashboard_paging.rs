@@ -417,3 +417,76 @@ async fn dashboard_contact_timeline_pages_across_sources_newest_first_with_ties(
     }
     app.finish().await;
 }
+
+/// A query a dashboard page cannot take (here a repeated parameter) is the dashboard's
+/// 400 page, in HTML, saying what was wrong — never axum's plain-text rejection — on
+/// every page that reads its query string; the same page with one value still works.
+#[tokio::test]
+async fn a_repeated_query_parameter_is_the_dashboards_400_page_on_every_list() {
+    let app = TestApp::spawn().await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&app, "owner@example.com").await;
+    let key = app.admin_key().await;
+    let (status, contact) = app
+        .post(
+            "/v1/contacts",
+            &key,
+            json!({"phone_number": "+14155550123"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+    let contact = contact["id"].as_str().expect("id");
+    let contact_page = format!("/dashboard/contacts/{contact}");
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("/dashboard/calls", "status", "completed"),
+        ("/dashboard/campaigns", "cursor", ""),
+        ("/dashboard/contacts", "search", "ada"),
+        (&contact_page, "cursor", ""),
+        ("/dashboard/conversations", "cursor", ""),
+        ("/dashboard/billing", "cursor", ""),
+        ("/dashboard/audit", "from_date", "2026-11-01"),
+        ("/dashboard/analytics", "group_by", "direction"),
+        ("/dashboard/numbers", "country", "US"),
+        ("/dashboard/keys", "new", "x"),
+    ];
+    for (path, name, value) in cases {
+        let (status, _) = page(&app, &s.cookie, &format!("{path}?{name}={value}")).await;
+        assert_eq!(status, StatusCode::OK, "{path} with one {name}");
+        let url = format!("{}{path}?{name}={value}&{name}={value}", app.url);
+        let resp = crate::dashboard::browser()
+            .get(&url)
+            .header(reqwest::header::COOKIE, &s.cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{url}");
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(content_type, "text/html; charset=utf-8", "{url}");
+        let html = resp.text().await.expect("html");
+        assert!(html.starts_with("<!doctype html>"), "{url}: {html}");
+        assert!(html.contains(r#"<p class="status-code">400</p>"#), "{url}");
+        assert!(
+            html.contains(&format!("duplicate field `{name}`")),
+            "{url} names the parameter: {html}"
+        );
+    }
+    // Before sign-in too: the sign-in page's `next`.
+    let resp = crate::dashboard::browser()
+        .get(format!("{}/login?next=/a&next=/b", app.url))
+        .send()
+        .await
+        .expect("login page");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        resp.text()
+            .await
+            .expect("html")
+            .contains(r#"<p class="status-code">400</p>"#)
+    );
+    app.finish().await;
+}

@@ -868,3 +868,212 @@ async fn an_endpoint_that_only_fails_for_the_disable_period_is_disabled() {
     }
     t.finish().await;
 }
+
+/// A REST hook (`POST /v1/hooks`) and a webhook endpoint are different things: every
+/// `/v1/webhooks/{id}` route and every dashboard webhook page answers a hook's id exactly
+/// as an id that does not exist (and `DELETE /v1/hooks/{id}` a webhook's), and neither
+/// is changed by the attempt.
+#[tokio::test]
+async fn a_rest_hook_and_a_webhook_endpoint_cannot_be_reached_as_each_other() {
+    use crate::dashboard::{page, sign_in, submit, user};
+    use dialtone_domain::users::Role;
+
+    let t = TestApp::spawn_with(fast).await;
+    let key = t.admin_key().await;
+    let (rx, url) = Receiver::start().await;
+    let (status, webhook) = t
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["contact.created"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{webhook}");
+    let webhook = webhook["id"].as_str().expect("id").to_owned();
+    let (status, hook) = t
+        .post(
+            "/v1/hooks",
+            &key,
+            json!({"url": url, "event": "contact.created"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook = hook["id"].as_str().expect("id").to_owned();
+    // Ids of each kind that no longer exist: what "not found" looks like.
+    let (_, gone_webhook) = t
+        .post("/v1/webhooks", &key, json!({"url": url, "events": ["*"]}))
+        .await;
+    let gone_webhook = gone_webhook["id"].as_str().expect("id").to_owned();
+    let (status, _) = t
+        .call(
+            Method::DELETE,
+            &format!("/v1/webhooks/{gone_webhook}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, gone_hook) = t
+        .post(
+            "/v1/hooks",
+            &key,
+            json!({"url": url, "event": "call.completed"}),
+        )
+        .await;
+    let gone_hook = gone_hook["id"].as_str().expect("id").to_owned();
+    let (status, _) = t
+        .call(
+            Method::DELETE,
+            &format!("/v1/hooks/{gone_hook}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // One event, so each has a delivery.
+    let (status, _) = t
+        .post(
+            "/v1/contacts",
+            &key,
+            json!({"phone_number": "+14155550100"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    rx.wait_for(2).await;
+    let scope = dialtone_domain::tenancy::Scope {
+        org_id: t.org.id.clone(),
+        workspace_id: t.org.default_workspace_id.clone(),
+        mode: Mode::Live,
+    };
+    let store = t.store.scoped(&scope);
+    let all = dialtone_domain::page::PageRequest::new(Some(100), None).expect("page");
+    let snapshot = |id: String| {
+        let store = &store;
+        let all = &all;
+        async move {
+            let row = store.get_endpoint(&id).await.expect("endpoint");
+            let deliveries = store.list_deliveries(&id, all).await.expect("deliveries");
+            (
+                row.url,
+                row.events,
+                row.active,
+                row.secret_sealed,
+                row.updated_at,
+                deliveries.len(),
+            )
+        }
+    };
+    let hook_before = snapshot(hook.clone()).await;
+    let webhook_before = snapshot(webhook.clone()).await;
+    assert_eq!(hook_before.5, 1, "the hook got the event");
+    let hook_delivery = store
+        .list_deliveries(&hook, &all)
+        .await
+        .expect("deliveries")[0]
+        .id
+        .clone();
+
+    let since = json!({"since": "2020-01-01T00:00:00Z"});
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/v1/webhooks/{id}".into(), None),
+        (
+            Method::PATCH,
+            "/v1/webhooks/{id}".into(),
+            Some(json!({"active": false, "events": ["*"]})),
+        ),
+        (Method::DELETE, "/v1/webhooks/{id}".into(), None),
+        (Method::GET, "/v1/webhooks/{id}/deliveries".into(), None),
+        (
+            Method::POST,
+            format!("/v1/webhooks/{{id}}/deliveries/{hook_delivery}/redeliver"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/{id}/recover".into(),
+            Some(since),
+        ),
+        (Method::POST, "/v1/webhooks/{id}/test".into(), None),
+        (Method::POST, "/v1/webhooks/{id}/rotate-secret".into(), None),
+    ];
+    for (method, path, body) in &routes {
+        let expected = t
+            .call(
+                method.clone(),
+                &path.replace("{id}", &gone_webhook),
+                Some(&key),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(expected.0, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(expected.1["error"], "NOT_FOUND", "{method} {path}");
+        let got = t
+            .call(
+                method.clone(),
+                &path.replace("{id}", &hook),
+                Some(&key),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(got, expected, "{method} {path} with a REST hook's id");
+    }
+    let expected = t
+        .call(
+            Method::DELETE,
+            &format!("/v1/hooks/{gone_hook}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(expected.0, StatusCode::NOT_FOUND);
+    let got = t
+        .call(
+            Method::DELETE,
+            &format!("/v1/hooks/{webhook}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(got, expected, "DELETE /v1/hooks with a webhook's id");
+    // Only webhooks are listed as webhooks.
+    let (_, list) = t.get("/v1/webhooks", &key).await;
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![webhook.as_str()]);
+
+    // The dashboard's webhook pages and forms: the same.
+    user(&t, "owner@example.com", Role::Owner).await;
+    let s = sign_in(&t, "owner@example.com").await;
+    for path in [
+        "/dashboard/webhooks/{id}",
+        "/dashboard/webhooks/{id}/rotate-secret",
+    ] {
+        let (status, _) = page(&t, &s.cookie, &path.replace("{id}", &hook)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "GET {path}");
+    }
+    let forms: [(String, &[(&str, &str)]); 4] = [
+        ("/dashboard/webhooks/{id}/active".into(), &[("active", "0")]),
+        ("/dashboard/webhooks/{id}/test".into(), &[]),
+        (
+            format!("/dashboard/webhooks/{{id}}/deliveries/{hook_delivery}/redeliver"),
+            &[],
+        ),
+        ("/dashboard/webhooks/{id}/rotate-secret".into(), &[]),
+    ];
+    for (path, fields) in &forms {
+        let resp = submit(&t, &s, &path.replace("{id}", &hook), fields).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "POST {path}");
+    }
+
+    // Nothing changed, nothing was queued.
+    assert_eq!(snapshot(hook.clone()).await, hook_before);
+    assert_eq!(snapshot(webhook.clone()).await, webhook_before);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.bodies().len(), 2, "no test ping or redelivery went out");
+    t.finish().await;
+}

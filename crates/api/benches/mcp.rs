@@ -93,6 +93,17 @@ fn main() {
         let mut stateless = Vec::with_capacity(ROUNDS);
         let mut raw = Vec::with_capacity(ROUNDS);
         let raw_body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_contacts", "arguments": {"limit": 10}, "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string();
+        // The current revision's stateless `tools/call`, posted as any HTTP client would.
+        let raw_call = || {
+            http.post(format!("{base}/mcp"))
+                .bearer_auth(&key)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "list_contacts")
+                .body(raw_body.clone())
+        };
         // `DIALTONE_BENCH_ONLY=rest|mcp`: one kind of request in a long loop and its CPU
         // time per request, for a profiler (`perf record`) to compare the two paths.
         if let Ok(only) = std::env::var("DIALTONE_BENCH_ONLY") {
@@ -106,16 +117,7 @@ fn main() {
                 let r = if only == "rest" {
                     http.get(format!("{base}/v1/contacts?limit=10")).bearer_auth(&key).send().await
                 } else {
-                    http.post(format!("{base}/mcp"))
-                        .bearer_auth(&key)
-                        .header("accept", "application/json, text/event-stream")
-                        .header("content-type", "application/json")
-                        .header("mcp-protocol-version", "2026-07-28")
-                        .header("mcp-method", "tools/call")
-                        .header("mcp-name", "list_contacts")
-                        .body(raw_body.clone())
-                        .send()
-                        .await
+                    raw_call().send().await
                 };
                 r.expect("request").bytes().await.expect("body");
             }
@@ -158,15 +160,7 @@ fn main() {
             assert_eq!(r.is_error, Some(false));
             stateless.push(t.elapsed());
             let t = Instant::now();
-            let r = http
-                .post(format!("{base}/mcp"))
-                .bearer_auth(&key)
-                .header("accept", "application/json, text/event-stream")
-                .header("content-type", "application/json")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "tools/call")
-                .header("mcp-name", "list_contacts")
-                .body(raw_body.clone())
+            let r = raw_call()
                 .send()
                 .await
                 .expect("raw");
